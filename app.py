@@ -1,0 +1,38 @@
+"""The Chalice app: WaGo's REST API and the webhook fan-out. Routes live in chalicelib/routes/."""
+
+from __future__ import annotations
+
+import os
+
+from chalice import Chalice
+
+from chalicelib.openapi import build_document
+from chalicelib.routes import admin_sessions, server, webhook
+from chalicelib.routing import Auth, Call, Router, install
+from chalicelib.settings import get_settings
+from chalicelib.webhooks.fanout import handle_events
+
+settings = get_settings()
+if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and not os.environ.get("AWS_CHALICE_CLI_MODE"):
+    # In Lambda, refuse to start on an unusable configuration (e.g. no admin token outside local).
+    settings.validate_runnable()
+
+app = Chalice(app_name="wago-gateway")
+app.api.binary_types = []  # bodies are JSON (or form-encoded JSON); never base64 them
+
+docs = Router(__name__, tag="Docs")
+
+
+@docs.route("GET", "/openapi.json", auth=Auth.NONE, enveloped=False, summary="This OpenAPI 3.1 document.")
+def openapi_document(call: Call) -> dict:
+    return OPENAPI
+
+
+ROUTES = install(app, [server.router, admin_sessions.router, webhook.router, docs])
+OPENAPI = build_document(ROUTES)
+
+
+@app.on_sqs_message(queue=settings.events_queue_name, batch_size=10, name="deliver_events")
+def deliver_events(event):
+    # Chalice wraps the Lambda event; Powertools wants the raw dict.
+    return handle_events(event.to_dict(), app.lambda_context)

@@ -1,0 +1,45 @@
+"""WaGo's credentials: the `token` header (or `?token=`) for a session, `admintoken` for admin routes."""
+
+from __future__ import annotations
+
+import hmac
+
+from chalice.app import Request
+
+from chalicelib.envelope import ApiError
+from chalicelib.models import SessionModel
+from chalicelib.settings import get_settings
+
+UNAUTHORIZED = "Unauthorized"
+INVALID_TOKEN = "invalid token"
+INVALID_ADMIN_TOKEN = "invalid admin token"
+
+
+def normalize_token(value: str) -> str:
+    """Tokens are stored and compared with every space removed (WaGo strips them)."""
+    return "".join(value.split())
+
+
+def request_token(request: Request) -> str:
+    """The session token from the `token` header, else the `?token=` query parameter."""
+    value = (request.headers or {}).get("token") or ""
+    if not value.strip():
+        value = (request.query_params or {}).get("token") or ""
+    return normalize_token(value)
+
+
+def require_session(request: Request) -> SessionModel:
+    token = request_token(request)
+    if not token:
+        raise ApiError(401, UNAUTHORIZED)
+    try:
+        return SessionModel.get(token, consistent_read=True)
+    except SessionModel.DoesNotExist:
+        raise ApiError(401, INVALID_TOKEN) from None
+
+
+def require_admin(request: Request) -> None:
+    supplied = ((request.headers or {}).get("admintoken") or "").strip()
+    expected = get_settings().require_admin_token()
+    if not supplied or not hmac.compare_digest(supplied.encode(), expected.encode()):
+        raise ApiError(401, INVALID_ADMIN_TOKEN)

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+
+from pynamodb.models import Model
+
+from chalicelib.models.base import table_meta
+from chalicelib.settings import get_settings
+
+_settings = get_settings()
+
+
+class HostModel(Model):
+    """A live session host: where its commands go, how much room it has, when it last spoke."""
+
+    Meta = table_meta(_settings.hosts_table_name)
+
+    host_id = UnicodeAttribute(hash_key=True)
+    command_queue_url = UnicodeAttribute(default="")
+    capacity = NumberAttribute(default=0)
+    load = NumberAttribute(default=0)
+    heartbeat_at = NumberAttribute(default=0)  # epoch seconds
+    started_at = NumberAttribute(default=0)
+    status = UnicodeAttribute(default="up")  # up | draining

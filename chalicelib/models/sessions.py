@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    ListAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
+
+from pynamodb.models import Model
+
+from chalicelib.models.base import table_meta
+from chalicelib.settings import get_settings
+
+_settings = get_settings()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class SessionModel(Model):
+    """One WaGo token: its configuration and the live state hosts write for Lambda reads."""
+
+    Meta = table_meta(_settings.sessions_table_name)
+
+    token = UnicodeAttribute(hash_key=True)
+    id = NumberAttribute()
+    name = UnicodeAttribute()
+    os_name = UnicodeAttribute(default="")
+    webhook = UnicodeAttribute(default="")
+    events = ListAttribute(of=UnicodeAttribute, default=list)
+    jid = UnicodeAttribute(null=True)
+    connected = BooleanAttribute(default=False)
+    logged_in = BooleanAttribute(default=False)
+    created_at = UTCDateTimeAttribute(default=_now)
+    updated_at = UTCDateTimeAttribute(default=_now)
+
+
+class SessionNameModel(Model):
+    """Claims a session Name, so two sessions can never share one (written in one transaction)."""
+
+    Meta = table_meta(_settings.session_names_table_name)
+
+    name = UnicodeAttribute(hash_key=True)
+    token = UnicodeAttribute()
+
+
+class CounterModel(Model):
+    """Atomic counters (WaGo's numeric session ids)."""
+
+    Meta = table_meta(_settings.counters_table_name)
+
+    name = UnicodeAttribute(hash_key=True)
+    value = NumberAttribute(default=0)
+
+    @classmethod
+    def next_value(cls, name: str) -> int:
+        """Atomically add one and return the new value (gaps are possible, reuse is not)."""
+        counter = cls(name)
+        counter.update(actions=[cls.value.add(1)])
+        return int(counter.value)

@@ -1,0 +1,138 @@
+"""Runtime settings, read once from the environment.
+
+Every process (API Lambda, fan-out Lambda, session host, local launcher) reads the same variables,
+so a name such as the sessions table is derived in exactly one place.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: WaGo's documented default admin token (`-admintoken qwert`); accepted in the local stage only.
+LOCAL_DEFAULT_ADMIN_TOKEN = "qwert"
+STAGES = ("local", "test", "dev", "prod")
+
+
+class ConfigurationError(RuntimeError):
+    """The environment does not describe a runnable deployment; the message says what to set."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    stage: str = Field("local", description="Deployment stage: local, test, dev or prod.")
+    region: str = Field(
+        default_factory=lambda: os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        description="AWS region (AWS_REGION / AWS_DEFAULT_REGION).",
+    )
+    aws_endpoint_url: str | None = Field(None, description="AWS endpoint (moto, LocalStack); unset for real AWS.")
+    resource_prefix: str | None = Field(None, description="Prefix of every table/queue/bucket; default wago-<stage>.")
+
+    admin_token: str | None = Field(None, description="Admin token (admintoken header).")
+    admin_token_secret_arn: str | None = Field(None, description="Secrets Manager secret holding the admin token.")
+
+    # Explicit physical names (set by the CDK stack); unset means <prefix>-<suffix>.
+    sessions_table: str | None = None
+    session_names_table: str | None = None
+    counters_table: str | None = None
+    hosts_table: str | None = None
+    idempotency_table: str | None = None
+    events_queue: str | None = None
+    events_dlq: str | None = None
+    media_bucket: str | None = None
+
+    max_body_bytes: int = Field(1 << 20, gt=0, description="Largest JSON body accepted by non-media routes.")
+    host_heartbeat_seconds: float = Field(5.0, gt=0, description="Session host heartbeat interval.")
+    host_capacity: int = Field(200, gt=0, description="Sessions one host accepts.")
+    webhook_timeout_seconds: float = Field(10.0, gt=0, description="Webhook connect+read timeout.")
+
+    @field_validator("stage")
+    @classmethod
+    def _known_stage(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in STAGES:
+            raise ValueError(f"STAGE must be one of {', '.join(STAGES)}")
+        return value
+
+    @property
+    def prefix(self) -> str:
+        return self.resource_prefix or f"wago-{self.stage}"
+
+    def _name(self, explicit: str | None, suffix: str) -> str:
+        return explicit or f"{self.prefix}-{suffix}"
+
+    @property
+    def sessions_table_name(self) -> str:
+        return self._name(self.sessions_table, "sessions")
+
+    @property
+    def session_names_table_name(self) -> str:
+        return self._name(self.session_names_table, "session-names")
+
+    @property
+    def counters_table_name(self) -> str:
+        return self._name(self.counters_table, "counters")
+
+    @property
+    def hosts_table_name(self) -> str:
+        return self._name(self.hosts_table, "hosts")
+
+    @property
+    def idempotency_table_name(self) -> str:
+        return self._name(self.idempotency_table, "idempotency")
+
+    @property
+    def events_queue_name(self) -> str:
+        return self._name(self.events_queue, "events")
+
+    @property
+    def events_dlq_name(self) -> str:
+        return self._name(self.events_dlq, "events-dlq")
+
+    @property
+    def media_bucket_name(self) -> str:
+        return self._name(self.media_bucket, "media")
+
+    @property
+    def is_local(self) -> bool:
+        return self.stage in ("local", "test")
+
+    def require_admin_token(self) -> str:
+        """The admin token in force; the WaGo default only where the stage is local."""
+        if self.admin_token:
+            return self.admin_token.strip()
+        if self.admin_token_secret_arn:
+            return _secret_value(self.admin_token_secret_arn)
+        if self.is_local:
+            return LOCAL_DEFAULT_ADMIN_TOKEN
+        raise ConfigurationError(
+            f"stage '{self.stage}' needs an admin token: set ADMIN_TOKEN or ADMIN_TOKEN_SECRET_ARN "
+            f"(the default '{LOCAL_DEFAULT_ADMIN_TOKEN}' is accepted only in the local stage)"
+        )
+
+    def validate_runnable(self) -> None:
+        """Fail fast, with a message an operator can act on, before serving anything."""
+        self.require_admin_token()
+
+
+def _secret_value(arn: str) -> str:
+    # Powertools caches the secret (5 s default TTL is raised to 5 min here) across invocations.
+    from aws_lambda_powertools.utilities import parameters
+
+    value = parameters.get_secret(arn, max_age=300)
+    if isinstance(value, bytes):
+        value = value.decode()
+    return str(value).strip()
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise ConfigurationError(f"invalid settings: {problems}") from None

@@ -1,0 +1,1 @@
+"""Webhook fan-out: from the events queue to each session's webhook URL, in WaGo's format."""

@@ -1,0 +1,67 @@
+"""Serve the Chalice app object (the one Lambda runs) over HTTP, the way API Gateway fronts it.
+
+chalice's own local server answers unknown routes with API Gateway's default 403 body; the
+deployed API maps that gateway response to WaGo's 404 envelope, and so does this server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+from chalice.cli.factory import CLIFactory
+from chalice.local import ChaliceRequestHandler, CustomLocalChalice, ForbiddenError, LocalChalice, LocalDevServer
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+class WagoRequestHandler(ChaliceRequestHandler):
+    def _send_error_response(self, error) -> None:  # noqa: ANN001 - chalice's signature
+        if isinstance(error, ForbiddenError) and b"Missing Authentication Token" in (error.body or b""):
+            from chalicelib.routing import NOT_FOUND_BODY
+
+            self._send_http_response(404, {"Content-Type": "application/json"}, NOT_FOUND_BODY)
+            return
+        super()._send_error_response(error)
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - BaseHTTPRequestHandler API
+        if os.environ.get("WAGO_ACCESS_LOG", "1") != "0":
+            super().log_message(format, *args)
+
+
+def build_server(host: str, port: int, stage: str = "local") -> LocalDevServer:
+    factory = CLIFactory(str(PROJECT_DIR), environ=os.environ)
+    config = factory.create_config_obj(chalice_stage_name=stage)
+    app = config.chalice_app
+    # What chalice.local.create_local_server does, with our request handler.
+    CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
+    app.__class__ = CustomLocalChalice
+    return LocalDevServer(app, config, host, port, handler_cls=WagoRequestHandler)
+
+
+def _interrupt(*_args) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=1337)
+    parser.add_argument("--stage", default="local")
+    args = parser.parse_args()
+    server = build_server(args.host, args.port, args.stage)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

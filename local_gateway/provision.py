@@ -1,0 +1,98 @@
+"""Create every table, queue and bucket the gateway uses, idempotently (local mode, LocalStack).
+
+In the cloud the CDK stack owns these resources; this mirrors its shape for local endpoints.
+"""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+from botocore.exceptions import ClientError
+
+from chalicelib.models import ALL_MODELS
+from chalicelib.settings import Settings, get_settings
+
+EVENTS_VISIBILITY_SECONDS = 60
+EVENTS_MAX_RECEIVES = 8
+RETENTION_SECONDS = 14 * 24 * 3600
+
+
+def ensure_tables(settings: Settings) -> list[str]:
+    created = []
+    for model in ALL_MODELS:
+        if not model.exists():
+            model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
+            created.append(model.Meta.table_name)
+    ddb = boto3.client("dynamodb", region_name=settings.region)
+    name = settings.idempotency_table_name
+    try:
+        ddb.describe_table(TableName=name)
+    except ddb.exceptions.ResourceNotFoundException:
+        # Powertools idempotency layout: string key `id`, TTL on `expiration`.
+        ddb.create_table(
+            TableName=name,
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        ddb.get_waiter("table_exists").wait(TableName=name)
+        ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"})
+        created.append(name)
+    return created
+
+
+def _queue_url(sqs, name: str, attributes: dict[str, str]) -> str:
+    try:
+        return sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+            raise
+    return sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+
+
+def ensure_queues(settings: Settings) -> dict[str, str]:
+    sqs = boto3.client("sqs", region_name=settings.region)
+    dlq_url = _queue_url(sqs, settings.events_dlq_name, {"MessageRetentionPeriod": str(RETENTION_SECONDS)})
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events_url = _queue_url(
+        sqs,
+        settings.events_queue_name,
+        {
+            "VisibilityTimeout": str(EVENTS_VISIBILITY_SECONDS),
+            "MessageRetentionPeriod": str(RETENTION_SECONDS),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(EVENTS_MAX_RECEIVES)}),
+        },
+    )
+    return {"events": events_url, "events_dlq": dlq_url}
+
+
+def ensure_bucket(settings: Settings) -> str:
+    s3 = boto3.client("s3", region_name=settings.region)
+    name = settings.media_bucket_name
+    try:
+        s3.head_bucket(Bucket=name)
+        return name
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+    kwargs = {} if settings.region == "us-east-1" else {
+        "CreateBucketConfiguration": {"LocationConstraint": settings.region}
+    }
+    s3.create_bucket(Bucket=name, **kwargs)
+    s3.put_public_access_block(
+        Bucket=name,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True,
+        },
+    )
+    return name
+
+
+def ensure_all(settings: Settings | None = None) -> dict[str, object]:
+    settings = settings or get_settings()
+    return {"tables": ensure_tables(settings), "queues": ensure_queues(settings), "bucket": ensure_bucket(settings)}
+
+
+if __name__ == "__main__":
+    print(json.dumps(ensure_all(), indent=2))

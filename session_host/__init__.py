@@ -1,0 +1,1 @@
+"""The session host: a long-running process that holds WhatsApp connections (not part of Lambda)."""

@@ -1,0 +1,45 @@
+"""Host registration and heartbeat in the hosts table."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+
+from chalicelib.models import HostModel
+from chalicelib.settings import Settings
+
+
+def new_host_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class HostRegistry:
+    def __init__(self, settings: Settings, host_id: str | None = None, command_queue_url: str = ""):
+        self.settings = settings
+        self.host_id = host_id or new_host_id()
+        self.command_queue_url = command_queue_url
+
+    def register(self) -> HostModel:
+        now = time.time()
+        host = HostModel(
+            self.host_id,
+            command_queue_url=self.command_queue_url,
+            capacity=self.settings.host_capacity,
+            load=0,
+            heartbeat_at=now,
+            started_at=now,
+            status="up",
+        )
+        host.save(condition=HostModel.host_id.does_not_exist())
+        return host
+
+    def heartbeat(self, load: int) -> None:
+        HostModel(self.host_id).update(
+            actions=[HostModel.heartbeat_at.set(time.time()), HostModel.load.set(load)],
+            condition=HostModel.host_id.exists(),
+        )
+
+    def deregister(self) -> None:
+        HostModel(self.host_id).delete()
