@@ -1,0 +1,135 @@
+"""API overhead: an authenticated read (GET /webhook) through the app vs a bare pynamodb GetItem.
+
+Everything runs against one moto server on 127.0.0.1, measured in the same run:
+  baseline   pynamodb SessionModel.get(token) (the one DynamoDB read the route needs)
+  lambda     the Chalice app invoked with an API Gateway event, in process (what Lambda runs)
+  http       the same app behind the local API server, over HTTP with keep-alive
+Prints p50/p95 in milliseconds and the ratio of each p50 to the baseline's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_DIR))
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def measure(fn, rounds: int, warmup: int = 20) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=300)
+    args = parser.parse_args()
+
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    endpoint = f"http://127.0.0.1:{moto.get_host_and_port()[1]}"
+    os.environ.update(STAGE="local", AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing",
+                      AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1", WAGO_ACCESS_LOG="0")
+
+    import httpx
+
+    from chalicelib.models import SessionModel
+    from chalicelib.sessions import create_session
+    from local_gateway import provision
+
+    provision.ensure_all()
+    create_session("bench", "bench-token", "Chrome")
+
+    from app import app
+    from local_gateway.poller import LambdaContext
+
+    event = {
+        "resource": "/webhook", "path": "/webhook", "httpMethod": "GET",
+        "headers": {"token": "bench-token"}, "multiValueHeaders": {"token": ["bench-token"]},
+        "queryStringParameters": None, "multiValueQueryStringParameters": None, "pathParameters": None,
+        "stageVariables": None, "body": None, "isBase64Encoded": False,
+        "requestContext": {"resourcePath": "/webhook", "httpMethod": "GET", "path": "/api/webhook", "stage": "api",
+                           "requestId": "bench", "identity": {"sourceIp": "127.0.0.1"}},
+    }
+    context = LambdaContext("api_handler")
+
+    def lambda_call():
+        response = app(event, context)
+        assert response["statusCode"] == 200, response
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "local_gateway.api_server", "--port", str(port)],
+                              cwd=PROJECT_DIR, env=dict(os.environ), stdout=subprocess.DEVNULL)
+    try:
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"token": "bench-token"})
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client.get("/server/ok")
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+        def http_call():
+            assert client.get("/webhook").status_code == 200
+
+        paths = {
+            "baseline": lambda: SessionModel.get("bench-token", consistent_read=True),
+            "lambda": lambda_call,
+            "http": http_call,
+        }
+        results: dict[str, list[float]] = {name: [] for name in paths}
+        # Interleave the three in rounds so machine noise hits each alike.
+        for _ in range(3):
+            for name, fn in paths.items():
+                results[name].extend(measure(fn, args.rounds // 3))
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        moto.stop()
+
+    base_p50 = statistics.median(results["baseline"])
+    print(f"GET /webhook (authenticated read) vs bare pynamodb GetItem, moto server on loopback, "
+          f"{args.rounds} requests each")
+    print(f"{'path':<10} {'p50 ms':>8} {'p95 ms':>8} {'p50 ratio':>10}")
+    for name, samples in results.items():
+        p50 = statistics.median(samples)
+        print(f"{name:<10} {p50:8.2f} {percentile(samples, 0.95):8.2f} {p50 / base_p50:9.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Shared fixtures. Unit tests run against moto in-process; nothing leaves 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+# Settings are read at import: fix the environment before anything imports chalicelib.
+os.environ.update(
+    STAGE="test",
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+)
+for _var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "ADMIN_TOKEN", "ADMIN_TOKEN_SECRET_ARN"):
+    os.environ.pop(_var, None)
+
+import pytest  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+ADMIN = {"admintoken": "qwert"}
+
+
+def reset_pynamodb_connections() -> None:
+    """pynamodb caches one connection per model; a new moto backend needs new ones."""
+    from chalicelib.models import ALL_MODELS
+
+    for model in ALL_MODELS:
+        model._connection = None
+
+
+@pytest.fixture
+def aws():
+    """A fresh in-process AWS (moto) with every table, queue and bucket provisioned."""
+    with mock_aws():
+        reset_pynamodb_connections()
+        from local_gateway import provision
+
+        provision.ensure_all()
+        yield
+    reset_pynamodb_connections()
+
+
+@pytest.fixture
+def client(aws):
+    from chalice.test import Client
+
+    from app import app
+
+    with Client(app, stage_name="local", project_dir=str(PROJECT_DIR)) as test_client:
+        yield ApiClient(test_client)
+
+
+class ApiClient:
+    """chalice.test.Client with JSON helpers."""
+
+    def __init__(self, test_client):
+        self.http = test_client.http
+
+    def post(self, path: str, body=None, headers: dict | None = None, raw: str | bytes | None = None):
+        payload = raw if raw is not None else (json.dumps(body) if body is not None else "")
+        headers = {"Content-Type": "application/json", **(headers or {})}
+        return self.http.post(path, headers=headers, body=payload)
+
+    def get(self, path: str, headers: dict | None = None):
+        return self.http.get(path, headers=headers or {})
+
+    def request(self, method: str, path: str, headers: dict | None = None, body: str = ""):
+        return self.http.request(method, path, headers=headers or {}, body=body)
+
+    def init(self, name: str, token: str, os_name: str = "Chrome"):
+        return self.post("/session/init", {"Name": name, "Token": token, "Os": os_name}, headers=ADMIN)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,166 @@
+"""`make run`'s launcher as a user meets it: start, serve, create and list a token, stop, nothing left."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+
+from tests.conftest import ADMIN, PROJECT_DIR, free_port
+
+pytestmark = pytest.mark.integration
+START_TIMEOUT = 90
+
+
+def _processes_with_marker(marker: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if marker.encode() in (proc / "environ").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+class Launcher:
+    def __init__(self, extra_env: dict[str, str] | None = None):
+        self.api_port = free_port()
+        self.aws_port = free_port()
+        self.marker = f"WAGO_TEST_LAUNCH={uuid.uuid4().hex}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+        env.update(STAGE="local", WAGO_ACCESS_LOG="0", **(extra_env or {}))
+        key, value = self.marker.split("=")
+        env[key] = value
+        self.endpoint = env.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{self.aws_port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "local_gateway", "--api-port", str(self.api_port), "--aws-port", str(self.aws_port)],
+            cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self.base = f"http://127.0.0.1:{self.api_port}"
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.process.stdout.read()
+            try:
+                if httpx.get(f"{self.base}/server/ok", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        raise AssertionError("the gateway did not start in time")
+
+    def stop(self, sig: int = signal.SIGINT) -> tuple[int, str]:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            output, _ = self.process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            output, _ = self.process.communicate()
+        return self.process.returncode, output
+
+
+@pytest.fixture
+def launcher():
+    running = Launcher()
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.stop(signal.SIGKILL) if running.process.poll() is None else None
+        # Whatever happened, leave nothing behind for the next test.
+        for pid in _processes_with_marker(running.marker):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_run_serves_wago_and_stops_clean(launcher):
+    api = httpx.Client(base_url=launcher.base, timeout=10)
+    assert api.get("/server/ok").json() == {"code": 200, "data": {"status": "ok"}, "success": True}
+
+    # WaGo's documented curl, byte for byte the same request shape (form content type).
+    created = api.post("/session/init", headers={**ADMIN, "Content-Type": "application/x-www-form-urlencoded"},
+                       content='{"Name":"JohnDoe","Token":"veryhardtoken","Os":"Chrome"}')
+    assert created.status_code == 200
+    assert created.json()["data"]["token"] == "veryhardtoken"
+    listed = api.get("/session/all", headers=ADMIN).json()["data"]
+    assert [row["name"] for row in listed] == ["JohnDoe"]
+    assert api.get("/no/such/route").json() == {"code": 404, "error": "Not Found", "success": False}
+
+    # The session host registered itself in the hosts table of the embedded endpoint.
+    ddb = boto3.client("dynamodb", endpoint_url=launcher.endpoint, region_name="us-east-1")
+    hosts = ddb.scan(TableName="wago-local-hosts")["Items"]
+    assert len(hosts) == 1 and hosts[0]["status"]["S"] == "up"
+
+    code, output = launcher.stop(signal.SIGINT)
+    assert code == 0, output
+    assert "WaGo gateway ready" in output
+    assert _processes_with_marker(launcher.marker) == []
+
+
+def test_concurrent_inits_of_one_name_create_it_once(launcher):
+    def init(i: int) -> int:
+        body = {"Name": "contested", "Token": f"token-{i}", "Os": "Chrome"}
+        return httpx.post(f"{launcher.base}/session/init", headers=ADMIN, json=body, timeout=30).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(init, range(16)))
+    assert sorted(statuses) == [200] + [409] * 15
+    rows = httpx.get(f"{launcher.base}/session/all", headers=ADMIN, timeout=10).json()["data"]
+    assert [row["name"] for row in rows] == ["contested"]
+
+
+def test_sigterm_stops_every_child(launcher):
+    assert len(_processes_with_marker(launcher.marker)) >= 4  # launcher + api + host + poller
+    code, output = launcher.stop(signal.SIGTERM)
+    assert code == 0, output
+    assert _processes_with_marker(launcher.marker) == []
+
+
+def test_existing_endpoint_is_used_and_no_moto_started():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        endpoint = "http://127.0.0.1:%d" % server.get_host_and_port()[1]
+        running = Launcher({"AWS_ENDPOINT_URL": endpoint})
+        try:
+            running.wait_ready()
+            tables = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1").list_tables()
+            assert "wago-local-sessions" in tables["TableNames"]
+            with pytest.raises(httpx.HTTPError):  # nothing listens on the launcher's own moto port
+                httpx.get(f"http://127.0.0.1:{running.aws_port}/", timeout=1)
+            code, output = running.stop()
+            assert code == 0, output
+            assert f"AWS endpoint {endpoint}" in output
+        finally:
+            if running.process.poll() is None:
+                running.process.kill()
+            for pid in _processes_with_marker(running.marker):
+                os.kill(pid, signal.SIGKILL)
+    finally:
+        server.stop()
+
+
+def test_non_local_stage_without_admin_token_refuses_to_start():
+    env = {k: v for k, v in os.environ.items() if k not in ("ADMIN_TOKEN", "ADMIN_TOKEN_SECRET_ARN")}
+    env.update(STAGE="prod", AWS_ENDPOINT_URL="http://127.0.0.1:9")  # never contacted: it fails before
+    result = subprocess.run(
+        [sys.executable, "-m", "local_gateway", "--api-port", str(free_port())],
+        cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "stage 'prod' needs an admin token: set ADMIN_TOKEN or ADMIN_TOKEN_SECRET_ARN" in result.stderr

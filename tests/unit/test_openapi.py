@@ -1,0 +1,46 @@
+"""The OpenAPI document stays in step with the routes the app really registers."""
+
+from __future__ import annotations
+
+from openapi_spec_validator import validate
+
+import app as app_module
+from chalicelib.routing import HTTP_METHODS
+
+
+def _registered_operations() -> set[tuple[str, str]]:
+    """(METHOD, path) of every route a handler serves, without the 405 answers."""
+    found = set()
+    for path, methods in app_module.app.routes.items():
+        for method, entry in methods.items():
+            if not entry.view_name.startswith("method_not_allowed_"):
+                found.add((method, path))
+    return found
+
+
+def test_document_is_valid_openapi_3_1(client):
+    document = client.get("/openapi.json").json_body
+    assert document["openapi"] == "3.1.0"
+    validate(document)
+
+
+def test_every_route_is_documented_and_nothing_else(client):
+    document = client.get("/openapi.json").json_body
+    documented = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
+    assert documented == _registered_operations()
+
+
+def test_every_path_answers_every_method(client):
+    # Unsupported methods reach the app (405 envelope) instead of API Gateway's 403.
+    for path, methods in app_module.app.routes.items():
+        assert set(methods) == set(HTTP_METHODS), path
+
+
+def test_request_models_are_documented_with_wago_casing(client):
+    document = client.get("/openapi.json").json_body
+    init = document["paths"]["/session/init"]["post"]
+    schema_ref = init["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = document["components"]["schemas"][schema_ref.rsplit("/", 1)[1]]
+    assert set(schema["properties"]) == {"Name", "Token", "Os"}
+    assert set(schema["required"]) == {"Name", "Token", "Os"}
+    assert init["security"] == [{"admintoken": []}]

@@ -1,0 +1,52 @@
+"""GET /server/ok, token auth (header, query fallback, trimming), POST/GET /webhook."""
+
+from __future__ import annotations
+
+from chalicelib.models import SessionModel
+
+
+def test_server_ok_needs_no_auth(client):
+    response = client.get("/server/ok")
+    assert response.status_code == 200
+    assert response.json_body == {"code": 200, "data": {"status": "ok"}, "success": True}
+
+
+def test_token_header_query_fallback_and_trimming(client):
+    client.init("a", "t1")
+    assert client.get("/webhook", headers={"token": "  t1  "}).status_code == 200
+    assert client.get("/webhook?token=t1").status_code == 200
+    assert client.get("/webhook", headers={"token": "t 1"}).status_code == 200  # spaces are not part of tokens
+
+
+def test_missing_and_unknown_token(client):
+    missing = client.get("/webhook")
+    assert missing.status_code == 401
+    assert missing.json_body == {"code": 401, "error": "Unauthorized", "success": False}
+    unknown = client.get("/webhook", headers={"token": "nope"})
+    assert unknown.status_code == 401
+    assert unknown.json_body["error"] == "invalid token"
+
+
+def test_set_and_get_webhook(client):
+    client.init("a", "t1")
+    set_response = client.post("/webhook", {"webhookurl": "https://example.test/hook"}, headers={"token": "t1"})
+    assert set_response.status_code == 200
+    assert set_response.json_body["data"] == {"webhook": "https://example.test/hook"}
+    got = client.get("/webhook", headers={"token": "t1"}).json_body["data"]
+    assert got == {"webhook": "https://example.test/hook", "subscribe": []}
+    assert SessionModel.get("t1").webhook == "https://example.test/hook"
+
+
+def test_bad_webhook_urls(client):
+    client.init("a", "t1")
+    cases = {
+        "": "Missing WebhookURL in Payload",
+        "ftp://example.test/x": "Invalid WebhookURL in Payload: must be an absolute http:// or https:// URL",
+        "/relative": "Invalid WebhookURL in Payload: must be an absolute http:// or https:// URL",
+        "https://exa mple.test/": "Invalid WebhookURL in Payload: must not contain spaces",
+    }
+    for url, error in cases.items():
+        response = client.post("/webhook", {"WebhookURL": url}, headers={"token": "t1"})
+        assert response.status_code == 400, url
+        assert response.json_body["error"] == error
+    assert SessionModel.get("t1").webhook == ""

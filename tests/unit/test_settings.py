@@ -1,0 +1,35 @@
+"""Settings: stage-prefixed names, explicit overrides, the admin-token rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.settings import ConfigurationError, Settings
+
+
+def test_names_carry_the_stage_prefix():
+    settings = Settings(stage="dev", admin_token="x")
+    assert settings.sessions_table_name == "wago-dev-sessions"
+    assert settings.events_queue_name == "wago-dev-events"
+    assert settings.events_dlq_name == "wago-dev-events-dlq"
+    assert Settings(stage="dev", resource_prefix="acme").hosts_table_name == "acme-hosts"
+    assert Settings(stage="dev", media_bucket="my-bucket-123").media_bucket_name == "my-bucket-123"
+
+
+def test_default_admin_token_only_in_local_stages():
+    assert Settings(stage="local").require_admin_token() == "qwert"
+    assert Settings(stage="prod", admin_token=" s3cret ").require_admin_token() == "s3cret"
+    with pytest.raises(ConfigurationError, match="stage 'prod' needs an admin token"):
+        Settings(stage="prod").validate_runnable()
+
+
+def test_unknown_stage_is_refused():
+    with pytest.raises(ValueError, match="STAGE must be one of"):
+        Settings(stage="staging")
+
+
+def test_admin_token_from_secrets_manager(aws):
+    import boto3
+
+    arn = boto3.client("secretsmanager").create_secret(Name="wago/admin", SecretString="from-secret\n")["ARN"]
+    assert Settings(stage="prod", admin_token_secret_arn=arn).require_admin_token() == "from-secret"
