@@ -1,0 +1,57 @@
+"""The Lambda package (app.py, chalicelib/, requirements.txt) never pulls in host-only or test code."""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from tests.conftest import PROJECT_DIR
+
+HOST_OR_TEST_ONLY = {"neonize", "aiortc", "av", "segno", "moto", "pytest", "chalice", "boto3", "playwright",
+                     "session_host", "local_gateway", "tests", "bench", "infra"}
+# chalice is provided to the Lambda by Chalice's own packaging; boto3 by the Lambda runtime.
+RUNTIME_PROVIDED = {"chalice", "boto3"}
+
+
+def _requirement_names(path):
+    names = set()
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            names.add(re.split(r"[<>=\[; ]", line, maxsplit=1)[0].lower())
+    return names
+
+
+def _imported_top_level(path):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name.split(".")[0], node.lineno
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module.split(".")[0], node.lineno
+
+
+def test_requirements_txt_is_lean():
+    names = _requirement_names(PROJECT_DIR / "requirements.txt")
+    assert not names & HOST_OR_TEST_ONLY, names & HOST_OR_TEST_ONLY
+    assert {"pynamodb", "aws-lambda-powertools", "pydantic"} <= names
+
+
+def test_every_requirement_is_pinned():
+    for name in ("requirements.txt", "requirements-host.txt", "requirements-dev.txt"):
+        for line in (PROJECT_DIR / name).read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line and not line.startswith("-"):
+                assert "==" in line, f"{name}: {line} is not pinned"
+
+
+def test_lambda_code_imports_nothing_host_only():
+    files = [PROJECT_DIR / "app.py", *sorted((PROJECT_DIR / "chalicelib").rglob("*.py"))]
+    offenders = [
+        f"{path.relative_to(PROJECT_DIR)}:{line} imports {module}"
+        for path in files
+        for module, line in _imported_top_level(path)
+        if module in HOST_OR_TEST_ONLY - RUNTIME_PROVIDED
+    ]
+    assert offenders == []
