@@ -6,6 +6,7 @@ import os
 
 from chalice import Chalice
 
+from chalicelib.observability import log_api_request
 from chalicelib.openapi import build_document
 from chalicelib.routes import admin_sessions, server, webhook
 from chalicelib.routing import Auth, Call, Router, install
@@ -19,6 +20,7 @@ if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and not os.environ.get("AWS_CHALIC
 
 app = Chalice(app_name="wago-gateway")
 app.api.binary_types = []  # bodies are JSON (or form-encoded JSON); never base64 them
+app.register_middleware(log_api_request, "http")
 
 docs = Router(__name__, tag="Docs")
 

@@ -35,7 +35,7 @@ class WagoRequestHandler(ChaliceRequestHandler):
         super()._send_error_response(error)
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - BaseHTTPRequestHandler API
-        if os.environ.get("WAGO_ACCESS_LOG", "1") != "0":
+        if os.environ.get("WAGO_ACCESS_LOG", "0") == "1":
             super().log_message(format, *args)
 
 
