@@ -8,7 +8,8 @@ from chalice import Chalice
 
 from chalicelib.observability import log_api_request
 from chalicelib.openapi import build_document
-from chalicelib.routes import admin_sessions, server, webhook
+from chalicelib.routes import admin_sessions, server, session, webhook
+from chalicelib.routes import sim as sim_routes
 from chalicelib.routing import Auth, Call, Router, install
 from chalicelib.settings import get_settings
 from chalicelib.webhooks.fanout import handle_events
@@ -30,7 +31,10 @@ def openapi_document(call: Call) -> dict:
     return OPENAPI
 
 
-ROUTES = install(app, [server.router, admin_sessions.router, webhook.router, docs])
+ROUTERS = [server.router, admin_sessions.router, session.router, webhook.router, docs]
+if settings.whatsapp_driver == "sim":
+    ROUTERS.append(sim_routes.router)  # simulator controls exist only while the sim driver runs
+ROUTES = install(app, ROUTERS)
 OPENAPI = build_document(ROUTES)
 
 

@@ -1,11 +1,15 @@
 """Wire contract between session hosts and the Lambda side (imported by both).
 
 Versioned so a host and a Lambda of different releases can tell when they disagree.
-Events: host -> events queue -> fan-out. Commands and replies are added by the session-host work.
+Events: host -> events queue -> fan-out. Commands: Lambda -> the owning host's FIFO queue (message
+group = session token, deduplication id = command id). Replies: host -> replies table item keyed by
+command id, read by the waiting Lambda (consistent reads).
 """
 
 from __future__ import annotations
 
+import time
+import uuid
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,3 +39,56 @@ class WireEvent(BaseModel):
     def wago_json(self) -> dict[str, Any]:
         """The jsonData document a WaGo webhook receiver expects: {type, event, ...extra}."""
         return {"type": self.type, "event": self.event, **self.extra}
+
+
+#: Operations a session host understands. `sim.*` exist only on hosts running the sim driver.
+OPS = ("connect", "pair", "disconnect", "logout", "forget", "sim.scan", "sim.logout")
+
+#: WaGo's wording where it has one (wuzapi lineage, research/wago-api.md §1.3 and §2.1).
+NO_SESSION = "No session"
+NOT_CONNECTED = "Not connected"
+ALREADY_CONNECTED = "Already Connected"
+ALREADY_LOGGED_IN = "Already Logged in"
+ALREADY_PAIRED = "Already paired"
+NOT_LOGGED_IN_DISCONNECT = "Cannot disconnect because it is not logged in"
+NOT_LOGGED_IN_LOGOUT = "Could not logout as it was not logged in"
+HOST_TIMEOUT = "timed out waiting for the session host"
+COMMAND_EXPIRED = "command expired before the session host ran it"
+
+
+class Command(BaseModel):
+    """One request to the session host that owns `token`; ordered per token, answered by a Reply."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    v: Literal[1] = CONTRACT_VERSION
+    command_id: str = Field(default_factory=lambda: uuid.uuid4().hex, min_length=1, max_length=128)
+    token: str = Field(min_length=1, description="Session token; also the FIFO message group.")
+    op: str = Field(min_length=1, description="One of OPS.")
+    args: dict[str, Any] = Field(default_factory=dict)
+    deadline: float = Field(description="Epoch seconds after which nobody waits: the host skips it.")
+    reply_to: str | None = Field(None, description="Where the reply goes; None means the replies table.")
+
+    def expired(self, now: float | None = None) -> bool:
+        return (time.time() if now is None else now) > self.deadline
+
+
+class Reply(BaseModel):
+    """A host's answer to one Command: WaGo's `data` on success, WaGo's error text and status otherwise."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    v: Literal[1] = CONTRACT_VERSION
+    command_id: str = Field(min_length=1)
+    ok: bool
+    data: Any = None
+    error: str | None = None
+    status: int = Field(200, ge=100, le=599, description="HTTP status the API answers with.")
+
+    @classmethod
+    def success(cls, command_id: str, data: Any = None, status: int = 200) -> "Reply":
+        return cls(command_id=command_id, ok=True, data=data, status=status)
+
+    @classmethod
+    def failure(cls, command_id: str, error: str, status: int = 500) -> "Reply":
+        return cls(command_id=command_id, ok=False, error=error, status=status)

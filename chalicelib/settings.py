@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 #: WaGo's documented default admin token (`-admintoken qwert`); accepted in the local stage only.
 LOCAL_DEFAULT_ADMIN_TOKEN = "qwert"
 STAGES = ("local", "test", "dev", "prod")
+DRIVERS = ("neonize", "sim")
 
 
 class ConfigurationError(RuntimeError):
@@ -41,6 +43,8 @@ class Settings(BaseSettings):
     counters_table: str | None = None
     hosts_table: str | None = None
     idempotency_table: str | None = None
+    replies_table: str | None = None
+    sim_table: str | None = None
     events_queue: str | None = None
     events_dlq: str | None = None
     media_bucket: str | None = None
@@ -49,6 +53,27 @@ class Settings(BaseSettings):
     host_heartbeat_seconds: float = Field(5.0, gt=0, description="Session host heartbeat interval.")
     host_capacity: int = Field(200, gt=0, description="Sessions one host accepts.")
     webhook_timeout_seconds: float = Field(10.0, gt=0, description="Webhook connect+read timeout.")
+
+    whatsapp_driver: str = Field("neonize", description="Session-host WhatsApp driver: neonize (real) or sim.")
+    host_lease_seconds: float = Field(
+        15.0, gt=0, description="A host whose heartbeat is older than this is dead: its sessions may be taken over."
+    )
+    host_workers: int = Field(16, gt=0, description="Commands a host runs at once (one session at a time each).")
+    command_timeout_seconds: float = Field(
+        20.0, gt=0, description="How long an API call waits for a session host's reply (API Gateway stops at 29 s)."
+    )
+    reply_ttl_seconds: int = Field(3600, gt=0, description="Reply items expire (DynamoDB TTL) after this.")
+    sim_qr_first_seconds: float = Field(60.0, gt=0, description="sim driver: lifetime of the first QR code.")
+    sim_qr_next_seconds: float = Field(20.0, gt=0, description="sim driver: lifetime of each rotated QR code.")
+    sim_qr_rotations: int = Field(5, ge=0, description="sim driver: QR codes after the first before pairing times out.")
+
+    @field_validator("whatsapp_driver")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in DRIVERS:
+            raise ValueError(f"WHATSAPP_DRIVER must be one of {', '.join(DRIVERS)}")
+        return value
 
     @field_validator("stage")
     @classmethod
@@ -96,6 +121,19 @@ class Settings(BaseSettings):
     @property
     def media_bucket_name(self) -> str:
         return self._name(self.media_bucket, "media")
+
+    @property
+    def replies_table_name(self) -> str:
+        return self._name(self.replies_table, "replies")
+
+    @property
+    def sim_table_name(self) -> str:
+        return self._name(self.sim_table, "sim")
+
+    def host_queue_name(self, host_id: str) -> str:
+        """The FIFO command queue of one host (SQS names: 80 chars of [A-Za-z0-9_-], plus `.fifo`)."""
+        safe = re.sub(r"[^A-Za-z0-9_-]", "-", host_id)
+        return f"{self.prefix}-host-{safe}"[:75] + ".fifo"
 
     @property
     def is_local(self) -> bool:

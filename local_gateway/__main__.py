@@ -63,6 +63,9 @@ def _wait_ready(url: str, children, timeout: float) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     os.environ.setdefault("STAGE", "local")
+    # Local runs use the simulated WhatsApp network unless WHATSAPP_DRIVER says otherwise (the
+    # setting's own default, for deployed stages, is the real neonize driver).
+    os.environ.setdefault("WHATSAPP_DRIVER", "sim")
     os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("AWS_REGION", "us-east-1"))
     moto_server = None
     if not os.environ.get("AWS_ENDPOINT_URL"):
@@ -99,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         base = f"http://{args.host}:{args.api_port}"
         _wait_ready(f"{base}/server/ok", children, args.ready_timeout)
         print(
-            f"WaGo gateway ready: API {base} (stage {settings.stage}), AWS endpoint {os.environ['AWS_ENDPOINT_URL']}, "
+            f"WaGo gateway ready: API {base} (stage {settings.stage}, WhatsApp driver {settings.whatsapp_driver}), "
+            f"AWS endpoint {os.environ['AWS_ENDPOINT_URL']}, "
             f"children {children.pids()}. Ctrl-C stops everything.",
             flush=True,
         )

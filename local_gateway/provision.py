@@ -39,7 +39,15 @@ def ensure_tables(settings: Settings) -> list[str]:
         ddb.get_waiter("table_exists").wait(TableName=name)
         ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"})
         created.append(name)
+    _ensure_ttl(ddb, settings.replies_table_name, "expires_at")
     return created
+
+
+def _ensure_ttl(ddb, table: str, attribute: str) -> None:
+    """Turn on DynamoDB TTL (replies expire by themselves), once."""
+    current = ddb.describe_time_to_live(TableName=table).get("TimeToLiveDescription", {})
+    if current.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+        ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute})
 
 
 def _queue_url(sqs, name: str, attributes: dict[str, str]) -> str:

@@ -22,3 +22,11 @@ class HostModel(Model):
     heartbeat_at = NumberAttribute(default=0)  # epoch seconds
     started_at = NumberAttribute(default=0)
     status = UnicodeAttribute(default="up")  # up | draining
+    driver = UnicodeAttribute(default="")  # WhatsApp driver the host runs (neonize | sim)
+
+    def is_live(self, now: float, lease_seconds: float) -> bool:
+        """Heartbeat within the lease and accepting work."""
+        return self.status == "up" and float(self.heartbeat_at or 0) >= now - lease_seconds
+
+    def has_room(self) -> bool:
+        return int(self.load or 0) < int(self.capacity or 0)

@@ -39,6 +39,16 @@ class SessionModel(Model):
     created_at = UTCDateTimeAttribute(default=_now)
     updated_at = UTCDateTimeAttribute(default=_now)
 
+    # Live state, written by the owning session host (see docs/session-host.md); read by the API.
+    owner_host = UnicodeAttribute(null=True)  # host_id holding the client; conditional writes place it
+    auto_connect = BooleanAttribute(default=False)  # intent: a host should hold this session (restore)
+    push_name = UnicodeAttribute(null=True)
+    qr_code = UnicodeAttribute(null=True)  # data:image/png;base64,...
+    qr_expires_at = NumberAttribute(null=True)  # epoch seconds
+    pair_code = UnicodeAttribute(null=True)
+    last_error = UnicodeAttribute(null=True)
+    event_seq = NumberAttribute(default=0)  # last per-session event sequence number handed out
+
 
 class SessionNameModel(Model):
     """Claims a session Name, so two sessions can never share one (written in one transaction)."""

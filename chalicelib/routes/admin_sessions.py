@@ -5,7 +5,10 @@ from __future__ import annotations
 from pydantic import Field
 
 from chalicelib import sessions
+from chalicelib.bus import get_bus
+from chalicelib.envelope import ApiError
 from chalicelib.models import SessionModel
+from chalicelib.observability import logger
 from chalicelib.routes.fields import Text, Token
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import WagoModel
@@ -89,5 +92,20 @@ def session_scanned(call: Call) -> list[SessionRow]:
     summary="Delete the session named by the `token` header (needs the admin token too).",
 )
 def session_delete(call: Call) -> DeleteResponse:
+    _forget_device(call.session)
     deleted = sessions.delete_session(call.session.token)
     return DeleteResponse(details="session deleted successfully", token=deleted.token)
+
+
+def _forget_device(session: SessionModel) -> None:
+    """Ask a session host to stop the client and remove the linked device before the row goes.
+
+    Best effort: with no host reachable the row is still deleted (WaGo deletes the token either way);
+    the device left in the store is then only reachable by its token, which no longer exists.
+    """
+    if not (session.owner_host or session.jid or session.auto_connect):
+        return  # never connected: nothing on any host or in the device store
+    try:
+        get_bus().command(session, "forget", place=True)
+    except ApiError as exc:
+        logger.warning("device not forgotten before delete", extra={"token": session.token, "error": exc.message})

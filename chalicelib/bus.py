@@ -1,0 +1,201 @@
+"""The Lambda side of the command bus: place a session on a host, send it a command, wait for the reply.
+
+- Placement: a session's owner is `SessionModel.owner_host`. An unowned session (or one whose owner's
+  heartbeat is older than the lease) is given to the live host with the most room, by a conditional
+  write on `owner_host`, so two concurrent connects never place one session twice: the loser reads
+  the winner's choice and uses it.
+- Commands go to the owner's FIFO queue (message group = token, so one session's commands run in
+  order; deduplication id = command id).
+- The reply is an item in the replies table keyed by the command id. The Lambda polls it with
+  consistent reads, backing off from 20 ms to 500 ms, until the command's deadline; then it answers
+  WaGo's error envelope with 504 `timed out waiting for the session host`.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any, Callable, Iterable
+
+import boto3
+from botocore.exceptions import ClientError
+from pynamodb.exceptions import UpdateError
+
+from chalicelib.contract import HOST_TIMEOUT, NO_SESSION, Command, Reply
+from chalicelib.envelope import ApiError
+from chalicelib.models import HostModel, ReplyModel, SessionModel
+from chalicelib.settings import Settings, get_settings
+
+NO_HOST = "no session host available"
+PLACEMENT_ATTEMPTS = 4
+FIRST_POLL_DELAY = 0.02
+MAX_POLL_DELAY = 0.5
+_GONE_QUEUE_CODES = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+
+
+class HostGone(Exception):
+    """The host's command queue no longer exists (it shut down or was reaped)."""
+
+
+def _conditional_failed(exc: Exception) -> bool:
+    cause = getattr(exc, "cause_response_code", None)
+    return cause == "ConditionalCheckFailedException"
+
+
+class Bus:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        sqs: Any = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.settings = settings or get_settings()
+        self._sqs = sqs
+        self.clock = clock
+        self.sleep = sleep
+
+    @property
+    def sqs(self):
+        if self._sqs is None:
+            self._sqs = boto3.client("sqs", region_name=self.settings.region)
+        return self._sqs
+
+    # -- hosts -----------------------------------------------------------------------------------
+
+    def host(self, host_id: str | None) -> HostModel | None:
+        if not host_id:
+            return None
+        try:
+            return HostModel.get(host_id, consistent_read=True)
+        except HostModel.DoesNotExist:
+            return None
+
+    def is_live(self, host: HostModel | None) -> bool:
+        return host is not None and host.is_live(self.clock(), self.settings.host_lease_seconds)
+
+    def live_owner(self, session: SessionModel) -> HostModel | None:
+        """The host holding this session, if its heartbeat is within the lease."""
+        owner = self.host(session.owner_host)
+        return owner if self.is_live(owner) else None
+
+    def candidates(self, exclude: Iterable[str] = ()) -> list[HostModel]:
+        """Live hosts with room, least loaded first (ties in random order)."""
+        skip = set(exclude)
+        hosts = [
+            h for h in HostModel.scan(consistent_read=True)
+            if h.host_id not in skip and self.is_live(h) and h.has_room() and h.command_queue_url
+        ]
+        random.shuffle(hosts)
+        return sorted(hosts, key=lambda h: int(h.load or 0) / max(1, int(h.capacity or 1)))
+
+    # -- placement -------------------------------------------------------------------------------
+
+    def place(self, session: SessionModel, exclude: Iterable[str] = ()) -> HostModel:
+        """The session's live owner, or a newly chosen one recorded by a conditional write."""
+        exclude = set(exclude)
+        for _ in range(PLACEMENT_ATTEMPTS):
+            if session.owner_host and session.owner_host not in exclude:
+                owner = self.live_owner(session)
+                if owner is not None:
+                    return owner
+            hosts = self.candidates(exclude)
+            if not hosts:
+                raise ApiError(503, NO_HOST)
+            chosen = hosts[0]
+            previous = session.owner_host
+            # Take it only if nobody else did meanwhile: unowned, or still owned by the dead host we saw.
+            condition = SessionModel.token.exists() & (
+                SessionModel.owner_host.does_not_exist() if not previous else SessionModel.owner_host == previous
+            )
+            try:
+                session.update(actions=[SessionModel.owner_host.set(chosen.host_id)], condition=condition)
+            except UpdateError as exc:
+                if not _conditional_failed(exc):
+                    raise
+                try:
+                    session.refresh(consistent_read=True)
+                except SessionModel.DoesNotExist:
+                    raise ApiError(401, "invalid token") from None
+                continue
+            self._count_placement(chosen)
+            return chosen
+        raise ApiError(503, "could not place the session on a session host; try again")
+
+    def _count_placement(self, host: HostModel) -> None:
+        """Raise the host's load at once, so a burst of connects spreads before the next heartbeat."""
+        try:
+            host.update(actions=[HostModel.load.add(1)], condition=HostModel.host_id.exists())
+        except UpdateError:
+            pass
+
+    # -- commands --------------------------------------------------------------------------------
+
+    def send(self, host: HostModel, command: Command) -> None:
+        try:
+            self.sqs.send_message(
+                QueueUrl=host.command_queue_url,
+                MessageBody=command.model_dump_json(),
+                MessageGroupId=command.token,
+                MessageDeduplicationId=command.command_id,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _GONE_QUEUE_CODES:
+                raise HostGone(host.host_id) from None
+            raise
+
+    def wait_reply(self, command: Command) -> Reply:
+        """Poll the replies table (consistent reads, backed off) until the reply or the deadline."""
+        delay = FIRST_POLL_DELAY
+        while True:
+            try:
+                item = ReplyModel.get(command.command_id, consistent_read=True)
+                return Reply.model_validate_json(item.body)
+            except ReplyModel.DoesNotExist:
+                pass
+            remaining = command.deadline - self.clock()
+            if remaining <= 0:
+                raise ApiError(504, HOST_TIMEOUT)
+            self.sleep(min(delay, remaining))
+            delay = min(delay * 1.6, MAX_POLL_DELAY)
+
+    def call(self, host: HostModel, token: str, op: str, args: dict | None = None,
+             timeout: float | None = None) -> Reply:
+        timeout = self.settings.command_timeout_seconds if timeout is None else timeout
+        command = Command(token=token, op=op, args=args or {}, deadline=self.clock() + timeout)
+        self.send(host, command)
+        return self.wait_reply(command)
+
+    def command(self, session: SessionModel, op: str, args: dict | None = None, *, place: bool = False,
+                timeout: float | None = None) -> Any:
+        """Run `op` on the session's host and return the reply's data; a failed reply raises its envelope.
+
+        With `place`, an unowned (or orphaned) session is placed first; without it, a session that no
+        live host holds is WaGo's `No session`.
+        """
+        tried: set[str] = set()
+        for _ in range(2):
+            host = self.place(session, exclude=tried) if place else self.live_owner(session)
+            if host is None:
+                raise ApiError(500, NO_SESSION)
+            try:
+                reply = self.call(host, session.token, op, args, timeout)
+            except HostGone:
+                if not place:
+                    raise ApiError(500, NO_SESSION) from None
+                tried.add(host.host_id)  # it shut down between its last heartbeat and now
+                continue
+            if not reply.ok:
+                raise ApiError(reply.status, reply.error or "session host error")
+            return reply.data
+        raise ApiError(503, NO_HOST)
+
+
+_bus: Bus | None = None
+
+
+def get_bus() -> Bus:
+    global _bus
+    if _bus is None:
+        _bus = Bus()
+    return _bus

@@ -1,0 +1,162 @@
+"""Session lifecycle: `/session/connect`, `/pair`, `/qr`, `/status`, `/disconnect`, `/logout`.
+
+Reads (`status`, `qr`) are DynamoDB reads of the live state the owning host writes; commands go to
+the owning host through the bus (chalicelib/bus.py) and wait for its reply.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from chalicelib import contract
+from chalicelib.bus import get_bus
+from chalicelib.envelope import ApiError
+from chalicelib.models import SessionModel
+from chalicelib.routes.fields import Text
+from chalicelib.routing import Auth, Call, Router
+from chalicelib.validation import WagoModel
+from chalicelib.webhooks.subscriptions import normalize_subscription
+
+router = Router(__name__, tag="Session")
+
+
+class ConnectRequest(WagoModel):
+    subscribe: list[str] | str | None = Field(
+        None, alias="Subscribe",
+        description="Event types to deliver (list, or a comma-separated string); empty means All.",
+    )
+    immediate: bool = Field(False, alias="Immediate", description="Answer without waiting for the connection.")
+    phone: str = Field("", alias="Phone", description="Accepted for WaGo compatibility; unused by connect.")
+
+
+class PairRequest(WagoModel):
+    phone: Text = Field(alias="Phone", description="Phone number to link with a pairing code, e.g. +15551234567.")
+    subscribe: list[str] | str | None = Field(None, alias="Subscribe", description="As for /session/connect.")
+
+
+class ConnectResponse(WagoModel):
+    details: str
+    webhook: str
+    jid: str
+    events: str
+
+
+class PairResponse(WagoModel):
+    linking_code: str = Field(alias="LinkingCode")
+
+
+class QRResponse(WagoModel):
+    qr_code: str = Field(alias="QRCode", description="PNG data URL; fetch again to follow rotations.")
+
+
+class Jid(WagoModel):
+    user: str = Field(alias="User")
+    server: str = Field(alias="Server")
+
+
+class StatusResponse(WagoModel):
+    connected: bool = Field(alias="Connected")
+    logged_in: bool = Field(alias="LoggedIn")
+    jid: Jid = Field(alias="Jid")
+    events: str = Field(alias="Events")
+    push_name: str = Field("", alias="PushName", description="Addition: the account's display name.")
+    last_error: str = Field("", alias="LastError", description="Addition: why the last connection ended.")
+
+
+class DetailsResponse(WagoModel):
+    details: str = Field(alias="Details")
+
+
+def _subscription(value: list[str] | str | None) -> list[str]:
+    """WaGo's rule: known names in WaGo's casing; empty (or only unknown names) means All."""
+    if value is None:
+        value = []
+    if isinstance(value, str):
+        value = value.split(",")
+    return normalize_subscription(value)
+
+
+def split_jid(jid: str | None) -> Jid:
+    """`5511999999999:12@s.whatsapp.net` -> {User: 5511999999999, Server: s.whatsapp.net}."""
+    if not jid:
+        return Jid(user="", server="")
+    user, _, server = jid.partition("@")
+    return Jid(user=user.split(":", 1)[0].split(".", 1)[0], server=server)
+
+
+@router.route(
+    "POST", "/session/connect", auth=Auth.SESSION, body=ConnectRequest, response=ConnectResponse,
+    summary="Start or restore the WhatsApp client of this session (a restored session needs no new QR).",
+)
+def session_connect(call: Call) -> ConnectResponse:
+    session: SessionModel = call.session
+    body: ConnectRequest = call.body
+    events = _subscription(body.subscribe)
+    # The host stores the subscription together with starting the client (not on `Already Connected`).
+    data = get_bus().command(session, "connect", {"immediate": body.immediate, "events": events}, place=True) or {}
+    return ConnectResponse(details="Connected!", webhook=session.webhook or "", jid=data.get("jid") or "",
+                           events=",".join(events))
+
+
+@router.route(
+    "POST", "/session/pair", auth=Auth.SESSION, body=PairRequest, response=PairResponse,
+    summary="Link this session with a phone number: returns the code to type on the phone.",
+)
+def session_pair(call: Call) -> PairResponse:
+    session: SessionModel = call.session
+    body: PairRequest = call.body
+    args = {"phone": body.phone}
+    if body.subscribe is not None:
+        args["events"] = _subscription(body.subscribe)
+    data = get_bus().command(session, "pair", args, place=True) or {}
+    return PairResponse(linking_code=data["LinkingCode"])
+
+
+@router.route(
+    "GET", "/session/qr", auth=Auth.SESSION, response=QRResponse,
+    summary="The current QR code to scan (errors: No session, Not connected, Already Logged in).",
+)
+def session_qr(call: Call) -> QRResponse:
+    session: SessionModel = call.session
+    if get_bus().live_owner(session) is None:
+        raise ApiError(500, contract.NO_SESSION)
+    if not session.connected:
+        raise ApiError(500, contract.NOT_CONNECTED)
+    if session.logged_in:
+        raise ApiError(500, contract.ALREADY_LOGGED_IN)
+    return QRResponse(qr_code=session.qr_code or "")
+
+
+@router.route(
+    "GET", "/session/status", auth=Auth.SESSION, response=StatusResponse,
+    summary="Connected, LoggedIn, Jid and subscribed Events of this session (no host round trip).",
+)
+def session_status(call: Call) -> StatusResponse:
+    session: SessionModel = call.session
+    live = bool(session.connected) and get_bus().live_owner(session) is not None
+    return StatusResponse(
+        connected=live,
+        logged_in=live and bool(session.logged_in),
+        jid=split_jid(session.jid),
+        events=",".join(session.events or []),
+        push_name=session.push_name or "",
+        last_error=session.last_error or "",
+    )
+
+
+@router.route(
+    "POST", "/session/disconnect", auth=Auth.SESSION, response=DetailsResponse,
+    summary="Drop the WhatsApp connection; the device stays linked (connect restores it).",
+)
+def session_disconnect(call: Call) -> DetailsResponse:
+    get_bus().command(call.session, "disconnect")
+    return DetailsResponse(details="Disconnected")
+
+
+@router.route(
+    "POST", "/session/logout", auth=Auth.SESSION, response=DetailsResponse,
+    summary="Unlink the device; the next connect needs a new QR scan.",
+)
+def session_logout(call: Call) -> DetailsResponse:
+    get_bus().command(call.session, "logout")
+    return DetailsResponse(details="Logged out")

@@ -1,0 +1,167 @@
+"""The command bus (Lambda side): placement by conditional write, the reply wait, the timeout envelope."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import boto3
+import pytest
+
+from chalicelib.contract import HOST_TIMEOUT, Command, Reply
+from chalicelib.envelope import ApiError
+from chalicelib.settings import Settings
+from tests.conftest import ADMIN
+
+
+def _host(host_id: str, *, heartbeat_age: float = 0.0, load: int = 0, capacity: int = 10, status: str = "up",
+          queue: bool = True):
+    from chalicelib.models import HostModel
+
+    url = ""
+    if queue:
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName=f"wago-test-host-{host_id}.fifo",
+                               Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "false"})["QueueUrl"]
+    host = HostModel(host_id, command_queue_url=url, capacity=capacity, load=load,
+                     heartbeat_at=time.time() - heartbeat_age, started_at=time.time(), status=status)
+    host.save()
+    return host
+
+
+def _session(token: str = "tok"):
+    from chalicelib import sessions
+
+    return sessions.create_session(token, token, "Chrome")
+
+
+def _bus(**overrides):
+    from chalicelib.bus import Bus
+
+    return Bus(settings=Settings(stage="test", **overrides))
+
+
+def test_placement_skips_stale_full_and_draining_hosts(aws):
+    from chalicelib.models import SessionModel
+
+    _host("stale", heartbeat_age=60)
+    _host("full", load=10)
+    _host("draining", status="draining")
+    _host("good", load=3)
+    session = _session()
+    assert _bus().place(session).host_id == "good"
+    assert SessionModel.get("tok", consistent_read=True).owner_host == "good"
+
+
+def test_two_concurrent_placements_agree_on_one_owner(aws):
+    from chalicelib.models import HostModel, SessionModel
+
+    _host("a", load=0, capacity=10)
+    _host("b", load=1, capacity=20)  # ratio 0.05: above a's 0/10 now, below a's 1/10 once a is placed
+    seen_by_first = _session()
+    seen_by_second = SessionModel.get("tok", consistent_read=True)  # both read "unowned"
+    first = _bus().place(seen_by_first)
+    assert first.host_id == "a"
+    # The placement raised a's load above b's, so the second caller would pick b; the conditional
+    # write refuses, and it adopts the first caller's choice instead.
+    assert _bus().candidates()[0].host_id == "b"
+    second = _bus().place(seen_by_second)
+    assert second.host_id == "a"
+    assert SessionModel.get("tok", consistent_read=True).owner_host == "a"
+    assert int(HostModel.get("a").load) == 1 and int(HostModel.get("b").load) == 1
+
+
+def test_a_session_whose_owner_went_stale_is_placed_again(aws):
+    from chalicelib.models import SessionModel
+
+    _host("dead", heartbeat_age=60)
+    _host("alive")
+    session = _session()
+    session.update(actions=[SessionModel.owner_host.set("dead")])
+    bus = _bus(host_lease_seconds=15)
+    assert bus.live_owner(session) is None
+    assert bus.place(session).host_id == "alive"
+
+
+def test_no_live_host_is_a_503(aws):
+    _host("stale", heartbeat_age=60)
+    with pytest.raises(ApiError) as caught:
+        _bus().place(_session())
+    assert (caught.value.status, caught.value.message) == (503, "no session host available")
+
+
+def test_unowned_session_without_placement_is_no_session(aws):
+    _host("up")
+    with pytest.raises(ApiError) as caught:
+        _bus().command(_session(), "disconnect")
+    assert (caught.value.status, caught.value.message) == (500, "No session")
+
+
+def test_the_command_lands_in_the_owners_fifo_queue(aws):
+    host = _host("h1")
+    session = _session()
+    bus = _bus()
+    with pytest.raises(ApiError):
+        bus.command(session, "connect", {"events": ["All"]}, place=True, timeout=0.05)
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    (message,) = sqs.receive_message(QueueUrl=host.command_queue_url, AttributeNames=["All"])["Messages"]
+    command = Command.model_validate_json(message["Body"])
+    assert (command.token, command.op, command.args) == ("tok", "connect", {"events": ["All"]})
+    assert message["Attributes"]["MessageGroupId"] == "tok"
+    assert message["Attributes"]["MessageDeduplicationId"] == command.command_id
+
+
+def test_wait_reply_returns_the_hosts_reply(aws):
+    from chalicelib.models import ReplyModel
+
+    command = Command(token="t", op="logout", deadline=time.time() + 5)
+    ReplyModel(command.command_id, token="t", body=Reply.failure(command.command_id, "No session").model_dump_json()).save()
+    reply = _bus().wait_reply(command)
+    assert (reply.ok, reply.error, reply.status) == (False, "No session", 500)
+
+
+def test_waiting_is_bounded_and_backs_off(aws):
+    from chalicelib.bus import MAX_POLL_DELAY, Bus
+
+    now = [1000.0]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    bus = Bus(settings=Settings(stage="test"), clock=lambda: now[0], sleep=sleep)
+    command = Command(token="t", op="logout", deadline=now[0] + 10)
+    with pytest.raises(ApiError) as caught:
+        bus.wait_reply(command)
+    assert (caught.value.status, caught.value.message) == (504, HOST_TIMEOUT)
+    assert sleeps[:-1] == sorted(sleeps[:-1]) and max(sleeps) <= MAX_POLL_DELAY  # the last one ends at the deadline
+    assert sum(sleeps) == pytest.approx(10.0) and len(sleeps) < 40
+
+
+def test_a_host_that_does_not_answer_gives_wagos_504_envelope(client, monkeypatch):
+    import chalicelib.bus as bus_module
+    from chalicelib.models import SessionModel
+
+    _host("silent")
+    assert client.init("Slow", "slowtoken").status_code == 200
+    SessionModel("slowtoken").update(actions=[SessionModel.owner_host.set("silent")])
+    monkeypatch.setattr(bus_module, "_bus", _bus(command_timeout_seconds=0.2))
+    response = client.post("/session/disconnect", headers={"token": "slowtoken"})
+    assert response.status_code == 504
+    assert json.loads(response.body) == {"code": 504, "error": HOST_TIMEOUT, "success": False}
+
+
+def test_a_gone_queue_is_skipped_when_placing(aws):
+    from chalicelib.models import HostModel, SessionModel
+
+    _host("gone", load=0)
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    sqs.delete_queue(QueueUrl=HostModel.get("gone").command_queue_url)
+    other = _host("other", load=5)
+    session = _session()
+    with pytest.raises(ApiError) as caught:
+        _bus().command(session, "connect", place=True, timeout=0.05)
+    assert caught.value.status == 504  # it reached "other" (nobody answers there in this test)
+    assert SessionModel.get("tok", consistent_read=True).owner_host == "other"
+    assert sqs.receive_message(QueueUrl=other.command_queue_url)["Messages"]

@@ -1,0 +1,73 @@
+"""Session routes on the Chalice test client: reads from DynamoDB, body rules, sim controls absent."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from tests.conftest import ADMIN
+
+
+def _body(response):
+    return json.loads(response.body)
+
+
+def test_status_and_qr_are_table_reads(client):
+    from chalicelib.models import HostModel, SessionModel
+
+    client.init("A", "atoken")
+    status = _body(client.get("/session/status", headers={"token": "atoken"}))["data"]
+    assert status == {"Connected": False, "LoggedIn": False, "Jid": {"User": "", "Server": ""}, "Events": "",
+                      "PushName": "", "LastError": ""}
+    assert _body(client.get("/session/qr", headers={"token": "atoken"}))["error"] == "No session"
+
+    # What a host writes is what the API reads, provided the host's heartbeat is fresh.
+    HostModel("h", command_queue_url="q", capacity=5, load=1, heartbeat_at=time.time(), status="up").save()
+    SessionModel("atoken").update(actions=[
+        SessionModel.owner_host.set("h"), SessionModel.connected.set(True), SessionModel.logged_in.set(True),
+        SessionModel.jid.set("5511999999999:7@s.whatsapp.net"), SessionModel.events.set(["Message", "Call"]),
+        SessionModel.push_name.set("Ana"),
+    ])
+    status = _body(client.get("/session/status", headers={"token": "atoken"}))["data"]
+    assert status == {"Connected": True, "LoggedIn": True, "Jid": {"User": "5511999999999", "Server": "s.whatsapp.net"},
+                      "Events": "Message,Call", "PushName": "Ana", "LastError": ""}
+    assert _body(client.get("/session/qr", headers={"token": "atoken"}))["error"] == "Already Logged in"
+
+    HostModel("h").update(actions=[HostModel.heartbeat_at.set(time.time() - 3600)])  # the host died
+    status = _body(client.get("/session/status", headers={"token": "atoken"}))["data"]
+    assert (status["Connected"], status["LoggedIn"]) == (False, False)
+
+
+def test_qr_of_a_connected_unpaired_session(client):
+    from chalicelib.models import HostModel, SessionModel
+
+    client.init("B", "btoken")
+    HostModel("h", command_queue_url="q", capacity=5, heartbeat_at=time.time(), status="up").save()
+    SessionModel("btoken").update(actions=[SessionModel.owner_host.set("h")])
+    assert _body(client.get("/session/qr", headers={"token": "btoken"}))["error"] == "Not connected"
+    SessionModel("btoken").update(actions=[SessionModel.connected.set(True),
+                                           SessionModel.qr_code.set("data:image/png;base64,AAAA")])
+    assert _body(client.get("/session/qr", headers={"token": "btoken"})) == {
+        "code": 200, "data": {"QRCode": "data:image/png;base64,AAAA"}, "success": True}
+
+
+def test_body_rules(client):
+    client.init("C", "ctoken")
+    bad = client.post("/session/connect", {"Subscribe": 5}, headers={"token": "ctoken"})
+    assert bad.status_code == 400 and "Subscribe" in _body(bad)["error"]
+    assert _body(client.post("/session/pair", {}, headers={"token": "ctoken"}))["error"] == "Missing Phone in Payload"
+    # No host runs in this test: a connect that needs one says so in WaGo's envelope.
+    none = client.post("/session/connect", {"subscribe": ["message"]}, headers={"token": "ctoken"})
+    assert (none.status_code, _body(none)["error"]) == (503, "no session host available")
+    assert client.post("/session/connect", {}, headers={"token": "nope"}).status_code == 401
+
+
+def test_sim_controls_do_not_exist_without_the_sim_driver(client):
+    from app import OPENAPI, app, settings
+
+    assert settings.whatsapp_driver == "neonize"
+    assert not [path for path in app.routes if path.startswith("/sim")]
+    assert not [path for path in OPENAPI["paths"] if path.startswith("/sim")]
+    # chalice's test client answers an unknown path as API Gateway does (the deployed API maps it to 404)
+    response = client.post("/sim/scan", {"Token": "x", "Phone": "15550001111"}, headers=ADMIN)
+    assert response.status_code in (403, 404)
