@@ -1,4 +1,4 @@
-"""`python -m session_host`: register, heartbeat, and on SIGTERM deregister and exit."""
+"""`python -m session_host`: run one session host until SIGTERM/SIGINT (see session_host/host.py)."""
 
 from __future__ import annotations
 
@@ -7,28 +7,33 @@ import sys
 import threading
 
 from chalicelib.observability import logger
-from chalicelib.settings import get_settings
-from session_host.registry import HostRegistry
+from chalicelib.settings import ConfigurationError, get_settings
+from session_host.drivers import DriverUnavailable
 
 
 def main() -> int:
-    settings = get_settings()
-    settings.validate_runnable()
-    registry = HostRegistry(settings)
-    registry.register()
-    logger.info("session host registered", extra={"host_id": registry.host_id})
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    signal.signal(signal.SIGINT, lambda *_: stopping.set())
     try:
-        while not stopping.wait(settings.host_heartbeat_seconds):
-            try:
-                registry.heartbeat(load=0)
-            except Exception as exc:  # endpoint briefly unreachable: the next beat retries
-                logger.warning("heartbeat failed", extra={"error": str(exc)})
-    finally:
-        registry.deregister()
-        logger.info("session host stopped", extra={"host_id": registry.host_id})
+        settings = get_settings()
+        settings.validate_runnable()
+        from session_host.host import SessionHost
+
+        host = SessionHost(settings)
+    except (ConfigurationError, DriverUnavailable) as exc:
+        print(f"session host: error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    host.start()
+    print(f"session host {host.host_id} up (driver {host.driver_name}, queue {host.queue_url})", flush=True)
+    while not stop.wait(0.5):
+        if host.stopping.is_set():  # fatal: declared dead by other hosts
+            break
+    host.stop()
+    if host.fatal:
+        print(f"session host: error: {host.fatal}", file=sys.stderr, flush=True)
+        return 3
+    logger.info("session host exited", extra={"host_id": host.host_id})
     return 0
 
 

@@ -12,14 +12,16 @@ from chalicelib.settings import Settings
 
 
 def new_host_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    return f"{socket.gethostname()[:24]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 class HostRegistry:
-    def __init__(self, settings: Settings, host_id: str | None = None, command_queue_url: str = ""):
+    def __init__(self, settings: Settings, host_id: str | None = None, command_queue_url: str = "",
+                 driver: str = ""):
         self.settings = settings
         self.host_id = host_id or new_host_id()
         self.command_queue_url = command_queue_url
+        self.driver = driver
 
     def register(self) -> HostModel:
         now = time.time()
@@ -31,15 +33,22 @@ class HostRegistry:
             heartbeat_at=now,
             started_at=now,
             status="up",
+            driver=self.driver,
         )
         host.save(condition=HostModel.host_id.does_not_exist())
         return host
 
-    def heartbeat(self, load: int) -> None:
+    def heartbeat(self, load: int) -> float:
+        """Renew the lease; returns the heartbeat time written. Fails if the row was reaped."""
+        now = time.time()
         HostModel(self.host_id).update(
-            actions=[HostModel.heartbeat_at.set(time.time()), HostModel.load.set(load)],
+            actions=[HostModel.heartbeat_at.set(now), HostModel.load.set(load)],
             condition=HostModel.host_id.exists(),
         )
+        return now
+
+    def set_status(self, status: str) -> None:
+        HostModel(self.host_id).update(actions=[HostModel.status.set(status)], condition=HostModel.host_id.exists())
 
     def deregister(self) -> None:
         HostModel(self.host_id).delete()

@@ -1,0 +1,179 @@
+"""The host's command loop: read its FIFO queue, run one session's commands in order and different
+sessions' commands concurrently, write each reply, then acknowledge the message.
+
+- `KeyedExecutor` is a thread pool with one lane per key (session token): a lane's tasks run one at a
+  time, in submission order, on whichever worker is free; different lanes run in parallel.
+- The FIFO queue already withholds a message group's next message while one is in flight; the lanes
+  keep the order within one receive batch too.
+- A message is deleted only after its reply is written, so a host that dies mid-command leaves the
+  command to reappear (to a new host of the same queue, or to expire).
+- A command past its deadline is not run: it gets a 504 reply (nobody is waiting any more).
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+from pydantic import ValidationError
+
+from chalicelib.contract import COMMAND_EXPIRED, Command, Reply
+from chalicelib.models import ReplyModel
+from chalicelib.observability import logger
+
+RECEIVE_WAIT_SECONDS = 1  # bounds how long a stop request waits for the receive in progress
+RECEIVE_BATCH = 10
+
+
+class KeyedExecutor:
+    def __init__(self, workers: int, name: str = "lane"):
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+        self._lanes: dict[str, collections.deque[Callable[[], Any]]] = {}
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+
+    def submit(self, key: str, task: Callable[[], Any]) -> None:
+        with self._lock:
+            lane = self._lanes.get(key)
+            if lane is not None:  # a worker is draining this lane: it will pick the task up in order
+                lane.append(task)
+                return
+            self._lanes[key] = collections.deque([task])
+        self._pool.submit(self._drain, key)
+
+    def _drain(self, key: str) -> None:
+        while True:
+            with self._lock:
+                lane = self._lanes[key]
+                if not lane:
+                    del self._lanes[key]
+                    self._idle.notify_all()
+                    return
+                task = lane[0]
+            try:
+                task()
+            except Exception:
+                logger.exception("task failed", extra={"lane": key})
+            finally:
+                with self._lock:
+                    lane.popleft()
+
+    def pending(self) -> int:
+        with self._lock:
+            return sum(len(lane) for lane in self._lanes.values())
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until every lane is empty (or the timeout); True if idle."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._lanes:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(remaining)
+        return True
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=False)
+
+
+class ReplyStore:
+    """Replies as items of the replies table (the Lambda polls them with consistent reads)."""
+
+    def __init__(self, host_id: str, ttl_seconds: int):
+        self.host_id = host_id
+        self.ttl_seconds = ttl_seconds
+
+    def put(self, command: Command, reply: Reply) -> None:
+        if command.reply_to == "discard":
+            return
+        now = datetime.now(timezone.utc)
+        ReplyModel(
+            command.command_id, token=command.token, body=reply.model_dump_json(), host_id=self.host_id,
+            created_at=now.timestamp(), expires_at=now + timedelta(seconds=self.ttl_seconds),
+        ).save()
+
+
+class CommandLoop:
+    def __init__(self, sqs: Any, queue_url: str, handler: Callable[[Command], Reply], replies: ReplyStore,
+                 workers: int, clock: Callable[[], float] = time.time):
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.handler = handler
+        self.replies = replies
+        self.clock = clock
+        self.lanes = KeyedExecutor(workers, name="command")
+        self._in_flight: set[str] = set()
+        self._lock = threading.Lock()
+
+    def poll_once(self, wait_seconds: int = RECEIVE_WAIT_SECONDS) -> int:
+        messages = self.sqs.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=RECEIVE_BATCH, WaitTimeSeconds=wait_seconds,
+            AttributeNames=["MessageGroupId"],
+        ).get("Messages", [])
+        for message in messages:
+            try:
+                command = Command.model_validate_json(message["Body"])
+            except ValidationError as exc:
+                logger.error("malformed command dropped", extra={"error": str(exc)[:500]})
+                self._delete(message["ReceiptHandle"])
+                continue
+            with self._lock:
+                if command.command_id in self._in_flight:  # redelivered while still running
+                    continue
+                self._in_flight.add(command.command_id)
+            self.lanes.submit(command.token, lambda c=command, r=message["ReceiptHandle"]: self._run(c, r))
+        return len(messages)
+
+    def _run(self, command: Command, receipt: str) -> None:
+        try:
+            if command.expired(self.clock()):
+                reply = Reply.failure(command.command_id, COMMAND_EXPIRED, 504)
+            else:
+                try:
+                    reply = self.handler(command)
+                except Exception:
+                    logger.exception("command failed", extra={"op": command.op, "token": command.token})
+                    reply = Reply.failure(command.command_id, "internal error in the session host", 500)
+            self.replies.put(command, reply)
+            self._delete(receipt)
+        finally:
+            with self._lock:
+                self._in_flight.discard(command.command_id)
+
+    def _delete(self, receipt: str) -> None:
+        try:
+            self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=receipt)
+        except Exception as exc:  # it reappears after the visibility timeout; the reply already exists
+            logger.warning("could not acknowledge a command", extra={"error": str(exc)})
+
+    def run(self, stopping: threading.Event) -> None:
+        while not stopping.is_set():
+            try:
+                self.poll_once()
+            except Exception as exc:  # endpoint restarting, throttled: back off and go on
+                logger.warning("command receive failed", extra={"error": str(exc)})
+                stopping.wait(1.0)
+
+    def refuse_waiting(self, error: str, max_batches: int = 5) -> int:
+        """After stopping: answer commands still queued with an error at once, instead of a timeout."""
+        refused = 0
+        for _ in range(max_batches):
+            messages = self.sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=RECEIVE_BATCH, WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not messages:
+                break
+            for message in messages:
+                try:
+                    command = Command.model_validate_json(message["Body"])
+                    self.replies.put(command, Reply.failure(command.command_id, error, 503))
+                    refused += 1
+                except ValidationError:
+                    pass
+                self._delete(message["ReceiptHandle"])
+        return refused

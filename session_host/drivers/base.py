@@ -1,0 +1,88 @@
+"""The WhatsApp driver interface the session host talks to (research/DESIGN.md §4).
+
+A driver holds the WhatsApp clients of one host process, keyed by session token. It reports back
+through `DriverCallbacks`: live-state changes (written to SessionModel by the host), events (published
+to the events queue), and clients that ended on their own (QR timeout, logged out from the phone).
+Errors meant for the API caller are `DriverError(status, WaGo error text)`.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class DriverError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class ClientState:
+    """What the host mirrors into SessionModel."""
+
+    connected: bool = False
+    logged_in: bool = False
+    jid: str | None = None
+    push_name: str | None = None
+    qr: str | None = None  # raw QR payload; the host renders the PNG data URL
+    qr_expires_at: float | None = None
+    pair_code: str | None = None
+    last_error: str | None = None
+
+
+class DriverCallbacks(Protocol):
+    def on_state(self, token: str, state: ClientState) -> None:
+        """The client's live state changed (called with the whole new state)."""
+
+    def on_event(self, token: str, type: str, event: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
+        """A WhatsApp event in WaGo's shape (`type`, `event`, keys beside `event`)."""
+
+    def on_closed(self, token: str, reason: str, logged_out: bool) -> None:
+        """The client ended without being asked to (QR timeout, unlinked from the phone)."""
+
+
+class Driver(abc.ABC):
+    name: str = ""
+
+    def __init__(self, callbacks: DriverCallbacks):
+        self.callbacks = callbacks
+
+    @abc.abstractmethod
+    def connect(self, token: str) -> ClientState:
+        """Start the client: restore a linked device, or begin QR pairing. DriverError if already running."""
+
+    @abc.abstractmethod
+    def pair_phone(self, token: str, phone: str) -> str:
+        """Ask for a pairing code for `phone` on a running, unpaired client; returns `ABCD-EFGH`."""
+
+    @abc.abstractmethod
+    def disconnect(self, token: str) -> None:
+        """Stop the client; the device stays linked (a later connect restores it)."""
+
+    @abc.abstractmethod
+    def logout(self, token: str) -> None:
+        """Unlink the device and stop the client."""
+
+    @abc.abstractmethod
+    def forget(self, token: str) -> None:
+        """Stop the client if any and remove its device from the store (session deleted)."""
+
+    @abc.abstractmethod
+    def state(self, token: str) -> ClientState | None:
+        """The running client's state, or None when this host has no client for `token`."""
+
+    @abc.abstractmethod
+    def tokens(self) -> list[str]:
+        """Tokens with a running client."""
+
+    def stop_all(self) -> None:
+        """Stop every client, keeping devices linked (shutdown, fencing)."""
+        for token in self.tokens():
+            try:
+                self.disconnect(token)
+            except DriverError:
+                pass

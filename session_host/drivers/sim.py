@@ -1,0 +1,248 @@
+"""The sim driver: a simulated WhatsApp network for local runs, demos and tests.
+
+Clients live in this host process; the network itself (accounts by phone number, linked devices by
+session token) lives in DynamoDB (chalicelib/models/sim.py), so every host sees the same network
+and a session restored on another host finds its linked device and needs no new QR.
+
+Pairing behaves like whatsmeow's: connecting an unpaired session shows a QR whose payload has
+whatsmeow's shape (`ref,noiseKey,identityKey,advSecret`); the first code lives `sim_qr_first_seconds`,
+then `sim_qr_rotations` more codes live `sim_qr_next_seconds` each, after which pairing times out
+and the client stops. A pairing code (`/session/pair`) works on a running, unpaired client. The
+"phone" side is driven by `scan` (the QR or the code was accepted) and `phone_logout` (the device
+was removed on the phone, which produces a LoggedOut event).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import os
+import re
+import secrets
+import threading
+import time
+from typing import Callable
+
+from chalicelib import contract
+from chalicelib.models import SimAccountModel, SimDeviceModel
+from session_host.drivers.base import ClientState, Driver, DriverCallbacks, DriverError
+
+PAIR_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"  # whatsmeow's linking-code alphabet (no 0, I, O, U)
+SERVER = "s.whatsapp.net"
+QR_TIMED_OUT = "QR code timed out"
+PHONE_LOGGED_OUT = "logged out from the phone"
+
+
+def parse_phone(phone: str) -> str:
+    digits = re.sub(r"[\s\-().]", "", phone or "").removeprefix("+")
+    if not digits.isdigit() or not 7 <= len(digits) <= 15:
+        raise DriverError(400, "Could not parse Phone")
+    return digits
+
+
+def _b64(size: int) -> str:
+    return base64.b64encode(os.urandom(size)).decode()
+
+
+def new_qr_payload() -> str:
+    return f"2@{_b64(18)},{_b64(32)},{_b64(32)},{_b64(32)}"
+
+
+def new_pair_code() -> str:
+    chars = "".join(secrets.choice(PAIR_ALPHABET) for _ in range(8))
+    return f"{chars[:4]}-{chars[4:]}"
+
+
+@dataclasses.dataclass
+class SimClient:
+    token: str
+    state: ClientState = dataclasses.field(default_factory=ClientState)
+    lock: threading.RLock = dataclasses.field(default_factory=threading.RLock)
+    timer: threading.Timer | None = None
+    generation: int = 0  # bumps on every QR change, so a stale rotation timer does nothing
+    qr_left: int = 0
+    pair_phone: str | None = None
+    closed: bool = False
+
+    def cancel_timer(self) -> None:
+        self.generation += 1
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+class SimDriver(Driver):
+    name = "sim"
+
+    def __init__(self, callbacks: DriverCallbacks, settings, clock: Callable[[], float] = time.time):
+        super().__init__(callbacks)
+        self.settings = settings
+        self.clock = clock
+        self._clients: dict[str, SimClient] = {}
+        self._lock = threading.Lock()
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _client(self, token: str) -> SimClient:
+        with self._lock:
+            client = self._clients.get(token)
+        if client is None or client.closed:
+            raise DriverError(500, contract.NO_SESSION)
+        return client
+
+    def _remove(self, client: SimClient) -> None:
+        client.cancel_timer()
+        client.closed = True
+        with self._lock:
+            if self._clients.get(client.token) is client:
+                del self._clients[client.token]
+
+    def _publish_state(self, client: SimClient) -> None:
+        self.callbacks.on_state(client.token, dataclasses.replace(client.state))
+
+    @staticmethod
+    def _device(token: str) -> SimDeviceModel | None:
+        try:
+            return SimDeviceModel.get(SimDeviceModel.key(token), consistent_read=True)
+        except SimDeviceModel.DoesNotExist:
+            return None
+
+    def _show_qr(self, client: SimClient, lifetime: float) -> None:
+        client.cancel_timer()
+        code = new_qr_payload()
+        client.state.qr = code
+        client.state.qr_expires_at = self.clock() + lifetime
+        generation = client.generation
+        client.timer = threading.Timer(lifetime, self._rotate, args=(client, generation))
+        client.timer.daemon = True
+        client.timer.start()
+        self._publish_state(client)
+        self.callbacks.on_event(client.token, "QR", {"Codes": [code]})
+
+    def _rotate(self, client: SimClient, generation: int) -> None:
+        with client.lock:
+            if client.closed or generation != client.generation or client.state.logged_in:
+                return
+            if client.qr_left <= 0:
+                self._remove(client)
+                client.state = ClientState(last_error=QR_TIMED_OUT)
+                self.callbacks.on_closed(client.token, QR_TIMED_OUT, logged_out=False)  # one write: state + release
+                return
+            client.qr_left -= 1
+            self._show_qr(client, self.settings.sim_qr_next_seconds)
+
+    # -- Driver ----------------------------------------------------------------------------------
+
+    def connect(self, token: str) -> ClientState:
+        client = SimClient(token)
+        with self._lock:
+            if token in self._clients:
+                raise DriverError(500, contract.ALREADY_CONNECTED)
+            self._clients[token] = client
+        with client.lock:
+            device = self._device(token)
+            if device is not None:
+                client.state = ClientState(connected=True, logged_in=True, jid=device.jid, push_name=device.push_name)
+                self._publish_state(client)
+                self.callbacks.on_event(token, "Connected", {})
+            else:
+                client.state = ClientState(connected=True)
+                client.qr_left = self.settings.sim_qr_rotations
+                self._show_qr(client, self.settings.sim_qr_first_seconds)
+            return dataclasses.replace(client.state)
+
+    def pair_phone(self, token: str, phone: str) -> str:
+        client = self._client(token)
+        with client.lock:
+            if client.state.logged_in:
+                raise DriverError(500, contract.ALREADY_PAIRED)
+            client.pair_phone = parse_phone(phone)
+            client.state.pair_code = new_pair_code()
+            self._publish_state(client)
+            return client.state.pair_code
+
+    def disconnect(self, token: str) -> None:
+        client = self._client(token)
+        with client.lock:
+            self._remove(client)
+
+    def logout(self, token: str) -> None:
+        client = self._client(token)
+        with client.lock:
+            if not client.state.logged_in:
+                raise DriverError(500, contract.NOT_LOGGED_IN_LOGOUT)
+            SimDeviceModel(SimDeviceModel.key(token)).delete()
+            self._remove(client)
+
+    def forget(self, token: str) -> None:
+        with self._lock:
+            client = self._clients.get(token)
+        if client is not None:
+            with client.lock:
+                self._remove(client)
+        SimDeviceModel(SimDeviceModel.key(token)).delete()
+
+    def state(self, token: str) -> ClientState | None:
+        with self._lock:
+            client = self._clients.get(token)
+        return None if client is None else dataclasses.replace(client.state)
+
+    def tokens(self) -> list[str]:
+        with self._lock:
+            return list(self._clients)
+
+    # -- the phone side --------------------------------------------------------------------------
+
+    def scan(self, token: str, phone: str, code: str = "", push_name: str = "") -> str:
+        """The phone accepted this session's QR (or its pairing code): link a device, log in."""
+        client = self._client(token)
+        digits = parse_phone(phone)
+        with client.lock:
+            if client.state.logged_in:
+                raise DriverError(500, contract.ALREADY_LOGGED_IN)
+            if code:
+                if not client.state.pair_code or code.strip().upper() != client.state.pair_code:
+                    raise DriverError(400, "pairing code does not match")
+                if client.pair_phone != digits:
+                    raise DriverError(400, "pairing code was requested for another phone number")
+            elif not client.state.qr:
+                raise DriverError(500, "no QR code to scan")
+            account = self._account(digits, push_name)
+            jid = f"{digits}:{secrets.randbelow(60) + 1}@{SERVER}"
+            SimDeviceModel(
+                SimDeviceModel.key(token), token=token, phone=digits, jid=jid,
+                push_name=account.push_name, linked_at=self.clock(),
+            ).save()
+            client.cancel_timer()
+            client.state = ClientState(connected=True, logged_in=True, jid=jid, push_name=account.push_name)
+            self._publish_state(client)
+            self.callbacks.on_event(token, "PairSuccess", {"ID": jid, "LID": "", "BusinessName": "", "Platform": "sim"})
+            self.callbacks.on_event(token, "Connected", {})
+            return jid
+
+    def phone_logout(self, token: str) -> None:
+        """The phone removed this session's linked device: WhatsApp logs the client out."""
+        client = self._client(token)
+        with client.lock:
+            if not client.state.logged_in:
+                raise DriverError(500, contract.NOT_LOGGED_IN_LOGOUT)
+            SimDeviceModel(SimDeviceModel.key(token)).delete()
+            self._remove(client)
+            client.state = ClientState(last_error=PHONE_LOGGED_OUT)
+            self.callbacks.on_event(token, "LoggedOut", {"OnConnect": False, "Reason": 401})
+            self.callbacks.on_closed(token, PHONE_LOGGED_OUT, logged_out=True)
+
+    def _account(self, digits: str, push_name: str) -> SimAccountModel:
+        try:
+            return SimAccountModel.get(SimAccountModel.key(digits), consistent_read=True)
+        except SimAccountModel.DoesNotExist:
+            pass
+        account = SimAccountModel(
+            SimAccountModel.key(digits), phone=digits, jid=f"{digits}@{SERVER}",
+            push_name=push_name or f"Sim {digits[-4:]}", created_at=self.clock(),
+        )
+        try:
+            account.save(condition=SimAccountModel.pk.does_not_exist())
+        except Exception:  # created concurrently by another host: use theirs
+            return SimAccountModel.get(SimAccountModel.key(digits), consistent_read=True)
+        return account

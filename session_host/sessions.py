@@ -1,0 +1,258 @@
+"""The host's session manager: runs commands against the driver and mirrors live state to DynamoDB.
+
+Every live-state write is conditional on `owner_host == this host`: a host that lost a session (its
+lease lapsed and another host took it) cannot overwrite the new owner's state; when such a write
+fails, this host stops its own client for that session (fencing).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from pynamodb.exceptions import UpdateError
+
+from chalicelib import contract
+from chalicelib.contract import Command, Reply, WireEvent
+from chalicelib.models import SessionModel
+from chalicelib.observability import logger
+from session_host.drivers.base import ClientState, Driver, DriverError
+from session_host.qr import qr_data_url
+
+SESSION_MOVED = "the session is held by another session host"
+HOST_FULL = "session host is full"
+
+
+class OwnershipLost(Exception):
+    pass
+
+
+class SessionManager:
+    def __init__(self, host_id: str, settings, sqs: Any, events_queue_url: str):
+        self.host_id = host_id
+        self.settings = settings
+        self.sqs = sqs
+        self.events_queue_url = events_queue_url
+        self.driver: Driver | None = None  # set by the host once the driver exists
+        self._lock = threading.Lock()
+
+    # -- bookkeeping -------------------------------------------------------------------------------
+
+    def load(self) -> int:
+        return len(self.driver.tokens()) if self.driver else 0
+
+    def _owned(self) -> Any:
+        return SessionModel.owner_host == self.host_id
+
+    def write(self, token: str, actions: list, release: bool = False) -> None:
+        actions = [*actions, SessionModel.updated_at.set(datetime.now(timezone.utc))]
+        if release:
+            actions.append(SessionModel.owner_host.remove())
+        try:
+            SessionModel(token).update(actions=actions, condition=self._owned())
+        except UpdateError as exc:
+            if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
+                raise OwnershipLost(token) from None
+            raise
+
+    def _state_actions(self, state: ClientState) -> list:
+        actions = [
+            SessionModel.connected.set(state.connected),
+            SessionModel.logged_in.set(state.logged_in),
+        ]
+        if state.qr:
+            actions += [SessionModel.qr_code.set(qr_data_url(state.qr)),
+                        SessionModel.qr_expires_at.set(state.qr_expires_at or 0)]
+        else:
+            actions += [SessionModel.qr_code.remove(), SessionModel.qr_expires_at.remove()]
+        actions.append(SessionModel.pair_code.set(state.pair_code) if state.pair_code
+                       else SessionModel.pair_code.remove())
+        if state.jid:
+            actions.append(SessionModel.jid.set(state.jid))
+        if state.push_name:
+            actions.append(SessionModel.push_name.set(state.push_name))
+        if state.last_error:
+            actions.append(SessionModel.last_error.set(state.last_error))
+        return actions
+
+    def _fence(self, token: str) -> None:
+        """Another host owns this session now: drop our client without touching shared state."""
+        logger.warning("session owned elsewhere; stopping local client", extra={"token": token})
+        try:
+            self.driver.disconnect(token)
+        except DriverError:
+            pass
+
+    # -- DriverCallbacks ---------------------------------------------------------------------------
+
+    def on_state(self, token: str, state: ClientState) -> None:
+        try:
+            self.write(token, self._state_actions(state))
+        except OwnershipLost:
+            threading.Thread(target=self._fence, args=(token,), daemon=True).start()
+
+    def on_event(self, token: str, type: str, event: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
+        """Publish to the events queue with the session's next sequence number (atomic counter)."""
+        counter = SessionModel(token)
+        try:
+            counter.update(actions=[SessionModel.event_seq.add(1)], condition=SessionModel.token.exists())
+        except UpdateError:
+            logger.info("event for a deleted session dropped", extra={"token": token, "type": type})
+            return
+        wire = WireEvent(event_id=uuid.uuid4().hex, token=token, seq=int(counter.event_seq), ts=time.time(),
+                         type=type, event=event, extra=extra or {})
+        try:
+            self.sqs.send_message(QueueUrl=self.events_queue_url, MessageBody=wire.model_dump_json())
+        except Exception:
+            logger.exception("event publish failed", extra={"token": token, "type": type, "seq": wire.seq})
+
+    def on_closed(self, token: str, reason: str, logged_out: bool) -> None:
+        actions = [SessionModel.connected.set(False), SessionModel.logged_in.set(False),
+                   SessionModel.qr_code.remove(), SessionModel.qr_expires_at.remove(),
+                   SessionModel.pair_code.remove(), SessionModel.last_error.set(reason),
+                   SessionModel.auto_connect.set(False)]
+        if logged_out:
+            actions.append(SessionModel.jid.remove())
+        try:
+            self.write(token, actions, release=True)
+        except OwnershipLost:
+            pass
+
+    # -- commands ----------------------------------------------------------------------------------
+
+    def handle(self, command: Command) -> Reply:
+        op = {
+            "connect": self.op_connect,
+            "pair": self.op_pair,
+            "disconnect": self.op_disconnect,
+            "logout": self.op_logout,
+            "forget": self.op_forget,
+            "sim.scan": self.op_sim_scan,
+            "sim.logout": self.op_sim_logout,
+        }.get(command.op)
+        if op is None:
+            return Reply.failure(command.command_id, f"unknown command {command.op!r}", 400)
+        try:
+            return Reply.success(command.command_id, op(command.token, command.args))
+        except DriverError as exc:
+            return Reply.failure(command.command_id, exc.message, exc.status)
+        except OwnershipLost:
+            self._fence(command.token)
+            return Reply.failure(command.command_id, SESSION_MOVED, 409)
+
+    def _claimed(self, token: str) -> SessionModel:
+        try:
+            session = SessionModel.get(token, consistent_read=True)
+        except SessionModel.DoesNotExist:
+            raise DriverError(401, "invalid token") from None
+        if session.owner_host != self.host_id:
+            raise OwnershipLost(token)  # handle() stops any local client and answers 409
+        return session
+
+    def _start(self, token: str, events: list[str] | None = None) -> ClientState:
+        """Start the client of a session this host owns (connect, pair, restore)."""
+        if self.driver.state(token) is not None:
+            raise DriverError(500, contract.ALREADY_CONNECTED)
+        if self.load() >= self.settings.host_capacity:
+            self.write(token, [], release=True)
+            raise DriverError(503, HOST_FULL)
+        actions = [SessionModel.auto_connect.set(True), SessionModel.last_error.remove()]
+        if events is not None:
+            actions.append(SessionModel.events.set([str(e) for e in events]))
+        self.write(token, actions)
+        return self.driver.connect(token)
+
+    def op_connect(self, token: str, args: dict) -> dict:
+        self._claimed(token)
+        state = self._start(token, args.get("events"))
+        return {"jid": state.jid or "", "connected": state.connected, "logged_in": state.logged_in}
+
+    def op_pair(self, token: str, args: dict) -> dict:
+        self._claimed(token)
+        current = self.driver.state(token)
+        if current is None:
+            current = self._start(token, args.get("events"))
+        elif args.get("events") is not None:
+            self.write(token, [SessionModel.events.set([str(e) for e in args["events"]])])
+        if current.logged_in:
+            raise DriverError(500, contract.ALREADY_PAIRED)
+        return {"LinkingCode": self.driver.pair_phone(token, str(args.get("phone", "")))}
+
+    def op_disconnect(self, token: str, args: dict) -> dict:
+        state = self.driver.state(token)
+        if state is None:
+            raise DriverError(500, contract.NO_SESSION)
+        if not state.logged_in:
+            raise DriverError(500, contract.NOT_LOGGED_IN_DISCONNECT)
+        self.driver.disconnect(token)
+        self.write(token, [SessionModel.connected.set(False), SessionModel.logged_in.set(False),
+                           SessionModel.auto_connect.set(False)], release=True)
+        return {"Details": "Disconnected"}
+
+    def op_logout(self, token: str, args: dict) -> dict:
+        state = self.driver.state(token)
+        if state is None:
+            raise DriverError(500, contract.NO_SESSION)
+        self.driver.logout(token)
+        self.write(token, [SessionModel.connected.set(False), SessionModel.logged_in.set(False),
+                           SessionModel.auto_connect.set(False), SessionModel.jid.remove(),
+                           SessionModel.push_name.remove(), SessionModel.qr_code.remove(),
+                           SessionModel.pair_code.remove()], release=True)
+        return {"Details": "Logged out"}
+
+    def op_forget(self, token: str, args: dict) -> dict:
+        self.driver.forget(token)
+        try:
+            self.write(token, [SessionModel.connected.set(False), SessionModel.logged_in.set(False),
+                               SessionModel.auto_connect.set(False), SessionModel.jid.remove()], release=True)
+        except OwnershipLost:
+            pass  # never placed here, or the row is already gone
+        return {"Details": "Forgotten"}
+
+    def _sim(self, name: str):
+        method = getattr(self.driver, name, None)
+        if method is None:
+            raise DriverError(400, f"the {self.driver.name} driver has no simulator controls")
+        return method
+
+    def op_sim_scan(self, token: str, args: dict) -> dict:
+        jid = self._sim("scan")(token, str(args.get("phone", "")), str(args.get("code", "")),
+                                str(args.get("push_name", "")))
+        return {"jid": jid}
+
+    def op_sim_logout(self, token: str, args: dict) -> dict:
+        self._sim("phone_logout")(token)
+        return {"Details": "Logged out"}
+
+    # -- restore and release -----------------------------------------------------------------------
+
+    def restore(self, token: str) -> None:
+        """Start a session this host just adopted (failover or start-up); the device store decides QR."""
+        if self.driver.state(token) is not None:
+            return
+        try:
+            self._start(token)
+            logger.info("session restored", extra={"token": token})
+        except (DriverError, OwnershipLost) as exc:
+            logger.warning("session restore failed", extra={"token": token, "error": str(exc)})
+
+    def release_all(self) -> int:
+        """Shutdown: stop every client, keep devices linked and `auto_connect` so another host restores them."""
+        released = 0
+        for token in self.driver.tokens():
+            try:
+                self.driver.disconnect(token)
+            except DriverError:
+                continue
+            try:
+                self.write(token, [SessionModel.connected.set(False), SessionModel.logged_in.set(False),
+                                   SessionModel.qr_code.remove(), SessionModel.pair_code.remove()], release=True)
+                released += 1
+            except OwnershipLost:
+                pass
+            except Exception as exc:
+                logger.warning("session release failed", extra={"token": token, "error": str(exc)})
+        return released
