@@ -66,6 +66,19 @@ class Settings(BaseSettings):
     sim_qr_first_seconds: float = Field(60.0, gt=0, description="sim driver: lifetime of the first QR code.")
     sim_qr_next_seconds: float = Field(20.0, gt=0, description="sim driver: lifetime of each rotated QR code.")
     sim_qr_rotations: int = Field(5, ge=0, description="sim driver: QR codes after the first before pairing times out.")
+    neonize_store: str = Field(
+        "", description="neonize device store: empty for one SQLite file per session under NEONIZE_DATA_DIR, "
+        "or a postgres:// URL shared by every host (sessions keyed by JID).",
+    )
+    neonize_data_dir: str = Field(".data/neonize", description="Directory of the per-session SQLite stores.")
+    neonize_workers: int = Field(2, gt=0, le=64, description="neonize worker processes per host (a Go panic costs one).")
+    neonize_proxy: str = Field("", description="socks5:// or http:// proxy for every WhatsApp connection.")
+    connect_wait_seconds: float = Field(
+        10.0, gt=0, le=25, description="How long connect waits for the first QR code, login or error.",
+    )
+    neonize_start_spacing_seconds: float = Field(
+        0.1, ge=0, description="Gap between two client starts in one worker (neonize's Go registry has no lock).",
+    )
 
     @field_validator("whatsapp_driver")
     @classmethod

@@ -63,9 +63,6 @@ def _wait_ready(url: str, children, timeout: float) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     os.environ.setdefault("STAGE", "local")
-    # Local runs use the simulated WhatsApp network unless WHATSAPP_DRIVER says otherwise (the
-    # setting's own default, for deployed stages, is the real neonize driver).
-    os.environ.setdefault("WHATSAPP_DRIVER", "sim")
     os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("AWS_REGION", "us-east-1"))
     moto_server = None
     if not os.environ.get("AWS_ENDPOINT_URL"):

@@ -195,6 +195,7 @@ class SessionHost:
             self.loop.lanes.shutdown()
         released = 0 if self.fatal else self.manager.release_all()
         self.driver.stop_all()
+        self.driver.close()
         if self.queue_url:
             try:
                 self.sqs.delete_queue(QueueUrl=self.queue_url)

@@ -152,8 +152,9 @@ class SessionManager:
             raise OwnershipLost(token)  # handle() stops any local client and answers 409
         return session
 
-    def _start(self, token: str, events: list[str] | None = None) -> ClientState:
+    def _start(self, session: SessionModel, events: list[str] | None = None) -> ClientState:
         """Start the client of a session this host owns (connect, pair, restore)."""
+        token = session.token
         if self.driver.state(token) is not None:
             raise DriverError(500, contract.ALREADY_CONNECTED)
         if self.load() >= self.settings.host_capacity:
@@ -163,18 +164,17 @@ class SessionManager:
         if events is not None:
             actions.append(SessionModel.events.set([str(e) for e in events]))
         self.write(token, actions)
-        return self.driver.connect(token)
+        return self.driver.connect(token, jid=session.jid, os_name=session.os_name)
 
     def op_connect(self, token: str, args: dict) -> dict:
-        self._claimed(token)
-        state = self._start(token, args.get("events"))
+        state = self._start(self._claimed(token), args.get("events"))
         return {"jid": state.jid or "", "connected": state.connected, "logged_in": state.logged_in}
 
     def op_pair(self, token: str, args: dict) -> dict:
-        self._claimed(token)
+        session = self._claimed(token)
         current = self.driver.state(token)
         if current is None:
-            current = self._start(token, args.get("events"))
+            current = self._start(session, args.get("events"))
         elif args.get("events") is not None:
             self.write(token, [SessionModel.events.set([str(e) for e in args["events"]])])
         if current.logged_in:
@@ -234,8 +234,10 @@ class SessionManager:
         if self.driver.state(token) is not None:
             return
         try:
-            self._start(token)
+            self._start(SessionModel.get(token, consistent_read=True))
             logger.info("session restored", extra={"token": token})
+        except SessionModel.DoesNotExist:
+            pass  # deleted meanwhile
         except (DriverError, OwnershipLost) as exc:
             logger.warning("session restore failed", extra={"token": token, "error": str(exc)})
 

@@ -1,13 +1,8 @@
-"""WhatsApp drivers: `sim` (simulated network) now; `neonize` (the real one) is not built yet."""
+"""WhatsApp drivers: `neonize` (real WhatsApp, the default) and `sim` (a simulated network)."""
 
 from __future__ import annotations
 
 from session_host.drivers.base import Driver, DriverCallbacks, DriverError
-
-NEONIZE_MISSING = (
-    "WHATSAPP_DRIVER=neonize: the neonize driver is not implemented in this build yet; "
-    "set WHATSAPP_DRIVER=sim to run the simulated WhatsApp network (local runs and tests)"
-)
 
 
 class DriverUnavailable(RuntimeError):
@@ -20,7 +15,11 @@ def load_driver(name: str, callbacks: DriverCallbacks, settings) -> Driver:
 
         return SimDriver(callbacks, settings)
     if name == "neonize":
-        raise DriverUnavailable(NEONIZE_MISSING)
+        try:
+            from session_host.drivers.neonize import NeonizeDriver
+        except ImportError as exc:  # neonize or its system libraries (libmagic1) missing
+            raise DriverUnavailable(f"WHATSAPP_DRIVER=neonize: cannot load neonize: {exc}") from None
+        return NeonizeDriver(callbacks, settings)
     raise DriverUnavailable(f"unknown WHATSAPP_DRIVER {name!r}: use neonize or sim")
 
 

@@ -52,8 +52,12 @@ class Driver(abc.ABC):
         self.callbacks = callbacks
 
     @abc.abstractmethod
-    def connect(self, token: str) -> ClientState:
-        """Start the client: restore a linked device, or begin QR pairing. DriverError if already running."""
+    def connect(self, token: str, jid: str | None = None, os_name: str | None = None) -> ClientState:
+        """Start the client: restore a linked device, or begin QR pairing. DriverError if already running.
+
+        `jid` is the device the session was last logged in as (a shared store finds it by JID);
+        `os_name` is the session's `Os`, shown in the phone's list of linked devices.
+        """
 
     @abc.abstractmethod
     def pair_phone(self, token: str, phone: str) -> str:
@@ -78,6 +82,9 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     def tokens(self) -> list[str]:
         """Tokens with a running client."""
+
+    def close(self) -> None:
+        """Release what the driver itself holds (worker processes); after stop_all, at host exit."""
 
     def stop_all(self) -> None:
         """Stop every client, keeping devices linked (shutdown, fencing)."""

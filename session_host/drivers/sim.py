@@ -133,7 +133,7 @@ class SimDriver(Driver):
 
     # -- Driver ----------------------------------------------------------------------------------
 
-    def connect(self, token: str) -> ClientState:
+    def connect(self, token: str, jid: str | None = None, os_name: str | None = None) -> ClientState:
         client = SimClient(token)
         with self._lock:
             if token in self._clients:

@@ -1,5 +1,5 @@
 """The session host in-process on moto: commands through the bus, sim pairing, QR rotation, fencing,
-adoption of orphaned sessions, graceful release, and the refusal to start without a real driver."""
+adoption of orphaned sessions, graceful release, and the refusal to start with an unknown driver."""
 
 from __future__ import annotations
 
@@ -201,10 +201,10 @@ def test_graceful_stop_releases_sessions_for_another_host(aws):
         successor.stop(grace_seconds=5)
 
 
-def test_the_neonize_driver_is_refused_at_start_with_a_clear_message():
+def test_an_unknown_driver_is_refused_at_start_with_a_clear_message():
     env = {k: v for k, v in os.environ.items()}
-    env.update(STAGE="local", WHATSAPP_DRIVER="neonize", AWS_ENDPOINT_URL="http://127.0.0.1:9")
+    env.update(STAGE="local", WHATSAPP_DRIVER="carrier-pigeon", AWS_ENDPOINT_URL="http://127.0.0.1:9")
     result = subprocess.run([sys.executable, "-m", "session_host"], cwd=PROJECT_DIR, env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
-    assert "WHATSAPP_DRIVER=neonize: the neonize driver is not implemented in this build yet" in result.stderr
+    assert "WHATSAPP_DRIVER must be one of neonize, sim" in result.stderr
