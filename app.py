@@ -8,7 +8,7 @@ from chalice import Chalice
 
 from chalicelib.observability import log_api_request
 from chalicelib.openapi import build_document
-from chalicelib.routes import admin_sessions, server, session, webhook
+from chalicelib.routes import admin_sessions, messaging, server, session, webhook
 from chalicelib.routes import sim as sim_routes
 from chalicelib.routing import Auth, Call, Router, install
 from chalicelib.settings import get_settings
@@ -31,7 +31,7 @@ def openapi_document(call: Call) -> dict:
     return OPENAPI
 
 
-ROUTERS = [server.router, admin_sessions.router, session.router, webhook.router, docs]
+ROUTERS = [server.router, admin_sessions.router, session.router, messaging.router, webhook.router, docs]
 if settings.whatsapp_driver == "sim":
     ROUTERS.append(sim_routes.router)  # simulator controls exist only while the sim driver runs
 ROUTES = install(app, ROUTERS)
@@ -41,4 +41,4 @@ OPENAPI = build_document(ROUTES)
 @app.on_sqs_message(queue=settings.events_queue_name, batch_size=10, name="deliver_events")
 def deliver_events(event):
     # Chalice wraps the Lambda event; Powertools wants the raw dict.
-    return handle_events(event.to_dict(), app.lambda_context)
+    return handle_events(event.to_dict(), event.context)

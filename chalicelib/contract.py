@@ -42,7 +42,8 @@ class WireEvent(BaseModel):
 
 
 #: Operations a session host understands. `sim.*` exist only on hosts running the sim driver.
-OPS = ("connect", "pair", "disconnect", "logout", "forget", "sim.scan", "sim.logout")
+OPS = ("connect", "pair", "disconnect", "logout", "forget", "send_text", "mark_read", "chat_presence", "presence",
+       "subscribe_presence", "sim.scan", "sim.logout")
 
 #: WaGo's wording where it has one (wuzapi lineage, research/wago-api.md §1.3 and §2.1).
 NO_SESSION = "No session"
@@ -50,6 +51,7 @@ NOT_CONNECTED = "Not connected"
 ALREADY_CONNECTED = "Already Connected"
 ALREADY_LOGGED_IN = "Already Logged in"
 ALREADY_PAIRED = "Already paired"
+NOT_LOGGED_IN = "not logged in"
 NOT_LOGGED_IN_DISCONNECT = "Cannot disconnect because it is not logged in"
 NOT_LOGGED_IN_LOGOUT = "Could not logout as it was not logged in"
 HOST_TIMEOUT = "timed out waiting for the session host"

@@ -51,7 +51,7 @@ class SessionHost:
         # The driver first: a host that cannot drive WhatsApp fails before touching AWS.
         self.manager.driver = load_driver(self.driver_name, self.manager, settings)
         self.driver = self.manager.driver
-        self.manager.events_queue_url = self.sqs.get_queue_url(QueueName=settings.events_queue_name)["QueueUrl"]
+        self.manager.events.queue_url  # resolve the events queue now: a host without it fails at start
         self.stopping = threading.Event()
         self.fenced = False
         self.fatal: str | None = None

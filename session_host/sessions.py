@@ -8,15 +8,14 @@ fails, this host stops its own client for that session (fencing).
 from __future__ import annotations
 
 import threading
-import time
-import uuid
 from datetime import datetime, timezone
 from typing import Any
 
 from pynamodb.exceptions import UpdateError
 
 from chalicelib import contract
-from chalicelib.contract import Command, Reply, WireEvent
+from chalicelib.contract import Command, Reply
+from chalicelib.events import EventPublisher
 from chalicelib.models import SessionModel
 from chalicelib.observability import logger
 from session_host.drivers.base import ClientState, Driver, DriverError
@@ -35,7 +34,7 @@ class SessionManager:
         self.host_id = host_id
         self.settings = settings
         self.sqs = sqs
-        self.events_queue_url = events_queue_url
+        self.events = EventPublisher(settings, sqs, events_queue_url)
         self.driver: Driver | None = None  # set by the host once the driver exists
         self._lock = threading.Lock()
 
@@ -96,18 +95,7 @@ class SessionManager:
 
     def on_event(self, token: str, type: str, event: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
         """Publish to the events queue with the session's next sequence number (atomic counter)."""
-        counter = SessionModel(token)
-        try:
-            counter.update(actions=[SessionModel.event_seq.add(1)], condition=SessionModel.token.exists())
-        except UpdateError:
-            logger.info("event for a deleted session dropped", extra={"token": token, "type": type})
-            return
-        wire = WireEvent(event_id=uuid.uuid4().hex, token=token, seq=int(counter.event_seq), ts=time.time(),
-                         type=type, event=event, extra=extra or {})
-        try:
-            self.sqs.send_message(QueueUrl=self.events_queue_url, MessageBody=wire.model_dump_json())
-        except Exception:
-            logger.exception("event publish failed", extra={"token": token, "type": type, "seq": wire.seq})
+        self.events.publish(token, type, event, extra)
 
     def on_closed(self, token: str, reason: str, logged_out: bool) -> None:
         actions = [SessionModel.connected.set(False), SessionModel.logged_in.set(False),
@@ -130,6 +118,11 @@ class SessionManager:
             "disconnect": self.op_disconnect,
             "logout": self.op_logout,
             "forget": self.op_forget,
+            "send_text": self.op_send_text,
+            "mark_read": self.op_mark_read,
+            "chat_presence": self.op_chat_presence,
+            "presence": self.op_presence,
+            "subscribe_presence": self.op_subscribe_presence,
             "sim.scan": self.op_sim_scan,
             "sim.logout": self.op_sim_logout,
         }.get(command.op)
@@ -211,6 +204,36 @@ class SessionManager:
         except OwnershipLost:
             pass  # never placed here, or the row is already gone
         return {"Details": "Forgotten"}
+
+    # -- messaging: the running client does it; WaGo's `No session` when there is none ---------------
+
+    def _running(self, token: str) -> None:
+        if self.driver.state(token) is None:
+            raise DriverError(500, contract.NO_SESSION)
+
+    def op_send_text(self, token: str, args: dict) -> dict:
+        self._running(token)
+        return self.driver.send_text(token, str(args["to"]), str(args["body"]))
+
+    def op_mark_read(self, token: str, args: dict) -> dict:
+        self._running(token)
+        self.driver.mark_read(token, [str(i) for i in args["ids"]], str(args["chat"]), args.get("sender") or None)
+        return {"Details": "Message(s) marked as read"}
+
+    def op_chat_presence(self, token: str, args: dict) -> dict:
+        self._running(token)
+        self.driver.send_chat_presence(token, str(args["to"]), str(args["state"]), str(args.get("media") or ""))
+        return {"Details": "Chat presence set successfuly"}  # sic: WaGo's text
+
+    def op_presence(self, token: str, args: dict) -> dict:
+        self._running(token)
+        self.driver.send_presence(token, bool(args["available"]))
+        return {"Details": "Presence set successfully"}
+
+    def op_subscribe_presence(self, token: str, args: dict) -> dict:
+        self._running(token)
+        self.driver.subscribe_presence(token, str(args["jid"]))
+        return {"Details": "Subscribed to presence"}
 
     def _sim(self, name: str):
         method = getattr(self.driver, name, None)

@@ -3,12 +3,21 @@
 from chalicelib.models.hosts import HostModel
 from chalicelib.models.replies import ReplyModel
 from chalicelib.models.sessions import CounterModel, SessionModel, SessionNameModel
-from chalicelib.models.sim import SimAccountModel, SimDeviceModel
+from chalicelib.models.sim import (
+    SimAccountModel,
+    SimDeviceModel,
+    SimInboxModel,
+    SimMessageModel,
+    SimPresenceWatchModel,
+)
 
-# SimAccountModel and SimDeviceModel share one table; provisioning creates it once.
-ALL_MODELS = (SessionModel, SessionNameModel, CounterModel, HostModel, ReplyModel, SimAccountModel, SimDeviceModel)
+# The Sim* models share one table; provisioning creates it once.
+ALL_MODELS = (
+    SessionModel, SessionNameModel, CounterModel, HostModel, ReplyModel,
+    SimAccountModel, SimDeviceModel, SimMessageModel, SimInboxModel, SimPresenceWatchModel,
+)
 
 __all__ = [
     "ALL_MODELS", "CounterModel", "HostModel", "ReplyModel", "SessionModel", "SessionNameModel",
-    "SimAccountModel", "SimDeviceModel",
+    "SimAccountModel", "SimDeviceModel", "SimInboxModel", "SimMessageModel", "SimPresenceWatchModel",
 ]

@@ -1,13 +1,14 @@
-"""The sim driver's shared "WhatsApp network": accounts and linked devices, visible to every host.
+"""The sim driver's shared "WhatsApp network": accounts, linked devices, messages, offline inboxes and
+presence subscriptions, visible to every host and to the API's sim controls.
 
-One table holds both kinds of item (key prefixes `acct#` and `dev#`). A linked device is the sim's
+One table holds every kind of item (key prefixes `acct#`, `dev#`, `msg#`, `inbox#`, `presub#`). A linked device is the sim's
 counterpart of whatsmeow's device store: a host that restores a session finds it here, so no new
 QR is needed; logging out removes it.
 """
 
 from __future__ import annotations
 
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import ListAttribute, NumberAttribute, UnicodeAttribute, UnicodeSetAttribute
 from pynamodb.models import Model
 
 from chalicelib.models.base import table_meta
@@ -17,6 +18,9 @@ _settings = get_settings()
 
 ACCOUNT_PREFIX = "acct#"
 DEVICE_PREFIX = "dev#"
+MESSAGE_PREFIX = "msg#"
+INBOX_PREFIX = "inbox#"
+WATCH_PREFIX = "presub#"
 
 
 class SimAccountModel(Model):
@@ -50,3 +54,44 @@ class SimDeviceModel(Model):
     @staticmethod
     def key(token: str) -> str:
         return DEVICE_PREFIX + token
+
+
+class SimMessageModel(Model):
+    """A message sent on the sim network, remembered so a read receipt finds its sender."""
+
+    Meta = table_meta(_settings.sim_table_name)
+
+    pk = UnicodeAttribute(hash_key=True)  # msg#<id>
+    from_phone = UnicodeAttribute()
+    to_phone = UnicodeAttribute()
+    sent_at = NumberAttribute(default=0)
+
+    @staticmethod
+    def key(message_id: str) -> str:
+        return MESSAGE_PREFIX + message_id
+
+
+class SimInboxModel(Model):
+    """Events for a linked device whose session was offline: delivered when it connects (as WhatsApp does)."""
+
+    Meta = table_meta(_settings.sim_table_name)
+
+    pk = UnicodeAttribute(hash_key=True)  # inbox#<token>
+    items = ListAttribute(of=UnicodeAttribute, default=list)  # JSON [type, event, extra]
+
+    @staticmethod
+    def key(token: str) -> str:
+        return INBOX_PREFIX + token
+
+
+class SimPresenceWatchModel(Model):
+    """Sessions that subscribed to one account's presence (whatsmeow's SubscribePresence)."""
+
+    Meta = table_meta(_settings.sim_table_name)
+
+    pk = UnicodeAttribute(hash_key=True)  # presub#<phone>
+    tokens = UnicodeSetAttribute(default=set)
+
+    @staticmethod
+    def key(phone: str) -> str:
+        return WATCH_PREFIX + phone

@@ -1,10 +1,12 @@
-"""Admin-only controls of the simulated WhatsApp network: the "phone" side of pairing and logout.
+"""Admin-only controls of the simulated WhatsApp network: the "phone" side of pairing and logout, and
+sim accounts that message, read, type and go online (what a real contact's phone would do).
 
 Installed only when WHATSAPP_DRIVER=sim (app.py); with the real driver these paths do not exist.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from pydantic import Field
@@ -13,7 +15,10 @@ from chalicelib import contract
 from chalicelib.bus import get_bus
 from chalicelib.envelope import ApiError
 from chalicelib.models import SessionModel, SimDeviceModel
+from chalicelib.events import EventPublisher
 from chalicelib.routes.fields import Text, Token
+from chalicelib.routes.messaging import Body, ChatPresenceRequest, MarkReadRequest, PresenceRequest, SendResponse
+from chalicelib.sim_network import SimError, SimNetwork, parse_phone
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import WagoModel
 
@@ -79,3 +84,82 @@ def sim_logout(call: Call) -> DetailsResponse:
         condition=SessionModel.token.exists(),
     )
     return DetailsResponse(details="Logged out")
+
+
+class PhoneMessageRequest(WagoModel):
+    from_: Text = Field(alias="From", description="The sending sim account's phone (created on first use).")
+    to: Text = Field(alias="To", description="Recipient account: phone number or JID.")
+    body: Body = Field(alias="Body")
+    push_name: str = Field("", alias="PushName", description="Display name of a new sim account.")
+
+
+class PhoneReadRequest(MarkReadRequest):
+    phone: Text = Field(alias="Phone", description="The reading sim account's phone.")
+    chat: str = Field("", alias="Chat", description="Unused: the message ids say whose they are.")
+
+
+class PhoneChatPresenceRequest(ChatPresenceRequest):
+    from_: Text = Field(alias="From", description="The typing sim account's phone.")
+
+
+class PhonePresenceRequest(PresenceRequest):
+    phone: Text = Field(alias="Phone", description="The sim account going online or offline.")
+
+
+def _network() -> SimNetwork:
+    return SimNetwork(EventPublisher().publish)
+
+
+@contextmanager
+def _sim_errors():
+    """The sim network's refusals (unknown account, bad phone) as WaGo error envelopes."""
+    try:
+        yield
+    except SimError as exc:
+        raise ApiError(exc.status, exc.message) from None
+
+
+@router.route(
+    "POST", "/sim/message", auth=Auth.ADMIN, body=PhoneMessageRequest, response=SendResponse,
+    summary="Simulator: a sim account's phone sends a text (to a session's account, or any sim account).",
+)
+def sim_message(call: Call) -> SendResponse:
+    body: PhoneMessageRequest = call.body
+    network = _network()
+    with _sim_errors():
+        sender = network.account(parse_phone(body.from_), body.push_name, create=True)
+        sent = network.send_text(sender.phone, body.to, body.body)
+    return SendResponse(details="Sent", timestamp=sent["Timestamp"], id=sent["Id"])
+
+
+@router.route(
+    "POST", "/sim/read", auth=Auth.ADMIN, body=PhoneReadRequest, response=DetailsResponse,
+    summary="Simulator: a sim account's phone reads messages it received (senders get Read receipts).",
+)
+def sim_read(call: Call) -> DetailsResponse:
+    body: PhoneReadRequest = call.body
+    with _sim_errors():
+        count = _network().mark_read(parse_phone(body.phone), body.id)
+    return DetailsResponse(details=f"{count} message(s) marked as read")
+
+
+@router.route(
+    "POST", "/sim/chatpresence", auth=Auth.ADMIN, body=PhoneChatPresenceRequest, response=DetailsResponse,
+    summary="Simulator: a sim account types, records or pauses in its chat with `Phone`.",
+)
+def sim_chat_presence(call: Call) -> DetailsResponse:
+    body: PhoneChatPresenceRequest = call.body
+    with _sim_errors():
+        _network().chat_presence(parse_phone(body.from_), body.phone, body.state, body.media)
+    return DetailsResponse(details="Chat presence set")
+
+
+@router.route(
+    "POST", "/sim/presence", auth=Auth.ADMIN, body=PhonePresenceRequest, response=DetailsResponse,
+    summary="Simulator: a sim account goes online or offline (subscribed sessions get Presence).",
+)
+def sim_presence(call: Call) -> DetailsResponse:
+    body: PhonePresenceRequest = call.body
+    with _sim_errors():
+        told = _network().presence(parse_phone(body.phone), body.type == "available")
+    return DetailsResponse(details=f"Presence sent to {told} session(s)")

@@ -75,6 +75,28 @@ class Driver(abc.ABC):
     def forget(self, token: str) -> None:
         """Stop the client if any and remove its device from the store (session deleted)."""
 
+    # -- messaging (a running, logged-in client; DriverError otherwise) ------------------------------
+
+    @abc.abstractmethod
+    def send_text(self, token: str, to: str, body: str) -> dict[str, Any]:
+        """Send a text to a phone number or JID; returns {"Id", "Timestamp"} once WhatsApp accepted it."""
+
+    @abc.abstractmethod
+    def mark_read(self, token: str, ids: list[str], chat: str, sender: str | None = None) -> None:
+        """Send read receipts for messages of `chat` (`sender` is the author in groups)."""
+
+    @abc.abstractmethod
+    def send_chat_presence(self, token: str, to: str, state: str, media: str = "") -> None:
+        """`composing` (typing; recording with media `audio`) or `paused`, in the chat with `to`."""
+
+    @abc.abstractmethod
+    def send_presence(self, token: str, available: bool) -> None:
+        """Show this account online or offline (needed before presence and chat presence flow)."""
+
+    @abc.abstractmethod
+    def subscribe_presence(self, token: str, jid: str) -> None:
+        """Ask WhatsApp for `jid`'s presence updates (Presence events follow)."""
+
     @abc.abstractmethod
     def state(self, token: str) -> ClientState | None:
         """The running client's state, or None when this host has no client for `token`."""

@@ -266,6 +266,27 @@ class NeonizeDriver(Driver):
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
 
+    # -- messaging: one call into the session's worker; WhatsApp's own request timeout is 75 s -------
+
+    def _client_call(self, method: str, token: str, **kwargs: Any) -> Any:
+        return self._worker_of(token).call(method, timeout=self.settings.command_timeout_seconds, token=token,
+                                           **kwargs)
+
+    def send_text(self, token: str, to: str, body: str) -> dict:
+        return self._client_call("send_text", token, to=to, body=body)
+
+    def mark_read(self, token: str, ids: list[str], chat: str, sender: str | None = None) -> None:
+        self._client_call("mark_read", token, ids=ids, chat=chat, sender=sender)
+
+    def send_chat_presence(self, token: str, to: str, state: str, media: str = "") -> None:
+        self._client_call("send_chat_presence", token, to=to, state=state, media=media)
+
+    def send_presence(self, token: str, available: bool) -> None:
+        self._client_call("send_presence", token, available=available)
+
+    def subscribe_presence(self, token: str, jid: str) -> None:
+        self._client_call("subscribe_presence", token, jid=jid)
+
     def state(self, token: str) -> ClientState | None:
         with self._lock:
             state = self._states.get(token)

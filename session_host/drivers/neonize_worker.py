@@ -85,6 +85,14 @@ def parse_jid(value: str):
                IsEmpty=False)
 
 
+def recipient_jid(value: str):
+    """WaGo's `Phone`: a phone number (digits, `+` and separators allowed) or a full JID."""
+    value = (value or "").strip()
+    if "@" in value:
+        return parse_jid(value)
+    return parse_jid(f"{digits_of(value)}@s.whatsapp.net")
+
+
 def digits_of(phone: str) -> str:
     digits = re.sub(r"\D", "", phone or "")
     if len(digits) < 7 or digits.startswith("0"):
@@ -398,6 +406,68 @@ class NeonizeWorker:
             path = sqlite_path(self.config.data_dir, token)
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+    # -- messaging (logged-in clients only; neonize raises typed errors, never a Go panic, for these) ---
+
+    def _logged_in(self, token: str) -> Session:
+        session = self._session(token)
+        if not session.state.logged_in:
+            raise DriverError(500, "not logged in")
+        return session
+
+    @staticmethod
+    def _failed(what: str, exc: Exception) -> DriverError:
+        return DriverError(500, f"Failed to {what}: {exc}")
+
+    def send_text(self, token: str, to: str, body: str) -> dict:
+        from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
+
+        from session_host.drivers.neonize_events import rfc3339
+
+        session = self._logged_in(token)
+        try:  # a Message, not a str: a str goes through neonize's mention parsing and group lookups
+            sent = session.client.send_message(recipient_jid(to), Message(conversation=body))
+        except Exception as exc:
+            raise self._failed("send message", exc) from None
+        return {"Id": sent.ID, "Timestamp": rfc3339(sent.Timestamp)}
+
+    def mark_read(self, token: str, ids: list[str], chat: str, sender: str | None = None) -> None:
+        from neonize.utils.enum import ReceiptType
+
+        session = self._logged_in(token)
+        chat_jid = recipient_jid(chat)
+        try:
+            session.client.mark_read(*ids, chat=chat_jid, sender=recipient_jid(sender) if sender else chat_jid,
+                                     receipt=ReceiptType.READ)
+        except Exception as exc:
+            raise self._failed("mark messages as read", exc) from None
+
+    def send_chat_presence(self, token: str, to: str, state: str, media: str = "") -> None:
+        from neonize.utils.enum import ChatPresence, ChatPresenceMedia
+
+        session = self._logged_in(token)
+        presence = ChatPresence.CHAT_PRESENCE_PAUSED if state == "paused" else ChatPresence.CHAT_PRESENCE_COMPOSING
+        kind = ChatPresenceMedia.CHAT_PRESENCE_MEDIA_AUDIO if media == "audio" else ChatPresenceMedia.CHAT_PRESENCE_MEDIA_TEXT
+        try:
+            session.client.send_chat_presence(recipient_jid(to), presence, kind)
+        except Exception as exc:
+            raise self._failed("set chat presence", exc) from None
+
+    def send_presence(self, token: str, available: bool) -> None:
+        from neonize.utils.enum import Presence
+
+        session = self._logged_in(token)
+        try:
+            session.client.send_presence(Presence.AVAILABLE if available else Presence.UNAVAILABLE)
+        except Exception as exc:
+            raise self._failed("set presence", exc) from None
+
+    def subscribe_presence(self, token: str, jid: str) -> None:
+        session = self._logged_in(token)
+        try:
+            session.client.subscribe_presence(recipient_jid(jid))
+        except Exception as exc:
+            raise self._failed("subscribe to presence", exc) from None
 
     def shutdown(self, deadline: float) -> int:
         """Stop every client; returns how many threads were still running at the deadline."""

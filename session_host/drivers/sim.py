@@ -9,7 +9,8 @@ whatsmeow's shape (`ref,noiseKey,identityKey,advSecret`); the first code lives `
 then `sim_qr_rotations` more codes live `sim_qr_next_seconds` each, after which pairing times out
 and the client stops. A pairing code (`/session/pair`) works on a running, unpaired client. The
 "phone" side is driven by `scan` (the QR or the code was accepted) and `phone_logout` (the device
-was removed on the phone, which produces a LoggedOut event).
+was removed on the phone, which produces a LoggedOut event). Messages, receipts and presence travel
+through chalicelib/sim_network.py, shared with the API's sim controls.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from __future__ import annotations
 import base64
 import dataclasses
 import os
-import re
 import secrets
 import threading
 import time
+from contextlib import contextmanager
 from typing import Callable
 
-from chalicelib import contract
-from chalicelib.models import SimAccountModel, SimDeviceModel
+from chalicelib import contract, sim_network
+from chalicelib.models import SimDeviceModel
+from chalicelib.sim_network import SimError, SimNetwork
 from session_host.drivers.base import ClientState, Driver, DriverCallbacks, DriverError
 
 PAIR_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"  # whatsmeow's linking-code alphabet (no 0, I, O, U)
@@ -33,11 +35,17 @@ QR_TIMED_OUT = "QR code timed out"
 PHONE_LOGGED_OUT = "logged out from the phone"
 
 
+@contextmanager
+def _sim_errors():
+    try:
+        yield
+    except SimError as exc:
+        raise DriverError(exc.status, exc.message) from None
+
+
 def parse_phone(phone: str) -> str:
-    digits = re.sub(r"[\s\-().]", "", phone or "").removeprefix("+")
-    if not digits.isdigit() or not 7 <= len(digits) <= 15:
-        raise DriverError(400, "Could not parse Phone")
-    return digits
+    with _sim_errors():
+        return sim_network.parse_phone(phone)
 
 
 def _b64(size: int) -> str:
@@ -62,6 +70,7 @@ class SimClient:
     generation: int = 0  # bumps on every QR change, so a stale rotation timer does nothing
     qr_left: int = 0
     pair_phone: str | None = None
+    phone: str | None = None  # the linked account, once logged in
     closed: bool = False
 
     def cancel_timer(self) -> None:
@@ -80,6 +89,8 @@ class SimDriver(Driver):
         self.clock = clock
         self._clients: dict[str, SimClient] = {}
         self._lock = threading.Lock()
+        self.network = SimNetwork(lambda token, type, event, extra: callbacks.on_event(token, type, event, extra),
+                                  clock)
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -143,8 +154,10 @@ class SimDriver(Driver):
             device = self._device(token)
             if device is not None:
                 client.state = ClientState(connected=True, logged_in=True, jid=device.jid, push_name=device.push_name)
+                client.phone = device.phone
                 self._publish_state(client)
                 self.callbacks.on_event(token, "Connected", {})
+                self.network.flush_inbox(token)
             else:
                 client.state = ClientState(connected=True)
                 client.qr_left = self.settings.sim_qr_rotations
@@ -172,6 +185,7 @@ class SimDriver(Driver):
             if not client.state.logged_in:
                 raise DriverError(500, contract.NOT_LOGGED_IN_LOGOUT)
             SimDeviceModel(SimDeviceModel.key(token)).delete()
+            sim_network.drop_inbox(token)
             self._remove(client)
 
     def forget(self, token: str) -> None:
@@ -181,6 +195,7 @@ class SimDriver(Driver):
             with client.lock:
                 self._remove(client)
         SimDeviceModel(SimDeviceModel.key(token)).delete()
+        sim_network.drop_inbox(token)
 
     def state(self, token: str) -> ClientState | None:
         with self._lock:
@@ -207,7 +222,7 @@ class SimDriver(Driver):
                     raise DriverError(400, "pairing code was requested for another phone number")
             elif not client.state.qr:
                 raise DriverError(500, "no QR code to scan")
-            account = self._account(digits, push_name)
+            account = self.network.account(digits, push_name, create=True)
             jid = f"{digits}:{secrets.randbelow(60) + 1}@{SERVER}"
             SimDeviceModel(
                 SimDeviceModel.key(token), token=token, phone=digits, jid=jid,
@@ -215,6 +230,7 @@ class SimDriver(Driver):
             ).save()
             client.cancel_timer()
             client.state = ClientState(connected=True, logged_in=True, jid=jid, push_name=account.push_name)
+            client.phone = digits
             self._publish_state(client)
             self.callbacks.on_event(token, "PairSuccess", {"ID": jid, "LID": "", "BusinessName": "", "Platform": "sim"})
             self.callbacks.on_event(token, "Connected", {})
@@ -227,22 +243,40 @@ class SimDriver(Driver):
             if not client.state.logged_in:
                 raise DriverError(500, contract.NOT_LOGGED_IN_LOGOUT)
             SimDeviceModel(SimDeviceModel.key(token)).delete()
+            sim_network.drop_inbox(token)
             self._remove(client)
             client.state = ClientState(last_error=PHONE_LOGGED_OUT)
             self.callbacks.on_event(token, "LoggedOut", {"OnConnect": False, "Reason": 401})
             self.callbacks.on_closed(token, PHONE_LOGGED_OUT, logged_out=True)
 
-    def _account(self, digits: str, push_name: str) -> SimAccountModel:
-        try:
-            return SimAccountModel.get(SimAccountModel.key(digits), consistent_read=True)
-        except SimAccountModel.DoesNotExist:
-            pass
-        account = SimAccountModel(
-            SimAccountModel.key(digits), phone=digits, jid=f"{digits}@{SERVER}",
-            push_name=push_name or f"Sim {digits[-4:]}", created_at=self.clock(),
-        )
-        try:
-            account.save(condition=SimAccountModel.pk.does_not_exist())
-        except Exception:  # created concurrently by another host: use theirs
-            return SimAccountModel.get(SimAccountModel.key(digits), consistent_read=True)
-        return account
+
+    # -- messaging -------------------------------------------------------------------------------
+
+    def _sender(self, token: str) -> SimClient:
+        client = self._client(token)
+        if not client.state.logged_in or not client.phone:
+            raise DriverError(500, contract.NOT_LOGGED_IN)
+        return client
+
+    def send_text(self, token: str, to: str, body: str) -> dict:
+        client = self._sender(token)
+        with _sim_errors():
+            sent = self.network.send_text(client.phone, to, body, sender_token=token)
+        return {"Id": sent["Id"], "Timestamp": sent["Timestamp"]}
+
+    def mark_read(self, token: str, ids: list[str], chat: str, sender: str | None = None) -> None:
+        client = self._sender(token)
+        self.network.mark_read(client.phone, ids, reader_token=token)
+
+    def send_chat_presence(self, token: str, to: str, state: str, media: str = "") -> None:
+        client = self._sender(token)
+        with _sim_errors():
+            self.network.chat_presence(client.phone, to, state, media, sender_token=token)
+
+    def send_presence(self, token: str, available: bool) -> None:
+        self.network.presence(self._sender(token).phone, available)
+
+    def subscribe_presence(self, token: str, jid: str) -> None:
+        self._sender(token)
+        with _sim_errors():
+            self.network.subscribe_presence(token, jid)

@@ -300,3 +300,33 @@ def test_the_host_reports_a_connect_without_network_as_an_error_status(aws, tmp_
     finally:
         host.stop(grace_seconds=5)
     assert host.driver.worker_pids() == []
+
+
+class FakeGo:
+    """Stands in for the Go library of one client: records what neonize would hand to whatsmeow."""
+
+    def __init__(self):
+        self.sent: list[tuple] = []
+
+    def SendMessage(self, uuid, to, to_len, message, message_len):  # noqa: N802 - the Go export's name
+        self.sent.append((N.JID.FromString(to), WAMessage.FromString(message)))
+        return N.SendMessageReturnFunction(SendResponse=N.SendResponse(ID="3EB0FAKE", Timestamp=NOW)) \
+            .SerializePartialToString()
+
+
+def test_send_text_builds_a_plain_conversation_message(worker):
+    session = _session_with_handlers(worker, "tok-send")
+    with pytest.raises(DriverError) as not_yet:
+        worker.send_text("tok-send", "15551234567", "hello")
+    assert not_yet.value.message == "not logged in"
+    session.state.logged_in = True
+    fake = FakeGo()
+    session.client._NewClient__client = fake
+    sent = worker.send_text("tok-send", "+1 (555) 123-4567", "hi @15550001111")
+    assert sent == {"Id": "3EB0FAKE", "Timestamp": "2025-10-09T08:53:20Z"}
+    ((jid, message),) = fake.sent
+    assert (jid.User, jid.Server, jid.Device) == ("15551234567", "s.whatsapp.net", 0)
+    # A Message, not neonize's str path: no mention parsing, no extendedTextMessage, no group lookups.
+    assert [f.name for f, _ in message.ListFields()] == ["conversation"] and message.conversation == "hi @15550001111"
+    worker.send_text("tok-send", "120363000000000000@g.us", "to a group")
+    assert (fake.sent[-1][0].User, fake.sent[-1][0].Server) == ("120363000000000000", "g.us")

@@ -1,0 +1,54 @@
+"""Publishing WhatsApp events to the events queue (session hosts, and the sim network's phone side).
+
+Each event gets the session's next sequence number from an atomic counter on the session row, so a
+receiver can order one session's events; an event for a deleted session is dropped.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import boto3
+from pynamodb.exceptions import UpdateError
+
+from chalicelib.contract import WireEvent
+from chalicelib.models import SessionModel
+from chalicelib.observability import logger
+from chalicelib.settings import Settings, get_settings
+
+
+class EventPublisher:
+    def __init__(self, settings: Settings | None = None, sqs: Any = None, queue_url: str = ""):
+        self.settings = settings or get_settings()
+        self._sqs = sqs
+        self._queue_url = queue_url
+
+    @property
+    def sqs(self):
+        if self._sqs is None:
+            self._sqs = boto3.client("sqs", region_name=self.settings.region)
+        return self._sqs
+
+    @property
+    def queue_url(self) -> str:
+        if not self._queue_url:
+            self._queue_url = self.sqs.get_queue_url(QueueName=self.settings.events_queue_name)["QueueUrl"]
+        return self._queue_url
+
+    def publish(self, token: str, type: str, event: dict[str, Any], extra: dict[str, Any] | None = None) -> WireEvent | None:
+        counter = SessionModel(token)
+        try:
+            counter.update(actions=[SessionModel.event_seq.add(1)], condition=SessionModel.token.exists())
+        except UpdateError:
+            logger.info("event for a deleted session dropped", extra={"token": token, "type": type})
+            return None
+        wire = WireEvent(event_id=uuid.uuid4().hex, token=token, seq=int(counter.event_seq), ts=time.time(),
+                         type=type, event=event, extra=extra or {})
+        try:
+            self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=wire.model_dump_json())
+        except Exception:
+            logger.exception("event publish failed", extra={"token": token, "type": type, "seq": wire.seq})
+            return None
+        return wire

@@ -1,0 +1,242 @@
+"""The simulated WhatsApp network's traffic: messages, receipts, presence and chat presence.
+
+Both sides use it: a session host's sim driver (a linked device sends, reads, types) and the API's
+admin-only sim controls (the phone of a sim account sends, reads, types, goes online). Accounts and
+devices are in the sim table (chalicelib/models/sim.py); what a linked device receives is published
+as WaGo events for its session token. A device whose session is not connected gets it later: the sim
+driver delivers its inbox when the session logs in, as WhatsApp delivers offline messages.
+
+Event bodies follow WaGo's shapes (whatsmeow's structs through Go's encoding/json), as the neonize
+driver produces them, so a webhook receiver cannot tell the two drivers apart.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from pynamodb.exceptions import DeleteError, DoesNotExist
+from pynamodb.expressions.condition import size
+
+from chalicelib.models import SessionModel, SimAccountModel, SimDeviceModel, SimInboxModel, SimMessageModel
+from chalicelib.models import SimPresenceWatchModel
+
+SERVER = "s.whatsapp.net"
+Publish = Callable[[str, str, dict, dict], Any]
+
+
+class SimError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def parse_phone(value: str) -> str:
+    """A phone number (`+1 555-000 1111`) or a user JID (`15550001111[:7]@s.whatsapp.net`) -> digits."""
+    value = (value or "").strip()
+    if "@" in value:
+        user, _, server = value.partition("@")
+        if server != SERVER:
+            raise SimError(400, f"Invalid Phone in Payload: {value} is not a user JID")
+        value = user.split(":", 1)[0]
+    digits = re.sub(r"[\s\-().]", "", value).removeprefix("+")
+    if not digits.isdigit() or not 7 <= len(digits) <= 15:
+        raise SimError(400, "Could not parse Phone")
+    return digits
+
+
+def user_jid(phone: str) -> str:
+    return f"{phone}@{SERVER}"
+
+
+def new_message_id() -> str:
+    """whatsmeow's shape: 3EB0 + 18 hex digits."""
+    return "3EB0" + secrets.token_hex(9).upper()
+
+
+def rfc3339(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _source(chat: str, sender: str, from_me: bool = False) -> dict[str, Any]:
+    return {"Chat": chat, "Sender": sender, "IsFromMe": from_me, "IsGroup": False, "AddressingMode": "",
+            "SenderAlt": "", "RecipientAlt": "", "BroadcastListOwner": ""}
+
+
+def message_event(sender: SimAccountModel, message_id: str, body: str, sent_at: float) -> dict[str, Any]:
+    content = {"conversation": body}
+    return {
+        "Info": {**_source(sender.jid, sender.jid), "ID": message_id, "ServerID": 0, "Type": "text",
+                 "PushName": sender.push_name, "Timestamp": rfc3339(sent_at), "Category": "", "Multicast": False,
+                 "MediaType": "", "Edit": "", "VerifiedName": None, "DeviceSentMeta": None},
+        "Message": content, "IsEphemeral": False, "IsViewOnce": False, "IsViewOnceV2": False,
+        "IsViewOnceV2Extension": False, "IsDocumentWithCaption": False, "IsLottieSticker": False, "IsEdit": False,
+        "SourceWebMsg": None, "UnavailableRequestID": "", "RetryCount": 0, "NewsletterMeta": None,
+        "RawMessage": content,
+    }
+
+
+def receipt_event(reader_jid: str, ids: list[str], read: bool, at: float) -> tuple[dict, dict]:
+    body = {**_source(reader_jid, reader_jid), "MessageIDs": ids, "Timestamp": rfc3339(at),
+            "Type": "read" if read else "", "MessageSender": ""}
+    return body, {"state": "Read" if read else "Delivered"}
+
+
+class SimNetwork:
+    """Traffic between sim accounts; `publish(token, type, event, extra)` hands an event to one session."""
+
+    def __init__(self, publish: Publish, clock: Callable[[], float] = time.time):
+        self.publish = publish
+        self.clock = clock
+
+    # -- directory -------------------------------------------------------------------------------
+
+    def account(self, phone: str, push_name: str = "", create: bool = False) -> SimAccountModel:
+        try:
+            return SimAccountModel.get(SimAccountModel.key(phone), consistent_read=True)
+        except DoesNotExist:
+            if not create:
+                raise SimError(404, f"{phone} is not on WhatsApp") from None
+        account = SimAccountModel(SimAccountModel.key(phone), phone=phone, jid=user_jid(phone),
+                                  push_name=push_name or f"Sim {phone[-4:]}", created_at=self.clock())
+        try:
+            account.save(condition=SimAccountModel.pk.does_not_exist())
+        except Exception:  # created concurrently: use theirs
+            return SimAccountModel.get(SimAccountModel.key(phone), consistent_read=True)
+        return account
+
+    def device_of(self, token: str) -> SimDeviceModel | None:
+        try:
+            return SimDeviceModel.get(SimDeviceModel.key(token), consistent_read=True)
+        except DoesNotExist:
+            return None
+
+    def devices_of(self, phone: str) -> list[SimDeviceModel]:
+        return list(SimDeviceModel.scan(
+            (SimDeviceModel.pk.startswith(SimDeviceModel.key(""))) & (SimDeviceModel.phone == phone),
+            consistent_read=True))
+
+    # -- delivery --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _online(token: str) -> bool:
+        try:
+            session = SessionModel.get(token, consistent_read=True)
+        except DoesNotExist:
+            return False
+        return bool(session.connected and session.logged_in and session.owner_host)
+
+    def _deliver(self, token: str, type: str, event: dict, extra: dict) -> bool:
+        """Publish now if the session is online; otherwise keep it in the device's inbox. True if live."""
+        if self._online(token):
+            self.publish(token, type, event, extra)
+            return True
+        item = json.dumps([type, event, extra])
+        SimInboxModel(SimInboxModel.key(token)).update(
+            actions=[SimInboxModel.items.set((SimInboxModel.items | []).append([item]))])
+        return False
+
+    def flush_inbox(self, token: str) -> int:
+        """The session just logged in: hand it what arrived while it was away, in order."""
+        try:
+            inbox = SimInboxModel.get(SimInboxModel.key(token), consistent_read=True)
+        except DoesNotExist:
+            return 0
+        items = list(inbox.items or [])
+        try:  # only if nothing was appended meanwhile; otherwise the next flush takes all of it
+            inbox.delete(condition=size(SimInboxModel.items) == len(items))
+        except DeleteError:
+            return 0
+        for item in items:
+            type, event, extra = json.loads(item)
+            self.publish(token, type, event, extra)
+        return len(items)
+
+    # -- traffic ---------------------------------------------------------------------------------
+
+    def send_text(self, sender_phone: str, to: str, body: str, sender_token: str | None = None,
+                  message_id: str | None = None) -> dict[str, Any]:
+        """A text from `sender_phone` to every device of `to`; Delivered receipts go back to the sender's
+        sessions for devices that were online. Returns WaGo's send answer fields."""
+        recipient = self.account(parse_phone(to))
+        sender = self.account(sender_phone)
+        sent_at = self.clock()
+        message_id = message_id or new_message_id()
+        SimMessageModel(SimMessageModel.key(message_id), from_phone=sender.phone, to_phone=recipient.phone,
+                        sent_at=sent_at).save()
+        event = message_event(sender, message_id, body, sent_at)
+        delivered = [self._deliver(device.token, "Message", event, {}) for device in self.devices_of(recipient.phone)
+                     if device.token != sender_token]
+        if any(delivered):
+            receipt, extra = receipt_event(recipient.jid, [message_id], read=False, at=self.clock())
+            for device in self.devices_of(sender.phone):
+                self._deliver(device.token, "ReadReceipt", receipt, extra)
+        return {"Id": message_id, "Timestamp": rfc3339(sent_at), "To": recipient.jid}
+
+    def mark_read(self, reader_phone: str, ids: list[str], reader_token: str | None = None) -> int:
+        """`reader_phone` read these messages: each sender's sessions get a Read receipt."""
+        reader = self.account(reader_phone)
+        by_sender: dict[str, list[str]] = {}
+        for message_id in ids:
+            try:
+                message = SimMessageModel.get(SimMessageModel.key(message_id), consistent_read=True)
+            except DoesNotExist:
+                continue
+            if message.to_phone == reader.phone:
+                by_sender.setdefault(message.from_phone, []).append(message_id)
+        for sender_phone, read_ids in by_sender.items():
+            receipt, extra = receipt_event(reader.jid, read_ids, read=True, at=self.clock())
+            for device in self.devices_of(sender_phone):
+                if device.token != reader_token:
+                    self._deliver(device.token, "ReadReceipt", receipt, extra)
+        return sum(len(v) for v in by_sender.values())
+
+    def chat_presence(self, sender_phone: str, to: str, state: str, media: str = "",
+                      sender_token: str | None = None) -> None:
+        """Typing (`composing`), recording (`composing` + `audio`) or `paused`, shown to the other side
+        only while it is online (WhatsApp does not queue chat presence)."""
+        recipient = self.account(parse_phone(to))
+        sender = self.account(sender_phone)
+        body = {**_source(sender.jid, sender.jid), "State": state, "Media": media}
+        for device in self.devices_of(recipient.phone):
+            if device.token != sender_token and self._online(device.token):
+                self.publish(device.token, "ChatPresence", body, {})
+
+    def subscribe_presence(self, token: str, target: str) -> str:
+        phone = self.account(parse_phone(target)).phone
+        SimPresenceWatchModel(SimPresenceWatchModel.key(phone)).update(
+            actions=[SimPresenceWatchModel.tokens.add({token})])
+        return user_jid(phone)
+
+    def presence(self, phone: str, available: bool) -> int:
+        """The account goes online/offline: online subscribers get a Presence event."""
+        account = self.account(phone)
+        try:
+            watchers = SimPresenceWatchModel.get(SimPresenceWatchModel.key(phone), consistent_read=True).tokens or set()
+        except DoesNotExist:
+            return 0
+        now = self.clock()
+        body = {"From": account.jid, "Unavailable": not available, "LastSeen": rfc3339(now) if not available
+                else "0001-01-01T00:00:00Z"}
+        told = 0
+        for token in sorted(watchers):
+            if self._online(token):
+                self.publish(token, "Presence", body, {"state": "online" if available else "offline"})
+                told += 1
+        return told
+
+
+def drop_inbox(token: str) -> None:
+    """Logged out or deleted: undelivered events for this device are gone with it."""
+    try:
+        SimInboxModel(SimInboxModel.key(token)).delete()
+    except Exception:
+        pass
+
+
+__all__ = ["SimError", "SimNetwork", "drop_inbox", "parse_phone", "user_jid"]
