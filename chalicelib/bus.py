@@ -75,7 +75,8 @@ class Bus:
         return host is not None and host.is_live(self.clock(), self.settings.host_lease_seconds)
 
     def live_owner(self, session: SessionModel) -> HostModel | None:
-        """The host holding this session, if its heartbeat is within the lease."""
+        """The host holding this session, if its heartbeat is within the lease (draining included: it
+        still drives its clients until it releases them)."""
         owner = self.host(session.owner_host)
         return owner if self.is_live(owner) else None
 
@@ -84,7 +85,8 @@ class Bus:
         skip = set(exclude)
         hosts = [
             h for h in HostModel.scan(consistent_read=True)
-            if h.host_id not in skip and self.is_live(h) and h.has_room() and h.command_queue_url
+            if h.host_id not in skip and h.accepts_sessions(self.clock(), self.settings.host_lease_seconds)
+            and h.command_queue_url
         ]
         random.shuffle(hosts)
         return sorted(hosts, key=lambda h: int(h.load or 0) / max(1, int(h.capacity or 1)))

@@ -25,8 +25,12 @@ class HostModel(Model):
     driver = UnicodeAttribute(default="")  # WhatsApp driver the host runs (neonize | sim)
 
     def is_live(self, now: float, lease_seconds: float) -> bool:
-        """Heartbeat within the lease and accepting work."""
-        return self.status == "up" and float(self.heartbeat_at or 0) >= now - lease_seconds
+        """Heartbeat within the lease: the host still holds its sessions, even while draining."""
+        return float(self.heartbeat_at or 0) >= now - lease_seconds
+
+    def accepts_sessions(self, now: float, lease_seconds: float) -> bool:
+        """Live and not draining: new placements may go here."""
+        return self.status == "up" and self.is_live(now, lease_seconds) and self.has_room()
 
     def has_room(self) -> bool:
         return int(self.load or 0) < int(self.capacity or 0)
