@@ -422,8 +422,6 @@ class WagoStack(cdk.Stack):
             t["sim"].grant_read_write_data(role)
         self.media_bucket.grant_read_write(role)
         self.events_queue.grant_send_messages(role)
-        role.add_to_principal_policy(iam.PolicyStatement(
-            sid="FindEventsQueue", actions=["sqs:GetQueueUrl"], resources=[self.events_queue.queue_arn]))
         # Each host creates its own FIFO command queue at start and deletes it on stop; hosts also
         # delete the queues of hosts that died. Only queues named wago-<stage>-host-* are reachable.
         role.add_to_principal_policy(iam.PolicyStatement(
@@ -684,29 +682,29 @@ def handler(event, context):
 def _importing_app_for(env: dict[str, str], region: str):
     """Let `chalice package` import app.py as this stage would: with the stage's settings.
 
-    app.py computes the SQS queue name of its handler at import from chalicelib.settings (cached),
-    so a previously imported app (tests, another stage) must not be reused. Everything touched is
-    restored afterwards: the environment, the cached settings and the imported `app` module.
+    app.py computes its SQS handler's queue name at import, from chalicelib.settings (cached), and it
+    can be imported only once per process (Chalice blueprints register on one app only). So the
+    stage's variables are in place, and the settings cache is empty, when chalice imports it; an app
+    imported earlier for another stage is refused rather than silently packaged with the wrong queue.
+    The environment is restored afterwards.
     """
+    already = sys.modules.get("app")
+    if already is not None and getattr(getattr(already, "settings", None), "events_queue_name", None) != env["EVENTS_QUEUE"]:
+        raise RuntimeError(
+            "app.py was already imported in this process with other settings; synthesize each stage in a "
+            "fresh process (cdk synth does; tests run the stack in a subprocess)")
     saved_env = dict(os.environ)
-    saved_app = sys.modules.pop("app", None)
-    settings_module = sys.modules.get("chalicelib.settings")
     os.environ.update(env)
     if not cdk.Token.is_unresolved(region):
         os.environ["AWS_DEFAULT_REGION"] = region
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     for key in ("RESOURCE_PREFIX", "AWS_ENDPOINT_URL", "ADMIN_TOKEN"):
         os.environ.pop(key, None)
-    if settings_module is not None:
+    settings_module = sys.modules.get("chalicelib.settings")
+    if settings_module is not None and already is None:
         settings_module.get_settings.cache_clear()
     try:
         yield
     finally:
         os.environ.clear()
         os.environ.update(saved_env)
-        sys.modules.pop("app", None)
-        if saved_app is not None:
-            sys.modules["app"] = saved_app
-        settings_module = sys.modules.get("chalicelib.settings")
-        if settings_module is not None:
-            settings_module.get_settings.cache_clear()

@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+# (named cdk_app.py, not app.py: `chalice package` imports the module named `app`, the API)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aws_cdk as cdk  # noqa: E402
