@@ -4,7 +4,8 @@
 Context keys (all optional; `-c key=value` or cdk.json): stage (dev|prod, default dev),
 whatsappDriver (neonize|sim), hostCapacity, hostMin, hostMax, hostCpu, hostMemory, hostImage
 (a registry image instead of building session_host/Dockerfile), fanoutMaxConcurrency,
-fanoutBatchWindow, mediaExpiryDays, logLevel, alarmEmail, dbInstanceType.
+fanoutBatchWindow, mediaExpiryDays, logLevel, alarmEmail, dbInstanceType, sessionHosts (false: no
+VPC, database or ECS service, e.g. for LocalStack's free edition).
 Account/region: CDK_DEFAULT_ACCOUNT/CDK_DEFAULT_REGION (set by the CLI from your credentials);
 `make synth` runs without credentials and leaves the stack environment-agnostic.
 """
@@ -43,6 +44,7 @@ def config_from_context(app: cdk.App) -> StageConfig:
         log_level=ctx("logLevel", "INFO"),
         alarm_email=ctx("alarmEmail"),
         db_instance_type=ctx("dbInstanceType", "t4g.micro"),
+        session_hosts=ctx("sessionHosts", True, lambda v: str(v).lower() not in ("false", "0", "no", "off")),
     )
 
 

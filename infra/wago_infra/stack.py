@@ -82,6 +82,9 @@ class StageConfig:
     log_level: str = "INFO"
     alarm_email: str | None = None
     db_instance_type: str = "t4g.micro"
+    # False: no VPC, database or ECS service (e.g. LocalStack community, or hosts run elsewhere and
+    # point at this stage's tables and queues).
+    session_hosts: bool = True
     source_dir: Path = field(default=REPO_ROOT)
 
     @property
@@ -109,8 +112,10 @@ class WagoStack(cdk.Stack):
         self.admin_token_secret, self.webhook_secret = self._secrets()
         self.api_role, self.fanout_role = self._lambda_roles()
         self.chalice = self._chalice_app()
-        self.vpc, self.database = self._network_and_database()
-        self.cluster, self.host_service = self._session_hosts()
+        self.host_service = None
+        if config.session_hosts:
+            self.vpc, self.database = self._network_and_database()
+            self.cluster, self.host_service = self._session_hosts()
         self._host_monitor_and_scaling()
         self._alarms()
         self._outputs()
@@ -252,9 +257,10 @@ class WagoStack(cdk.Stack):
         fanout = iam.Role(self, "FanoutFunctionRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                           description="wago webhook fan-out Lambda", managed_policies=[basic])
         t = self.tables
-        for name in ("sessions", "session-names", "counters", "replies", "idempotency"):
+        for name in ("sessions", "session-names", "counters", "idempotency"):
             t[name].grant_read_write_data(api)
-        t["hosts"].grant_read_data(api)
+        t["hosts"].grant_read_data(api)  # placement reads hosts; hosts write their own rows
+        t["replies"].grant_read_data(api)  # the bus polls the reply a host writes
         if "sim" in t:
             t["sim"].grant_read_write_data(api)
         self.media_bucket.grant_read_write(api)
@@ -327,7 +333,6 @@ class WagoStack(cdk.Stack):
                 "REQUEST_TOO_LARGE": envelope(413, "Payload too large"),
                 "THROTTLED": envelope(429, "Too Many Requests"),
                 "INTEGRATION_TIMEOUT": envelope(504, "Gateway Timeout"),
-                "DEFAULT_5XX": envelope(502, "Bad Gateway"),
             },
         )
         return app
@@ -416,7 +421,7 @@ class WagoStack(cdk.Stack):
         )
         role = task.task_role
         t = self.tables
-        for name in ("sessions", "hosts", "replies", "counters"):
+        for name in ("sessions", "hosts", "replies"):
             t[name].grant_read_write_data(role)
         if "sim" in t:
             t["sim"].grant_read_write_data(role)
@@ -515,6 +520,8 @@ class WagoStack(cdk.Stack):
                     targets=[targets.LambdaFunction(monitor)])
         self.host_monitor = monitor
 
+        if self.host_service is None:
+            return
         scaling = self.host_service.auto_scale_task_count(min_capacity=self.config.host_min,
                                                           max_capacity=self.config.host_max)
         scaling.scale_to_track_custom_metric(
