@@ -56,6 +56,7 @@ def synth(tmp_path_factory):
     pytest.importorskip("aws_cdk")
     work = tmp_path_factory.mktemp("infra")
     env = dict(os.environ, JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION="1", AWS_DEFAULT_REGION="us-east-1",
+               JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="18,20",
                PYTHONPATH=os.pathsep.join([str(PROJECT_DIR), str(INFRA_DIR)]))
     for var in ("STAGE", "AWS_ENDPOINT_URL", "CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION"):
         env.pop(var, None)
