@@ -299,14 +299,17 @@ class WagoStack(cdk.Stack):
         with _importing_app_for(env, self.region):
             app = Chalice(self, "ChaliceApp", source_dir=str(self.config.source_dir), stage_config=stage_config)
 
-        for function in (API_FUNCTION, FANOUT_FUNCTION):
+        for function, log_id in ((API_FUNCTION, "ApiLogs"), (FANOUT_FUNCTION, "FanoutLogs")):
+            # Our own log group, with a retention (Lambda's implicit one keeps logs forever).
+            log_group = logs.LogGroup(self, log_id, retention=logs.RetentionDays.ONE_MONTH,
+                                      removal_policy=self.removal)
             # Secret ARNs and the generated bucket name are read at run time only (never by a decorator).
             app.add_environment_variable("ADMIN_TOKEN_SECRET_ARN", self.admin_token_secret.secret_arn, function)
             app.add_environment_variable("WEBHOOK_SECRET_ARN", self.webhook_secret.secret_arn, function)
             app.add_environment_variable("MEDIA_BUCKET", self.media_bucket.bucket_name, function)
             app.get_resource(function).add_property_override(
                 "LoggingConfig", {"LogFormat": "JSON", "ApplicationLogLevel": self.config.log_level,
-                                  "SystemLogLevel": "WARN"})
+                                  "SystemLogLevel": "WARN", "LogGroup": log_group.log_group_name})
 
         # Chalice's user-provided config outranks its per-function config, so the fan-out's own role,
         # timeout and memory are set on the packaged resource.

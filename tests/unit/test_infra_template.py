@@ -302,6 +302,9 @@ def test_lambdas_get_the_stage_settings_and_powertools_variables(resources):
         assert env["SESSIONS_TABLE"] == settings.sessions_table_name
         assert env["POWERTOOLS_SERVICE_NAME"] and env["POWERTOOLS_METRICS_NAMESPACE"] and env["LOG_LEVEL"]
         assert "AWS_ENDPOINT_URL" not in env
+        logging = props(resources[lid])["LoggingConfig"]
+        assert logging["LogFormat"] == "JSON"
+        assert props(resources[logging["LogGroup"]["Ref"]])["RetentionInDays"] > 0
 
 
 # -- session hosts -----------------------------------------------------------------------------------
