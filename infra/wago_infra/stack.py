@@ -277,6 +277,8 @@ class WagoStack(cdk.Stack):
         t["idempotency"].grant_read_write_data(fanout)
         self.media_bucket.grant_read(fanout)
         self.webhook_secret.grant_read(fanout)
+        # app.py validates the settings at import in every function, the fan-out too: it reads the token.
+        self.admin_token_secret.grant_read(fanout)
         self.events_queue.grant_consume_messages(fanout)
         return api, fanout
 

@@ -270,9 +270,15 @@ def test_secrets_live_in_secrets_manager_never_in_configuration(resources):
         for forbidden in ("ADMIN_TOKEN", "NEONIZE_DB_PASSWORD", "NEONIZE_DATABASE_URL", "WEBHOOK_SECRET"):
             assert forbidden not in env, (lid, forbidden)
     functions = of_type(resources, "AWS::Serverless::Function")
+    readers = {role["Ref"] for lid, s in _statements(resources)
+               if "secretsmanager:GetSecretValue" in _listify(s["Action"]) and s["Resource"] == {"Ref": admin_lid}
+               for role in props(resources[lid]).get("Roles", [])}
     for lid in ("APIHandler", "DeliverEvents"):
         env = props(functions[lid])["Environment"]["Variables"]
         assert env["ADMIN_TOKEN_SECRET_ARN"] == {"Ref": admin_lid}
+        # app.py checks the admin token at import in every function: its role must be able to read it.
+        role = props(functions[lid])["Role"]["Fn::GetAtt"][0]
+        assert role in readers, (lid, readers)
     (task,) = of_type(resources, "AWS::ECS::TaskDefinition").values()
     (container,) = props(task)["ContainerDefinitions"]
     injected = {s["Name"] for s in container["Secrets"]}
