@@ -39,7 +39,7 @@ $(NODE_STAMP): $(INFRA)/package.json $(INFRA)/package-lock.json
 	touch $(NODE_STAMP)
 
 synth: $(STAMP) $(NODE_STAMP)
-	rm -rf $(INFRA)/cdk.out
+	rm -rf $(INFRA)/cdk.out $(INFRA)/chalice.out
 	cd $(INFRA) && $(SYNTH_ENV) npx --no-install cdk synth --quiet --no-notices --no-version-reporting \
 	    -c stage=$(STAGE) -o cdk.out
 	$(MAKE) --no-print-directory cfn-lint
