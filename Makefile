@@ -6,11 +6,19 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench venv clean
+.PHONY: run test bench venv clean synth cfn-lint
+
+# Infrastructure: `make synth` writes infra/cdk.out/*.template.json offline (no AWS credentials, no
+# Docker) and validates them with cfn-lint. STAGE=dev|prod picks the stack (default dev).
+STAGE        ?= dev
+INFRA        := infra
+NODE_STAMP   := $(INFRA)/node_modules/.installed
+SYNTH_ENV    := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=18,20 \
+                AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} CDK_DISABLE_VERSION_CHECK=1
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-host.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-host.txt requirements-dev.txt requirements-infra.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# chalice 1.34 requires pip < 26.3
 	$(PY) -m pip install --quiet --progress-bar off 'pip>=24,<26.3'
@@ -26,5 +34,19 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/api_overhead.py
 
+$(NODE_STAMP): $(INFRA)/package.json $(INFRA)/package-lock.json
+	cd $(INFRA) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+synth: $(STAMP) $(NODE_STAMP)
+	rm -rf $(INFRA)/cdk.out $(INFRA)/chalice.out
+	cd $(INFRA) && $(SYNTH_ENV) npx --no-install cdk synth --quiet --no-notices --no-version-reporting \
+	    -c stage=$(STAGE) -o cdk.out
+	$(MAKE) --no-print-directory cfn-lint
+
+# W3005 (a DependsOn that a GetAtt already implies) is how CDK wires every Lambda to its role policy.
+cfn-lint: $(STAMP)
+	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- $(INFRA)/cdk.out/*.template.json
+
 clean:
-	rm -rf $(VENV) .pytest_cache .chalice/deployments
+	rm -rf $(VENV) .pytest_cache .chalice/deployments $(INFRA)/cdk.out $(INFRA)/chalice.out $(INFRA)/node_modules

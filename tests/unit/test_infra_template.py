@@ -1,0 +1,356 @@
+"""The CDK stack (infra/) has what the design depends on.
+
+Synthesizes the `dev` stack once per module with aws_cdk.App + WagoStack + Template.from_stack, in a
+child Python process (SYNTH below), and inspects the CloudFormation template. A child, because
+app.py can be imported only once per process (Chalice blueprints register on one app) and this
+test session has already imported it for the `test` stage, while the stack must package it with the
+`dev` stage's literal queue name. Needs node (jsii runs aws-cdk-lib in it); no AWS credentials, no
+Docker, no network: `chalice package` runs with its dependency download stubbed out and its zip
+cache in a temporary directory, so the real .chalice/deployments is left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+INFRA_DIR = PROJECT_DIR / "infra"
+STAGE = "dev"
+
+pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="aws-cdk-lib needs node (jsii)")
+
+# Actions that may name Resource "*" (they cannot be scoped to a resource).
+UNSCOPABLE_ACTIONS = {"ecr:GetAuthorizationToken", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
+                      "cloudwatch:PutMetricData"}
+ADMIN_MANAGED_POLICIES = ("AdministratorAccess", "PowerUserAccess", "IAMFullAccess")
+
+SYNTH = """
+import json, sys
+from pathlib import Path
+
+import aws_cdk
+from aws_cdk.assertions import Template
+from chalice.deploy import packager
+
+from wago_infra.stack import StageConfig, WagoStack
+
+work, stage = Path(sys.argv[1]), sys.argv[2]
+packager.BaseLambdaDeploymentPackager._build_python_dependencies = lambda *a, **k: None
+packager.LambdaDeploymentPackager.deployment_package_filename = (
+    lambda self, project_dir, python_version: str(work / f"deployment-{python_version}.zip"))
+app = aws_cdk.App(outdir=str(work / "cdk.out"))
+stack = WagoStack(app, f"wago-{stage}", StageConfig(stage=stage))
+(work / "template.json").write_text(json.dumps(Template.from_stack(stack).to_json()))
+"""
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    pytest.importorskip("aws_cdk")
+    work = tmp_path_factory.mktemp("infra")
+    env = dict(os.environ, JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION="1", AWS_DEFAULT_REGION="us-east-1",
+               JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="18,20",
+               PYTHONPATH=os.pathsep.join([str(PROJECT_DIR), str(INFRA_DIR)]))
+    for var in ("STAGE", "AWS_ENDPOINT_URL", "CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION"):
+        env.pop(var, None)
+    # cwd: chalice.cdk writes ./chalice.out
+    done = subprocess.run([sys.executable, "-c", SYNTH, str(work), STAGE], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return {"template": json.loads((work / "template.json").read_text()), "outdir": work / "cdk.out"}
+
+
+@pytest.fixture(scope="module")
+def resources(synth):
+    return synth["template"]["Resources"]
+
+
+def of_type(resources: dict, kind: str) -> dict:
+    return {lid: r for lid, r in resources.items() if r["Type"] == kind}
+
+
+def props(resource: dict) -> dict:
+    return resource.get("Properties", {})
+
+
+def stage_settings():
+    from chalicelib.settings import Settings
+
+    return Settings(stage=STAGE)
+
+
+# -- names: what app.py and chalicelib derive --------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_stack_names_equal_what_settings_derive(stage):
+    sys.path.append(str(INFRA_DIR))
+    from wago_infra.naming import Names
+
+    from chalicelib.settings import Settings
+
+    env = Names(stage).environment()
+    settings = Settings(stage=stage)
+    assert env["STAGE"] == stage
+    assert env["EVENTS_QUEUE"] == settings.events_queue_name == f"wago-{stage}-events"
+    assert env["EVENTS_DLQ"] == settings.events_dlq_name
+    for var, prop in [("SESSIONS_TABLE", "sessions_table_name"), ("SESSION_NAMES_TABLE", "session_names_table_name"),
+                      ("COUNTERS_TABLE", "counters_table_name"), ("HOSTS_TABLE", "hosts_table_name"),
+                      ("IDEMPOTENCY_TABLE", "idempotency_table_name"), ("REPLIES_TABLE", "replies_table_name"),
+                      ("SIM_TABLE", "sim_table_name")]:
+        assert env[var] == getattr(settings, prop)
+    assert settings.host_queue_name("abc").startswith(Names(stage).host_queue_pattern.rstrip("*"))
+
+
+# -- fan-out -----------------------------------------------------------------------------------------
+
+
+def test_fanout_event_source_reports_partial_batch_failures(resources):
+    functions = of_type(resources, "AWS::Serverless::Function")
+    sources = [(lid, event["Properties"]) for lid, fn in functions.items()
+               for event in props(fn).get("Events", {}).values() if event["Type"] == "SQS"]
+    assert len(sources) == 1, sources
+    lid, source = sources[0]
+    assert lid == "DeliverEvents"
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert source["ScalingConfig"]["MaximumConcurrency"] >= 2  # bounded (2 is SQS's minimum)
+    assert source["MaximumBatchingWindowInSeconds"] >= 1
+    assert source["BatchSize"] == 10
+    # The literal queue name the decorator registered is the queue this stack creates.
+    queue_names = {props(q)["QueueName"] for q in of_type(resources, "AWS::SQS::Queue").values()}
+    assert stage_settings().events_queue_name in queue_names
+    assert json.dumps(source["Queue"]).endswith(':%s"}' % stage_settings().events_queue_name)
+
+
+def test_fanout_has_its_own_role_and_timeout_within_queue_visibility(resources):
+    fanout, api = props(resources["DeliverEvents"]), props(resources["APIHandler"])
+    assert fanout["Role"] != api["Role"]
+    events_queue = next(q for q in of_type(resources, "AWS::SQS::Queue").values()
+                        if props(q)["QueueName"] == stage_settings().events_queue_name)
+    assert props(events_queue)["VisibilityTimeout"] >= 6 * fanout["Timeout"]
+    assert api["Timeout"] <= 30  # API Gateway stops at 29 s
+
+
+# -- queues ------------------------------------------------------------------------------------------
+
+
+def test_every_queue_has_a_redrive_policy_except_dead_letter_queues(resources):
+    queues = of_type(resources, "AWS::SQS::Queue")
+    dlq_ids = {props(q)["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+               for q in queues.values() if "RedrivePolicy" in props(q)}
+    assert dlq_ids, "no queue has a dead-letter queue"
+    for lid, queue in queues.items():
+        p = props(queue)
+        if lid in dlq_ids:
+            assert "RedriveAllowPolicy" in p
+            assert p["MessageRetentionPeriod"] == 14 * 24 * 3600
+        else:
+            assert p["RedrivePolicy"]["maxReceiveCount"] >= 3, lid
+        assert p.get("SqsManagedSseEnabled") is True, lid
+
+
+# -- bucket ------------------------------------------------------------------------------------------
+
+
+def test_media_bucket_is_private_encrypted_and_expires_objects(resources):
+    buckets = of_type(resources, "AWS::S3::Bucket")
+    assert len(buckets) == 1
+    (lid, bucket), = buckets.items()
+    p = props(bucket)
+    assert p["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+    }
+    assert p["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    rules = p["LifecycleConfiguration"]["Rules"]
+    assert any(r.get("ExpirationInDays") and r["Status"] == "Enabled" for r in rules)
+    assert any("AbortIncompleteMultipartUpload" in r for r in rules)
+    policies = [props(r)["PolicyDocument"]["Statement"] for r in of_type(resources, "AWS::S3::BucketPolicy").values()]
+    assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+               for statements in policies for s in statements)
+
+
+# -- tables ------------------------------------------------------------------------------------------
+
+
+def test_tables_are_on_demand_with_pitr_and_match_the_models(resources):
+    from chalicelib.models import ALL_MODELS
+
+    tables = {props(t)["TableName"]: props(t) for t in of_type(resources, "AWS::DynamoDB::Table").values()}
+    settings = stage_settings()
+    expected_keys = {}
+    for model in ALL_MODELS:
+        if model.Meta.table_name.endswith("-sim"):
+            continue  # the sim table exists only where the sim driver runs
+        # Models were imported under the test stage: map their table suffix onto this stage.
+        suffix = model.Meta.table_name.removeprefix("wago-test-")
+        expected_keys[f"{settings.prefix}-{suffix}"] = model._hash_key_attribute().attr_name
+    expected_keys[settings.idempotency_table_name] = "id"
+    assert set(tables) == set(expected_keys)
+    for name, p in tables.items():
+        assert p["BillingMode"] == "PAY_PER_REQUEST", name
+        assert p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True, name
+        assert p["KeySchema"] == [{"AttributeName": expected_keys[name], "KeyType": "HASH"}], name
+        assert p["AttributeDefinitions"] == [{"AttributeName": expected_keys[name], "AttributeType": "S"}], name
+    assert tables[settings.replies_table_name]["TimeToLiveSpecification"] == {"AttributeName": "expires_at",
+                                                                             "Enabled": True}
+    assert tables[settings.idempotency_table_name]["TimeToLiveSpecification"] == {"AttributeName": "expiration",
+                                                                                 "Enabled": True}
+
+
+# -- IAM ---------------------------------------------------------------------------------------------
+
+
+def _statements(resources):
+    for lid, r in resources.items():
+        if r["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            for s in props(r)["PolicyDocument"]["Statement"]:
+                yield lid, s
+        if r["Type"] == "AWS::IAM::Role":
+            for policy in props(r).get("Policies", []):
+                for s in policy["PolicyDocument"]["Statement"]:
+                    yield lid, s
+
+
+def _listify(value):
+    return value if isinstance(value, list) else [value]
+
+
+def test_no_wildcard_admin_iam(resources):
+    statements = list(_statements(resources))
+    assert statements
+    for lid, s in statements:
+        if s["Effect"] != "Allow":
+            continue
+        actions = _listify(s["Action"])
+        resources_ = _listify(s.get("Resource", []))
+        assert "*" not in actions, (lid, s)
+        assert not any(a.endswith(":*") for a in actions), (lid, s)
+        if "*" in resources_:
+            assert set(actions) <= UNSCOPABLE_ACTIONS, (lid, s)
+    for lid, role in of_type(resources, "AWS::IAM::Role").items():
+        for arn in props(role).get("ManagedPolicyArns", []):
+            assert not any(name in json.dumps(arn) for name in ADMIN_MANAGED_POLICIES), (lid, arn)
+
+
+def test_host_queue_management_is_limited_to_this_stages_host_queues(resources):
+    statements = [s for _, s in _statements(resources) if "sqs:CreateQueue" in _listify(s["Action"])]
+    assert len(statements) == 1
+    (resource,) = _listify(statements[0]["Resource"])
+    assert json.dumps(resource["Fn::Join"][1][-1]) == f'":wago-{STAGE}-host-*"'
+    assert "sqs:DeleteQueue" in statements[0]["Action"]
+
+
+# -- secrets -----------------------------------------------------------------------------------------
+
+
+def _environments(resources):
+    for lid, fn in of_type(resources, "AWS::Serverless::Function").items():
+        yield lid, props(fn).get("Environment", {}).get("Variables", {})
+    for lid, fn in of_type(resources, "AWS::Lambda::Function").items():
+        yield lid, props(fn).get("Environment", {}).get("Variables", {})
+    for lid, task in of_type(resources, "AWS::ECS::TaskDefinition").items():
+        for container in props(task)["ContainerDefinitions"]:
+            yield lid, {e["Name"]: e["Value"] for e in container.get("Environment", [])}
+
+
+def test_secrets_live_in_secrets_manager_never_in_configuration(resources):
+    secrets = of_type(resources, "AWS::SecretsManager::Secret")
+    by_name = {props(s).get("Name"): lid for lid, s in secrets.items()}
+    admin_lid = by_name[f"wago-{STAGE}/admin-token"]
+    assert "GenerateSecretString" in props(secrets[admin_lid])
+    assert f"wago-{STAGE}/webhook-signing" in by_name
+    for lid, env in _environments(resources):
+        for forbidden in ("ADMIN_TOKEN", "NEONIZE_DB_PASSWORD", "NEONIZE_DATABASE_URL", "WEBHOOK_SECRET"):
+            assert forbidden not in env, (lid, forbidden)
+    functions = of_type(resources, "AWS::Serverless::Function")
+    readers = {role["Ref"] for lid, s in _statements(resources)
+               if "secretsmanager:GetSecretValue" in _listify(s["Action"]) and s["Resource"] == {"Ref": admin_lid}
+               for role in props(resources[lid]).get("Roles", [])}
+    for lid in ("APIHandler", "DeliverEvents"):
+        env = props(functions[lid])["Environment"]["Variables"]
+        assert env["ADMIN_TOKEN_SECRET_ARN"] == {"Ref": admin_lid}
+        # app.py checks the admin token at import in every function: its role must be able to read it.
+        role = props(functions[lid])["Role"]["Fn::GetAtt"][0]
+        assert role in readers, (lid, readers)
+    (task,) = of_type(resources, "AWS::ECS::TaskDefinition").values()
+    (container,) = props(task)["ContainerDefinitions"]
+    injected = {s["Name"] for s in container["Secrets"]}
+    assert {"NEONIZE_DB_USER", "NEONIZE_DB_PASSWORD"} <= injected
+
+
+# -- API Gateway -------------------------------------------------------------------------------------
+
+
+def test_unknown_route_answers_wagos_404_envelope(resources):
+    from chalicelib import envelope
+
+    responses = props(resources["RestAPI"])["DefinitionBody"]["x-amazon-apigateway-gateway-responses"]
+    missing = responses["MISSING_AUTHENTICATION_TOKEN"]
+    assert missing["statusCode"] == "404"
+    body = json.loads(missing["responseTemplates"]["application/json"])
+    assert body == {"code": 404, "error": "Not Found", "success": False}
+    assert body == json.loads(envelope.failure(404, "Not Found").body)
+
+
+def test_lambdas_get_the_stage_settings_and_powertools_variables(resources):
+    settings = stage_settings()
+    for lid in ("APIHandler", "DeliverEvents"):
+        env = props(resources[lid])["Environment"]["Variables"]
+        assert env["STAGE"] == STAGE
+        assert env["EVENTS_QUEUE"] == settings.events_queue_name
+        assert env["SESSIONS_TABLE"] == settings.sessions_table_name
+        assert env["POWERTOOLS_SERVICE_NAME"] and env["POWERTOOLS_METRICS_NAMESPACE"] and env["LOG_LEVEL"]
+        assert "AWS_ENDPOINT_URL" not in env
+        logging = props(resources[lid])["LoggingConfig"]
+        assert logging["LogFormat"] == "JSON"
+        assert props(resources[logging["LogGroup"]["Ref"]])["RetentionInDays"] > 0
+
+
+# -- session hosts -----------------------------------------------------------------------------------
+
+
+def test_session_host_service_drains_scales_and_reaches_the_device_store(resources):
+    (task,) = of_type(resources, "AWS::ECS::TaskDefinition").values()
+    (container,) = props(task)["ContainerDefinitions"]
+    assert 60 <= container["StopTimeout"] <= 120
+    assert container["HealthCheck"]["Command"][0] == "CMD"
+    env = {e["Name"]: e["Value"] for e in container["Environment"]}
+    assert env["STAGE"] == STAGE and "NEONIZE_DB_HOST" in env
+    policies = of_type(resources, "AWS::ApplicationAutoScaling::ScalingPolicy").values()
+    metrics = [props(p)["TargetTrackingScalingPolicyConfiguration"]["CustomizedMetricSpecification"]["MetricName"]
+               for p in policies]
+    assert "SessionsPerHost" in metrics
+    (db,) = of_type(resources, "AWS::RDS::DBInstance").values()
+    assert props(db)["StorageEncrypted"] is True and props(db)["PubliclyAccessible"] is False
+    assert of_type(resources, "AWS::EC2::NatGateway") == {}  # no always-on NAT cost
+
+
+def test_host_image_asset_stages_only_what_the_dockerfile_copies(synth):
+    manifest = json.loads((synth["outdir"] / f"wago-{STAGE}.assets.json").read_text())
+    (image,) = manifest["dockerImages"].values()
+    assert image["source"]["dockerFile"] == "session_host/Dockerfile"
+    staged = synth["outdir"] / image["source"]["directory"]
+    names = {p.name for p in staged.iterdir()}
+    assert names == {"chalicelib", "session_host", "requirements.txt", "requirements-host.txt"}
+
+
+# -- alarms ------------------------------------------------------------------------------------------
+
+
+def test_alarms_cover_dlq_fanout_errors_and_host_heartbeats(resources):
+    alarms = [props(a) for a in of_type(resources, "AWS::CloudWatch::Alarm").values()]
+    metric_names = {a.get("MetricName") for a in alarms}
+    assert {"ApproximateNumberOfMessagesVisible", "Errors", "MaxHeartbeatAgeSeconds"} <= metric_names
+    dlq_alarm = next(a for a in alarms if a.get("MetricName") == "ApproximateNumberOfMessagesVisible")
+    assert "EventsDlq" in json.dumps(dlq_alarm["Dimensions"])
+    fanout_alarms = [a for a in alarms if a.get("MetricName") == "Errors"
+                     and {"Ref": "DeliverEvents"} in [d["Value"] for d in a["Dimensions"]]]
+    assert fanout_alarms
+    assert all(a.get("AlarmActions") for a in alarms)
