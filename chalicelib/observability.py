@@ -5,14 +5,17 @@ Service name, namespace and log level come from POWERTOOLS_* environment variabl
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Callable
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-logger = Logger(service="wago-gateway")
-metrics = Metrics(namespace="WaGoGateway", service="wago-gateway")
+# Explicit arguments would override POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE: only default them.
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "wago-gateway"
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "WaGoGateway", service=SERVICE)
 
 
 def log_api_request(event: Any, get_response: Callable[[Any], Any]) -> Any:

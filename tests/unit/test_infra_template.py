@@ -267,7 +267,7 @@ def test_secrets_live_in_secrets_manager_never_in_configuration(resources):
     assert "GenerateSecretString" in props(secrets[admin_lid])
     assert f"wago-{STAGE}/webhook-signing" in by_name
     for lid, env in _environments(resources):
-        for forbidden in ("ADMIN_TOKEN", "NEONIZE_DB_PASSWORD", "NEONIZE_DATABASE_URL", "WEBHOOK_SECRET"):
+        for forbidden in ("ADMIN_TOKEN", "NEONIZE_DB_PASSWORD", "NEONIZE_STORE", "WEBHOOK_SECRET"):
             assert forbidden not in env, (lid, forbidden)
     functions = of_type(resources, "AWS::Serverless::Function")
     readers = {role["Ref"] for lid, s in _statements(resources)
