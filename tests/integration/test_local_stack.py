@@ -53,7 +53,11 @@ class Launcher:
     def wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.process.stdout.read()
+            if self.process.poll() is not None:
+                # Children may still hold the output pipe open: end them, so reading cannot hang.
+                for pid in _processes_with_marker(self.marker):
+                    os.kill(pid, signal.SIGKILL)
+                raise AssertionError(f"the launcher exited ({self.process.returncode}): {self.process.stdout.read()}")
             try:
                 if httpx.get(f"{self.base}/server/ok", timeout=1).status_code == 200:
                     return
