@@ -42,7 +42,7 @@ class WireEvent(BaseModel):
 
 
 #: Operations a session host understands. `sim.*` exist only on hosts running the sim driver.
-OPS = ("connect", "pair", "disconnect", "logout", "forget", "send_text", "mark_read", "chat_presence", "presence",
+OPS = ("connect", "pair", "disconnect", "logout", "forget", "send_text", "send_media", "mark_read", "chat_presence", "presence",
        "subscribe_presence", "sim.scan", "sim.logout")
 
 #: WaGo's wording where it has one (wuzapi lineage, research/wago-api.md §1.3 and §2.1).

@@ -16,6 +16,7 @@ from pynamodb.exceptions import UpdateError
 from chalicelib.contract import WireEvent
 from chalicelib.models import SessionModel
 from chalicelib.observability import logger
+from chalicelib.outbox import record_receipt
 from chalicelib.settings import Settings, get_settings
 
 
@@ -37,7 +38,8 @@ class EventPublisher:
             self._queue_url = self.sqs.get_queue_url(QueueName=self.settings.events_queue_name)["QueueUrl"]
         return self._queue_url
 
-    def publish(self, token: str, type: str, event: dict[str, Any], extra: dict[str, Any] | None = None) -> WireEvent | None:
+    def publish(self, token: str, type: str, event: dict[str, Any], extra: dict[str, Any] | None = None,
+                media_key: str | None = None) -> WireEvent | None:
         counter = SessionModel(token)
         try:
             counter.update(actions=[SessionModel.event_seq.add(1)], condition=SessionModel.token.exists())
@@ -45,7 +47,9 @@ class EventPublisher:
             logger.info("event for a deleted session dropped", extra={"token": token, "type": type})
             return None
         wire = WireEvent(event_id=uuid.uuid4().hex, token=token, seq=int(counter.event_seq), ts=time.time(),
-                         type=type, event=event, extra=extra or {})
+                         type=type, event=event, extra=extra or {}, media_key=media_key)
+        if type == "ReadReceipt" and extra and not event.get("IsFromMe"):
+            record_receipt(token, str(extra.get("state", "")), [str(i) for i in event.get("MessageIDs", [])])
         try:
             self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=wire.model_dump_json())
         except Exception:

@@ -44,12 +44,17 @@ class Settings(BaseSettings):
     hosts_table: str | None = None
     idempotency_table: str | None = None
     replies_table: str | None = None
+    messages_table: str | None = None
     sim_table: str | None = None
     events_queue: str | None = None
     events_dlq: str | None = None
     media_bucket: str | None = None
 
     max_body_bytes: int = Field(1 << 20, gt=0, description="Largest JSON body accepted by non-media routes.")
+    media_max_bytes: int = Field(
+        16 << 20, gt=0, description="Largest decoded media file a send accepts (WhatsApp's own limit is 16 MB for "
+        "most kinds; API Gateway's 10 MB body limit applies first in AWS: use a presigned upload beyond it).",
+    )
     host_heartbeat_seconds: float = Field(5.0, gt=0, description="Session host heartbeat interval.")
     host_capacity: int = Field(200, gt=0, description="Sessions one host accepts.")
     webhook_timeout_seconds: float = Field(10.0, gt=0, description="Webhook connect+read timeout.")
@@ -63,6 +68,7 @@ class Settings(BaseSettings):
         20.0, gt=0, description="How long an API call waits for a session host's reply (API Gateway stops at 29 s)."
     )
     reply_ttl_seconds: int = Field(3600, gt=0, description="Reply items expire (DynamoDB TTL) after this.")
+    message_ttl_days: int = Field(30, gt=0, description="Sent-message records (idempotency, status) expire after this.")
     sim_qr_first_seconds: float = Field(60.0, gt=0, description="sim driver: lifetime of the first QR code.")
     sim_qr_next_seconds: float = Field(20.0, gt=0, description="sim driver: lifetime of each rotated QR code.")
     sim_qr_rotations: int = Field(5, ge=0, description="sim driver: QR codes after the first before pairing times out.")
@@ -138,6 +144,10 @@ class Settings(BaseSettings):
     @property
     def replies_table_name(self) -> str:
         return self._name(self.replies_table, "replies")
+
+    @property
+    def messages_table_name(self) -> str:
+        return self._name(self.messages_table, "messages")
 
     @property
     def sim_table_name(self) -> str:

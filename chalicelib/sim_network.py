@@ -12,6 +12,8 @@ driver produces them, so a webhook receiver cannot tell the two drivers apart.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import secrets
@@ -22,11 +24,13 @@ from typing import Any, Callable
 from pynamodb.exceptions import DeleteError, DoesNotExist
 from pynamodb.expressions.condition import size
 
+from chalicelib.media import MediaStore
 from chalicelib.models import SessionModel, SimAccountModel, SimDeviceModel, SimInboxModel, SimMessageModel
 from chalicelib.models import SimPresenceWatchModel
 
 SERVER = "s.whatsapp.net"
-Publish = Callable[[str, str, dict, dict], Any]
+INBOUND_PREFIX = "media/in/"
+Publish = Callable[..., Any]  # (token, type, event, extra, media_key=None)
 
 
 class SimError(Exception):
@@ -59,6 +63,11 @@ def new_message_id() -> str:
     return "3EB0" + secrets.token_hex(9).upper()
 
 
+def _b64_hex(hex_digest: str) -> str:
+    """A hex digest as WhatsApp's JSON has it: base64 of the raw bytes."""
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode() if hex_digest else ""
+
+
 def rfc3339(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat().replace("+00:00", "Z")
 
@@ -68,12 +77,13 @@ def _source(chat: str, sender: str, from_me: bool = False) -> dict[str, Any]:
             "SenderAlt": "", "RecipientAlt": "", "BroadcastListOwner": ""}
 
 
-def message_event(sender: SimAccountModel, message_id: str, body: str, sent_at: float) -> dict[str, Any]:
-    content = {"conversation": body}
+def message_event(sender: SimAccountModel, message_id: str, content: dict[str, Any], sent_at: float,
+                  media_type: str = "") -> dict[str, Any]:
     return {
-        "Info": {**_source(sender.jid, sender.jid), "ID": message_id, "ServerID": 0, "Type": "text",
-                 "PushName": sender.push_name, "Timestamp": rfc3339(sent_at), "Category": "", "Multicast": False,
-                 "MediaType": "", "Edit": "", "VerifiedName": None, "DeviceSentMeta": None},
+        "Info": {**_source(sender.jid, sender.jid), "ID": message_id, "ServerID": 0,
+                 "Type": "media" if media_type else "text", "PushName": sender.push_name,
+                 "Timestamp": rfc3339(sent_at), "Category": "", "Multicast": False, "MediaType": media_type,
+                 "Edit": "", "VerifiedName": None, "DeviceSentMeta": None},
         "Message": content, "IsEphemeral": False, "IsViewOnce": False, "IsViewOnceV2": False,
         "IsViewOnceV2Extension": False, "IsDocumentWithCaption": False, "IsLottieSticker": False, "IsEdit": False,
         "SourceWebMsg": None, "UnavailableRequestID": "", "RetryCount": 0, "NewsletterMeta": None,
@@ -90,9 +100,16 @@ def receipt_event(reader_jid: str, ids: list[str], read: bool, at: float) -> tup
 class SimNetwork:
     """Traffic between sim accounts; `publish(token, type, event, extra)` hands an event to one session."""
 
-    def __init__(self, publish: Publish, clock: Callable[[], float] = time.time):
+    def __init__(self, publish: Publish, clock: Callable[[], float] = time.time, media: MediaStore | None = None):
         self.publish = publish
         self.clock = clock
+        self._media = media
+
+    @property
+    def media(self) -> MediaStore:
+        if self._media is None:
+            self._media = MediaStore()
+        return self._media
 
     # -- directory -------------------------------------------------------------------------------
 
@@ -131,12 +148,12 @@ class SimNetwork:
             return False
         return bool(session.connected and session.logged_in and session.owner_host)
 
-    def _deliver(self, token: str, type: str, event: dict, extra: dict) -> bool:
+    def _deliver(self, token: str, type: str, event: dict, extra: dict, media_key: str | None = None) -> bool:
         """Publish now if the session is online; otherwise keep it in the device's inbox. True if live."""
         if self._online(token):
-            self.publish(token, type, event, extra)
+            self.publish(token, type, event, extra, media_key)
             return True
-        item = json.dumps([type, event, extra])
+        item = json.dumps([type, event, extra, media_key])
         SimInboxModel(SimInboxModel.key(token)).update(
             actions=[SimInboxModel.items.set((SimInboxModel.items | []).append([item]))])
         return False
@@ -153,15 +170,38 @@ class SimNetwork:
         except DeleteError:
             return 0
         for item in items:
-            type, event, extra = json.loads(item)
-            self.publish(token, type, event, extra)
+            type, event, extra, media_key = json.loads(item)
+            self.publish(token, type, event, extra, media_key)
         return len(items)
 
     # -- traffic ---------------------------------------------------------------------------------
 
     def send_text(self, sender_phone: str, to: str, body: str, sender_token: str | None = None,
                   message_id: str | None = None) -> dict[str, Any]:
-        """A text from `sender_phone` to every device of `to`; Delivered receipts go back to the sender's
+        return self.send_message(sender_phone, to, {"conversation": body}, sender_token=sender_token,
+                                 message_id=message_id)
+
+    def send_media(self, sender_phone: str, to: str, kind: str, media_key: str, mimetype: str, size: int,
+                   sha256_hex: str, caption: str = "", file_name: str = "", sender_token: str | None = None,
+                   message_id: str | None = None) -> dict[str, Any]:
+        """Media as WhatsApp describes it (`imageMessage`, ...); each receiving device gets its own copy of
+        the file in S3, attached to its webhook as WaGo's multipart `file`."""
+        content: dict[str, Any] = {"URL": "", "mimetype": mimetype, "fileSHA256": _b64_hex(sha256_hex),
+                                   "fileLength": size, "mediaKey": "", "directPath": ""}
+        if caption and kind != "sticker":
+            content["caption"] = caption
+        if kind == "document":
+            content["fileName"] = file_name
+            content["title"] = file_name
+        if kind == "audio":
+            content["PTT"] = True
+        return self.send_message(sender_phone, to, {f"{kind}Message": content}, media_type=kind,
+                                 media_key=media_key, sender_token=sender_token, message_id=message_id)
+
+    def send_message(self, sender_phone: str, to: str, content: dict[str, Any], media_type: str = "",
+                     media_key: str | None = None, sender_token: str | None = None,
+                     message_id: str | None = None) -> dict[str, Any]:
+        """A message from `sender_phone` to every device of `to`; Delivered receipts go back to the sender's
         sessions for devices that were online. Returns WaGo's send answer fields."""
         recipient = self.account(parse_phone(to))
         sender = self.account(sender_phone)
@@ -169,9 +209,16 @@ class SimNetwork:
         message_id = message_id or new_message_id()
         SimMessageModel(SimMessageModel.key(message_id), from_phone=sender.phone, to_phone=recipient.phone,
                         sent_at=sent_at).save()
-        event = message_event(sender, message_id, body, sent_at)
-        delivered = [self._deliver(device.token, "Message", event, {}) for device in self.devices_of(recipient.phone)
-                     if device.token != sender_token]
+        event = message_event(sender, message_id, content, sent_at, media_type)
+        delivered = []
+        for device in self.devices_of(recipient.phone):
+            if device.token == sender_token:
+                continue
+            inbound = None
+            if media_key:
+                inbound = f"{INBOUND_PREFIX}{hashlib.sha256(device.token.encode()).hexdigest()[:32]}/{message_id}"
+                self.media.copy(media_key, inbound)
+            delivered.append(self._deliver(device.token, "Message", event, {}, inbound))
         if any(delivered):
             receipt, extra = receipt_event(recipient.jid, [message_id], read=False, at=self.clock())
             for device in self.devices_of(sender.phone):

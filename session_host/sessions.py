@@ -13,12 +13,13 @@ from typing import Any
 
 from pynamodb.exceptions import UpdateError
 
-from chalicelib import contract
+from chalicelib import contract, outbox
 from chalicelib.contract import Command, Reply
 from chalicelib.events import EventPublisher
+from chalicelib.media import MediaStore
 from chalicelib.models import SessionModel
 from chalicelib.observability import logger
-from session_host.drivers.base import ClientState, Driver, DriverError
+from session_host.drivers.base import ClientState, Driver, DriverError, OutboundMedia
 from session_host.qr import qr_data_url
 
 SESSION_MOVED = "the session is held by another session host"
@@ -35,6 +36,7 @@ class SessionManager:
         self.settings = settings
         self.sqs = sqs
         self.events = EventPublisher(settings, sqs, events_queue_url)
+        self.media = MediaStore(settings)
         self.driver: Driver | None = None  # set by the host once the driver exists
         self._lock = threading.Lock()
 
@@ -93,9 +95,10 @@ class SessionManager:
         except OwnershipLost:
             threading.Thread(target=self._fence, args=(token,), daemon=True).start()
 
-    def on_event(self, token: str, type: str, event: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
+    def on_event(self, token: str, type: str, event: dict[str, Any], extra: dict[str, Any] | None = None,
+                 media_key: str | None = None) -> None:
         """Publish to the events queue with the session's next sequence number (atomic counter)."""
-        self.events.publish(token, type, event, extra)
+        self.events.publish(token, type, event, extra, media_key)
 
     def on_closed(self, token: str, reason: str, logged_out: bool) -> None:
         actions = [SessionModel.connected.set(False), SessionModel.logged_in.set(False),
@@ -119,6 +122,7 @@ class SessionManager:
             "logout": self.op_logout,
             "forget": self.op_forget,
             "send_text": self.op_send_text,
+            "send_media": self.op_send_media,
             "mark_read": self.op_mark_read,
             "chat_presence": self.op_chat_presence,
             "presence": self.op_presence,
@@ -211,9 +215,27 @@ class SessionManager:
         if self.driver.state(token) is None:
             raise DriverError(500, contract.NO_SESSION)
 
-    def op_send_text(self, token: str, args: dict) -> dict:
+    def _send_once(self, token: str, args: dict, kind: str, send) -> dict:
         self._running(token)
-        return self.driver.send_text(token, str(args["to"]), str(args["body"]))
+        message_id = args.get("id") or None
+        try:
+            return outbox.send_once(token, message_id, kind, str(args["to"]), lambda: send(message_id))
+        except outbox.SendInProgress:
+            raise DriverError(409, f"message {message_id} is already being sent") from None
+
+    def op_send_text(self, token: str, args: dict) -> dict:
+        return self._send_once(token, args, "text",
+                               lambda mid: self.driver.send_text(token, str(args["to"]), str(args["body"]), mid))
+
+    def op_send_media(self, token: str, args: dict) -> dict:
+        def send(message_id: str | None) -> dict:
+            data, mimetype = self.media.get(args["media_key"])
+            media = OutboundMedia(kind=args["kind"], data=data, mimetype=args.get("mimetype") or mimetype,
+                                  media_key=args["media_key"], sha256=args.get("sha256", ""),
+                                  caption=args.get("caption", ""), file_name=args.get("file_name", ""))
+            return self.driver.send_media(token, str(args["to"]), media, message_id)
+
+        return self._send_once(token, args, str(args["kind"]), send)
 
     def op_mark_read(self, token: str, args: dict) -> dict:
         self._running(token)

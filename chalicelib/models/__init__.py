@@ -1,6 +1,7 @@
 """DynamoDB tables (pynamodb). Table names come from settings, so one code base serves every stage."""
 
 from chalicelib.models.hosts import HostModel
+from chalicelib.models.messages import MessageModel
 from chalicelib.models.replies import ReplyModel
 from chalicelib.models.sessions import CounterModel, SessionModel, SessionNameModel
 from chalicelib.models.sim import (
@@ -13,11 +14,11 @@ from chalicelib.models.sim import (
 
 # The Sim* models share one table; provisioning creates it once.
 ALL_MODELS = (
-    SessionModel, SessionNameModel, CounterModel, HostModel, ReplyModel,
+    SessionModel, SessionNameModel, CounterModel, HostModel, ReplyModel, MessageModel,
     SimAccountModel, SimDeviceModel, SimMessageModel, SimInboxModel, SimPresenceWatchModel,
 )
 
 __all__ = [
-    "ALL_MODELS", "CounterModel", "HostModel", "ReplyModel", "SessionModel", "SessionNameModel",
+    "ALL_MODELS", "CounterModel", "HostModel", "MessageModel", "ReplyModel", "SessionModel", "SessionNameModel",
     "SimAccountModel", "SimDeviceModel", "SimInboxModel", "SimMessageModel", "SimPresenceWatchModel",
 ]

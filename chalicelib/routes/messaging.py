@@ -1,25 +1,23 @@
-"""Text, read receipts and presence: `/send/text`, `/message/markread`, `/message/presence`,
-`/user/presence` (and the additive `/user/presence/subscribe`).
+"""Read receipts, presence and message status: `/message/markread`, `/message/presence`,
+`/message/status`, `/user/presence` (and the additive `/user/presence/subscribe`).
 
-Each is a command to the session's host (chalicelib/bus.py); the answer comes once WhatsApp accepted
-it, as in WaGo. Media sends, reactions, edits and the other `/send/*` kinds build on the same path.
+Each command goes to the session's host (chalicelib/bus.py); `/message/status` is a DynamoDB read.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, StringConstraints
+from pydantic import BeforeValidator, Field
 
+from chalicelib import outbox
 from chalicelib.bus import get_bus
+from chalicelib.envelope import ApiError
 from chalicelib.routes.fields import Text
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import WagoModel
 
 router = Router(__name__, tag="Messaging")
-
-Body = Annotated[str, StringConstraints(min_length=1, max_length=65536)]
-
 
 def _lower(value: object) -> object:
     return value.strip().lower() if isinstance(value, str) else value
@@ -28,17 +26,6 @@ def _lower(value: object) -> object:
 def _id_list(value: object) -> object:
     """WaGo's `Id` is a list of message ids; a single string is accepted as a list of one."""
     return [value] if isinstance(value, str) else value
-
-
-class SendTextRequest(WagoModel):
-    phone: Text = Field(alias="Phone", description="Recipient: phone number with country code, or a JID.")
-    body: Body = Field(alias="Body", description="The text.")
-
-
-class SendResponse(WagoModel):
-    details: str = Field(alias="Details")
-    timestamp: str = Field(alias="Timestamp", description="When WhatsApp accepted it (RFC 3339).")
-    id: str = Field(alias="Id", description="The message id (keep it for receipts, reactions, edits).")
 
 
 class MarkReadRequest(WagoModel):
@@ -67,16 +54,6 @@ class SubscribePresenceRequest(WagoModel):
 
 class DetailsResponse(WagoModel):
     details: str = Field(alias="Details")
-
-
-@router.route(
-    "POST", "/send/text", auth=Auth.SESSION, body=SendTextRequest, response=SendResponse,
-    summary="Send a text message; answers once WhatsApp accepted it.",
-)
-def send_text(call: Call) -> SendResponse:
-    body: SendTextRequest = call.body
-    sent = get_bus().command(call.session, "send_text", {"to": body.phone, "body": body.body})
-    return SendResponse(details="Sent", timestamp=sent["Timestamp"], id=sent["Id"])
 
 
 @router.route(
@@ -116,3 +93,28 @@ def presence(call: Call) -> DetailsResponse:
 def subscribe_presence(call: Call) -> DetailsResponse:
     data = get_bus().command(call.session, "subscribe_presence", {"jid": call.body.phone})
     return DetailsResponse(details=data["Details"])
+
+
+class StatusRequest(WagoModel):
+    id: Text = Field(alias="Id", description="A message id a send returned (or the Id the client chose).")
+
+
+class StatusResponse(WagoModel):
+    id: str = Field(alias="Id")
+    status: str = Field(alias="Status", description="sending, sent, delivered, read or failed.")
+    to: str = Field(alias="To")
+    kind: str = Field(alias="Kind", description="text, image, audio, video, document or sticker.")
+    timestamp: str = Field(alias="Timestamp", description="When it was sent.")
+    error: str = Field("", alias="Error", description="Why it failed, if it did.")
+
+
+@router.route(
+    "POST", "/message/status", auth=Auth.SESSION, body=StatusRequest, response=StatusResponse,
+    summary="Delivery state of a message this session sent, kept from receipts (no host visit).",
+)
+def message_status(call: Call) -> StatusResponse:
+    record = outbox.status_of(call.session.token, call.body.id)
+    if record is None:
+        raise ApiError(404, f"message {call.body.id} not found")
+    return StatusResponse(id=record.whatsapp_id or record.message_id, status=record.status, to=record.to,
+                          kind=record.kind, timestamp=record.sent_at or "", error=record.error or "")

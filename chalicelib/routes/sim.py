@@ -17,7 +17,8 @@ from chalicelib.envelope import ApiError
 from chalicelib.models import SessionModel, SimDeviceModel
 from chalicelib.events import EventPublisher
 from chalicelib.routes.fields import Text, Token
-from chalicelib.routes.messaging import Body, ChatPresenceRequest, MarkReadRequest, PresenceRequest, SendResponse
+from chalicelib.routes.messaging import ChatPresenceRequest, MarkReadRequest, PresenceRequest
+from chalicelib.routes.send import Body, SendResponse
 from chalicelib.sim_network import SimError, SimNetwork, parse_phone
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import WagoModel

@@ -34,12 +34,27 @@ class ClientState:
     last_error: str | None = None
 
 
+@dataclass
+class OutboundMedia:
+    """A file to send: its bytes (read from S3 by the host), and what WaGo's request said about it."""
+
+    kind: str  # image | audio | video | document | sticker
+    data: bytes
+    mimetype: str
+    media_key: str  # the S3 key the API stored it under
+    sha256: str = ""
+    caption: str = ""
+    file_name: str = ""
+
+
 class DriverCallbacks(Protocol):
     def on_state(self, token: str, state: ClientState) -> None:
         """The client's live state changed (called with the whole new state)."""
 
-    def on_event(self, token: str, type: str, event: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
-        """A WhatsApp event in WaGo's shape (`type`, `event`, keys beside `event`)."""
+    def on_event(self, token: str, type: str, event: dict[str, Any], extra: dict[str, Any] | None = None,
+                 media_key: str | None = None) -> None:
+        """A WhatsApp event in WaGo's shape (`type`, `event`, keys beside `event`); `media_key` is an S3
+        key of the message's file, attached to the webhook."""
 
     def on_closed(self, token: str, reason: str, logged_out: bool) -> None:
         """The client ended without being asked to (QR timeout, unlinked from the phone)."""
@@ -78,8 +93,13 @@ class Driver(abc.ABC):
     # -- messaging (a running, logged-in client; DriverError otherwise) ------------------------------
 
     @abc.abstractmethod
-    def send_text(self, token: str, to: str, body: str) -> dict[str, Any]:
-        """Send a text to a phone number or JID; returns {"Id", "Timestamp"} once WhatsApp accepted it."""
+    def send_text(self, token: str, to: str, body: str, message_id: str | None = None) -> dict[str, Any]:
+        """Send a text to a phone number or JID; returns {"Id", "Timestamp"} once WhatsApp accepted it.
+        `message_id` is used as the WhatsApp id where the driver can choose it."""
+
+    @abc.abstractmethod
+    def send_media(self, token: str, to: str, media: OutboundMedia, message_id: str | None = None) -> dict[str, Any]:
+        """Upload and send an image, voice note, video, document or sticker; as send_text."""
 
     @abc.abstractmethod
     def mark_read(self, token: str, ids: list[str], chat: str, sender: str | None = None) -> None:

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from chalicelib import contract
 from chalicelib.observability import logger
-from session_host.drivers.base import ClientState, Driver, DriverCallbacks, DriverError
+from session_host.drivers.base import ClientState, Driver, DriverCallbacks, DriverError, OutboundMedia
 from session_host.drivers.neonize_worker import WorkerConfig, sqlite_path, worker_main
 
 WORKER_CRASHED = "session worker crashed; restarting the session"
@@ -272,8 +272,11 @@ class NeonizeDriver(Driver):
         return self._worker_of(token).call(method, timeout=self.settings.command_timeout_seconds, token=token,
                                            **kwargs)
 
-    def send_text(self, token: str, to: str, body: str) -> dict:
-        return self._client_call("send_text", token, to=to, body=body)
+    def send_text(self, token: str, to: str, body: str, message_id: str | None = None) -> dict:
+        return self._client_call("send_text", token, to=to, body=body, message_id=message_id)
+
+    def send_media(self, token: str, to: str, media: OutboundMedia, message_id: str | None = None) -> dict:
+        return self._client_call("send_media", token, to=to, media=media, message_id=message_id)
 
     def mark_read(self, token: str, ids: list[str], chat: str, sender: str | None = None) -> None:
         self._client_call("mark_read", token, ids=ids, chat=chat, sender=sender)

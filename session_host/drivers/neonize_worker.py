@@ -33,7 +33,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from session_host.drivers.base import ClientState, DriverError
+from session_host.drivers.base import ClientState, DriverError, OutboundMedia
 
 NOT_CONNECTED_FOR_PAIRING = "Not connected: no QR code yet to pair with"
 QR_TIMED_OUT = "QR code timed out"
@@ -419,14 +419,29 @@ class NeonizeWorker:
     def _failed(what: str, exc: Exception) -> DriverError:
         return DriverError(500, f"Failed to {what}: {exc}")
 
-    def send_text(self, token: str, to: str, body: str) -> dict:
+    def send_text(self, token: str, to: str, body: str, message_id: str | None = None) -> dict:
+        """neonize's SendMessage takes no message id (whatsmeow picks it): `message_id` is not used."""
         from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
 
-        from session_host.drivers.neonize_events import rfc3339
+        # a Message, not a str: a str goes through neonize's mention parsing and group lookups
+        return self._send(self._logged_in(token), to, Message(conversation=body))
+
+    def send_media(self, token: str, to: str, media: OutboundMedia, message_id: str | None = None) -> dict:
+        from session_host.drivers.neonize_messages import UPLOAD_TYPES, media_message
 
         session = self._logged_in(token)
-        try:  # a Message, not a str: a str goes through neonize's mention parsing and group lookups
-            sent = session.client.send_message(recipient_jid(to), Message(conversation=body))
+        jid = recipient_jid(to)
+        try:
+            upload = session.client.upload(media.data, UPLOAD_TYPES[media.kind])
+        except Exception as exc:
+            raise self._failed("upload media", exc) from None
+        return self._send(session, jid, media_message(media, upload))
+
+    def _send(self, session: Session, to: Any, message: Any) -> dict:
+        from session_host.drivers.neonize_events import rfc3339
+
+        try:
+            sent = session.client.send_message(recipient_jid(to) if isinstance(to, str) else to, message)
         except Exception as exc:
             raise self._failed("send message", exc) from None
         return {"Id": sent.ID, "Timestamp": rfc3339(sent.Timestamp)}

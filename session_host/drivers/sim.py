@@ -27,7 +27,7 @@ from typing import Callable
 from chalicelib import contract, sim_network
 from chalicelib.models import SimDeviceModel
 from chalicelib.sim_network import SimError, SimNetwork
-from session_host.drivers.base import ClientState, Driver, DriverCallbacks, DriverError
+from session_host.drivers.base import ClientState, Driver, DriverCallbacks, DriverError, OutboundMedia
 
 PAIR_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"  # whatsmeow's linking-code alphabet (no 0, I, O, U)
 SERVER = "s.whatsapp.net"
@@ -89,8 +89,9 @@ class SimDriver(Driver):
         self.clock = clock
         self._clients: dict[str, SimClient] = {}
         self._lock = threading.Lock()
-        self.network = SimNetwork(lambda token, type, event, extra: callbacks.on_event(token, type, event, extra),
-                                  clock)
+        self.network = SimNetwork(
+            lambda token, type, event, extra, media_key=None: callbacks.on_event(token, type, event, extra, media_key),
+            clock)
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -258,10 +259,18 @@ class SimDriver(Driver):
             raise DriverError(500, contract.NOT_LOGGED_IN)
         return client
 
-    def send_text(self, token: str, to: str, body: str) -> dict:
+    def send_text(self, token: str, to: str, body: str, message_id: str | None = None) -> dict:
         client = self._sender(token)
         with _sim_errors():
-            sent = self.network.send_text(client.phone, to, body, sender_token=token)
+            sent = self.network.send_text(client.phone, to, body, sender_token=token, message_id=message_id)
+        return {"Id": sent["Id"], "Timestamp": sent["Timestamp"]}
+
+    def send_media(self, token: str, to: str, media: OutboundMedia, message_id: str | None = None) -> dict:
+        client = self._sender(token)
+        with _sim_errors():
+            sent = self.network.send_media(client.phone, to, media.kind, media.media_key, media.mimetype,
+                                           len(media.data), media.sha256, media.caption, media.file_name,
+                                           sender_token=token, message_id=message_id)
         return {"Id": sent["Id"], "Timestamp": sent["Timestamp"]}
 
     def mark_read(self, token: str, ids: list[str], chat: str, sender: str | None = None) -> None:

@@ -330,3 +330,24 @@ def test_send_text_builds_a_plain_conversation_message(worker):
     assert [f.name for f, _ in message.ListFields()] == ["conversation"] and message.conversation == "hi @15550001111"
     worker.send_text("tok-send", "120363000000000000@g.us", "to a group")
     assert (fake.sent[-1][0].User, fake.sent[-1][0].Server) == ("120363000000000000", "g.us")
+
+
+def test_media_messages_are_built_from_the_upload():
+    from neonize.proto import Neonize_pb2 as Proto
+
+    from session_host.drivers.base import OutboundMedia
+    from session_host.drivers.neonize_messages import media_message
+
+    upload = Proto.UploadResponse(url="https://mmg.example/u", DirectPath="/v/t62/x", MediaKey=b"k" * 32,
+                                  FileEncSHA256=b"e" * 32, FileSHA256=b"s" * 32, FileLength=1234)
+    image = media_message(OutboundMedia("image", b"", "image/png", "key", caption="look"), upload).imageMessage
+    assert (image.URL, image.directPath, image.mimetype, image.caption, image.fileLength) == (
+        "https://mmg.example/u", "/v/t62/x", "image/png", "look", 1234)
+    voice = media_message(OutboundMedia("audio", b"", "audio/ogg", "key"), upload).audioMessage
+    assert (voice.mimetype, voice.PTT) == ("audio/ogg; codecs=opus", True)  # plays inline as a voice note
+    mp3 = media_message(OutboundMedia("audio", b"", "audio/mpeg", "key"), upload).audioMessage
+    assert (mp3.mimetype, mp3.PTT) == ("audio/mpeg", False)
+    doc = media_message(OutboundMedia("document", b"", "application/pdf", "key", file_name="invoice.pdf",
+                                      caption="March"), upload).documentMessage
+    assert (doc.fileName, doc.title, doc.mimetype, doc.caption, doc.mediaKey) == (
+        "invoice.pdf", "invoice.pdf", "application/pdf", "March", b"k" * 32)

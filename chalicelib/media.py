@@ -1,0 +1,105 @@
+"""Outbound media: WaGo's base64 data URLs checked, decoded and stored in S3 by the Lambda.
+
+A queue message never carries media (SQS's 256 KiB limit): the command carries the S3 key, and the
+session host reads the object. Checks, in order, each a precise WaGo-style 4xx:
+- the data URL prefix WaGo documents for the field (`/send/document` insists on
+  `data:application/octet-stream;base64,`);
+- strict base64 (a truncated or corrupted payload is refused, not sent broken);
+- the size limit (413);
+- the real type, sniffed from the bytes (filetype), against what the field expects.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import uuid
+from dataclasses import dataclass
+
+import boto3
+import filetype
+
+from chalicelib.envelope import ApiError
+from chalicelib.settings import Settings, get_settings
+
+OUTBOUND_PREFIX = "media/out/"
+
+
+@dataclass(frozen=True)
+class MediaKind:
+    field: str  # WaGo's body field (Image, Audio, ...)
+    prefixes: tuple[str, ...]  # accepted data URL prefixes
+    families: tuple[str, ...]  # accepted sniffed MIME families/types ("" accepts anything)
+
+
+KINDS = {
+    "image": MediaKind("Image", ("data:image/",), ("image/jpeg", "image/png", "image/webp", "image/gif")),
+    "audio": MediaKind("Audio", ("data:audio/",), ("audio/",)),
+    "video": MediaKind("Video", ("data:video/",), ("video/",)),
+    "sticker": MediaKind("Sticker", ("data:image/",), ("image/webp", "image/png", "image/jpeg")),
+    "document": MediaKind("Document", ("data:application/octet-stream;base64,",), ("",)),
+}
+
+
+@dataclass(frozen=True)
+class StoredMedia:
+    key: str
+    mimetype: str
+    size: int
+    sha256: str
+
+
+def decode_data_url(kind: str, value: str, max_bytes: int) -> tuple[bytes, str]:
+    """`data:<type>;base64,<payload>` -> (bytes, sniffed or declared mimetype); ApiError when unusable."""
+    spec = KINDS[kind]
+    if not any(value.startswith(prefix) for prefix in spec.prefixes):
+        expected = " or ".join(f"{p}..." if not p.endswith(",") else p for p in spec.prefixes)
+        raise ApiError(400, f"{spec.field} data should start with {expected}")
+    header, sep, payload = value.partition(",")
+    if not sep or not header.endswith(";base64"):
+        raise ApiError(400, f"Invalid {spec.field} in Payload: not a base64 data URL")
+    if len(payload) * 3 // 4 > max_bytes + 3:
+        raise ApiError(413, f"Payload too large: {spec.field} exceeds the limit of {max_bytes} bytes")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, f"Invalid {spec.field} in Payload: malformed or truncated base64") from None
+    if not data:
+        raise ApiError(400, f"Missing {spec.field} in Payload")
+    if len(data) > max_bytes:
+        raise ApiError(413, f"Payload too large: {spec.field} exceeds the limit of {max_bytes} bytes")
+    sniffed = filetype.guess_mime(data)
+    if spec.families != ("",):
+        if sniffed is None or not any(sniffed == f or (f.endswith("/") and sniffed.startswith(f))
+                                      for f in spec.families):
+            raise ApiError(400, f"Invalid {spec.field} in Payload: the data is {sniffed or 'of an unknown type'}, "
+                                f"not {' / '.join(spec.families)}")
+    return data, sniffed or "application/octet-stream"
+
+
+class MediaStore:
+    def __init__(self, settings: Settings | None = None, s3=None):
+        self.settings = settings or get_settings()
+        self._s3 = s3
+
+    @property
+    def s3(self):
+        if self._s3 is None:
+            self._s3 = boto3.client("s3", region_name=self.settings.region)
+        return self._s3
+
+    def put_outbound(self, token: str, data: bytes, mimetype: str) -> StoredMedia:
+        """Store a file a session is about to send; keyed by a hash of the token (tokens are secrets)."""
+        owner = hashlib.sha256(token.encode()).hexdigest()[:32]
+        key = f"{OUTBOUND_PREFIX}{owner}/{uuid.uuid4().hex}"
+        self.s3.put_object(Bucket=self.settings.media_bucket_name, Key=key, Body=data, ContentType=mimetype)
+        return StoredMedia(key, mimetype, len(data), hashlib.sha256(data).hexdigest())
+
+    def get(self, key: str) -> tuple[bytes, str]:
+        obj = self.s3.get_object(Bucket=self.settings.media_bucket_name, Key=key)
+        return obj["Body"].read(), obj.get("ContentType") or "application/octet-stream"
+
+    def copy(self, source_key: str, target_key: str) -> None:
+        bucket = self.settings.media_bucket_name
+        self.s3.copy_object(Bucket=bucket, Key=target_key, CopySource={"Bucket": bucket, "Key": source_key})

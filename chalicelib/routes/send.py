@@ -1,0 +1,159 @@
+"""Sending: `/send/text` and the media kinds `/send/image`, `/send/audio`, `/send/video`,
+`/send/document`, `/send/sticker`.
+
+Media arrives as WaGo's base64 data URLs; the Lambda checks and stores it in S3 (chalicelib/media.py)
+and the command carries the S3 key. The answer comes once WhatsApp accepted the message, as WaGo's;
+a repeated `Id` returns the first result and never sends twice (chalicelib/outbox.py).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+from chalicelib import outbox
+from chalicelib.bus import get_bus
+from chalicelib.media import MediaStore, decode_data_url
+from chalicelib.models import SessionModel
+from chalicelib.models.messages import STATUS_ORDER
+from chalicelib.routes.fields import Text
+from chalicelib.routing import Auth, Call, Router
+from chalicelib.settings import get_settings
+from chalicelib.validation import WagoModel
+
+router = Router(__name__, tag="Send")
+
+Body = Annotated[str, StringConstraints(min_length=1, max_length=65536)]
+MessageId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128,
+                                             pattern=r"^[A-Za-z0-9._:-]+$")]
+DataUrl = Annotated[str, StringConstraints(min_length=1)]
+Caption = Annotated[str, StringConstraints(max_length=4096)]
+
+
+def _media_body_limit() -> int:
+    """A data URL is base64: 4/3 of the file, plus the JSON around it."""
+    return get_settings().media_max_bytes * 4 // 3 + (64 << 10)
+
+
+class Send(WagoModel):
+    phone: Text = Field(alias="Phone", description="Recipient: phone number with country code, or a JID.")
+    id: MessageId | None = Field(None, alias="Id", description="Optional message id: a repeat never sends twice.")
+
+
+class SendTextRequest(Send):
+    body: Body = Field(alias="Body", description="The text.")
+
+
+class SendImageRequest(Send):
+    image: DataUrl = Field(alias="Image", description="data:image/...;base64,...")
+    caption: Caption = Field("", alias="Caption")
+
+
+class SendAudioRequest(Send):
+    audio: DataUrl = Field(alias="Audio", description="data:audio/ogg;base64,... (OGG/Opus: a voice note)")
+
+
+class SendVideoRequest(Send):
+    video: DataUrl = Field(alias="Video", description="data:video/mp4;base64,...")
+    caption: Caption = Field("", alias="Caption")
+
+
+class SendDocumentRequest(Send):
+    document: DataUrl = Field(alias="Document", description="data:application/octet-stream;base64,... (WaGo's rule)")
+    file_name: Text = Field(alias="FileName", description="Name shown to the recipient, e.g. invoice.pdf.")
+    mimetype: str = Field("", alias="Mimetype", description="e.g. application/pdf (default: sniffed from the bytes).")
+    caption: Caption = Field("", alias="Caption")
+
+
+class SendStickerRequest(Send):
+    sticker: DataUrl = Field(alias="Sticker", description="data:image/webp;base64,... (or png/jpeg)")
+
+
+class SendResponse(WagoModel):
+    details: str = Field(alias="Details")
+    timestamp: str = Field(alias="Timestamp", description="When WhatsApp accepted it (RFC 3339).")
+    id: str = Field(alias="Id", description="The message id (keep it for receipts, reactions, edits, status).")
+
+
+def _already_sent(session: SessionModel, message_id: str | None) -> SendResponse | None:
+    """A repeated Id whose first send completed: answer from the record, touch nothing."""
+    record = outbox.status_of(session.token, message_id) if message_id else None
+    if record is not None and record.rank >= STATUS_ORDER["sent"]:
+        return SendResponse(details="Sent", timestamp=record.sent_at or "", id=record.whatsapp_id or record.message_id)
+    return None
+
+
+def _sent(data: dict) -> SendResponse:
+    return SendResponse(details="Sent", timestamp=data["Timestamp"], id=data["Id"])
+
+
+@router.route(
+    "POST", "/send/text", auth=Auth.SESSION, body=SendTextRequest, response=SendResponse,
+    summary="Send a text message; answers once WhatsApp accepted it.",
+)
+def send_text(call: Call) -> SendResponse:
+    body: SendTextRequest = call.body
+    return _already_sent(call.session, body.id) or _sent(
+        get_bus().command(call.session, "send_text", {"to": body.phone, "body": body.body, "id": body.id}))
+
+
+def _send_media(call: Call, kind: str, data_url: str, caption: str = "", file_name: str = "",
+                mimetype: str = "") -> SendResponse:
+    body = call.body
+    done = _already_sent(call.session, body.id)
+    if done is not None:
+        return done
+    settings = get_settings()
+    data, sniffed = decode_data_url(kind, data_url, settings.media_max_bytes)
+    stored = MediaStore(settings).put_outbound(call.session.token, data, mimetype or sniffed)
+    return _sent(get_bus().command(call.session, "send_media", {
+        "to": body.phone, "kind": kind, "media_key": stored.key, "mimetype": stored.mimetype,
+        "sha256": stored.sha256, "caption": caption, "file_name": file_name, "id": body.id}))
+
+
+@router.route(
+    "POST", "/send/image", auth=Auth.SESSION, body=SendImageRequest, response=SendResponse,
+    summary="Send an image (JPEG, PNG, WebP or GIF data URL) with an optional caption.",
+    max_body_bytes=_media_body_limit(),
+)
+def send_image(call: Call) -> SendResponse:
+    return _send_media(call, "image", call.body.image, caption=call.body.caption)
+
+
+@router.route(
+    "POST", "/send/audio", auth=Auth.SESSION, body=SendAudioRequest, response=SendResponse,
+    summary="Send audio; OGG/Opus goes out as a voice note (audio/ogg; codecs=opus).",
+    max_body_bytes=_media_body_limit(),
+)
+def send_audio(call: Call) -> SendResponse:
+    return _send_media(call, "audio", call.body.audio)
+
+
+@router.route(
+    "POST", "/send/video", auth=Auth.SESSION, body=SendVideoRequest, response=SendResponse,
+    summary="Send a video (MP4 data URL) with an optional caption.",
+    max_body_bytes=_media_body_limit(),
+)
+def send_video(call: Call) -> SendResponse:
+    return _send_media(call, "video", call.body.video, caption=call.body.caption)
+
+
+@router.route(
+    "POST", "/send/document", auth=Auth.SESSION, body=SendDocumentRequest, response=SendResponse,
+    summary="Send a document (data:application/octet-stream;base64,...) with its file name.",
+    max_body_bytes=_media_body_limit(),
+)
+def send_document(call: Call) -> SendResponse:
+    body: SendDocumentRequest = call.body
+    return _send_media(call, "document", body.document, caption=body.caption, file_name=body.file_name,
+                       mimetype=body.mimetype.strip())
+
+
+@router.route(
+    "POST", "/send/sticker", auth=Auth.SESSION, body=SendStickerRequest, response=SendResponse,
+    summary="Send a sticker (WebP preferred).",
+    max_body_bytes=_media_body_limit(),
+)
+def send_sticker(call: Call) -> SendResponse:
+    return _send_media(call, "sticker", call.body.sticker)
