@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -119,7 +120,23 @@ class _Batch:
     sessions: dict[str, SessionModel | None] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
+    log_items: list[Any] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def prefetch(self, records: list[dict]) -> None:
+        """Read every session of the batch in one BatchGetItem."""
+        tokens = set()
+        for raw in records:
+            try:
+                token = json.loads(raw.get("body") or "").get("token")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(token, str) and token:
+                tokens.add(token)
+        if not tokens:
+            return
+        found = {s.token: s for s in SessionModel.batch_get(list(tokens))}
+        self.sessions.update({token: found.get(token) for token in tokens})
 
     def session(self, token: str) -> SessionModel | None:
         with self.lock:
@@ -132,6 +149,12 @@ class _Batch:
         with self.lock:
             self.sessions[token] = found
         return found
+
+    def log(self, event: WireEvent, **fields: Any) -> None:
+        """Buffer a delivery-log entry; the batch writes them together at the end."""
+        item = log.entry(event, **fields)
+        with self.lock:
+            self.log_items.append(item)
 
     def count(self, outcome: str) -> None:
         with self.lock:
@@ -149,10 +172,10 @@ def _hide(record: SQSRecord, seconds: int) -> None:
         logger.exception("could not set the retry delay", extra={"message_id": record.message_id})
 
 
-def _give_up(record: SQSRecord, event: WireEvent, attempt: int, reason: str, status: int | None,
+def _give_up(record: SQSRecord, event: WireEvent, batch: _Batch, attempt: int, reason: str, status: int | None,
              latency_ms: float) -> str:
     dlq.move(record.body, token=event.token, reason=reason, attempts=attempt)
-    log.record(event, state=log.FAILED, attempts=attempt, status=status, latency_ms=latency_ms, error=reason)
+    batch.log(event, state=log.FAILED, attempts=attempt, status=status, latency_ms=latency_ms, error=reason)
     logger.warning("webhook event moved to the DLQ",
                    extra={"event_id": event.event_id, "token": event.token, "reason": reason, "attempt": attempt})
     return "failed"
@@ -162,13 +185,13 @@ def _retry(record: SQSRecord, event: WireEvent, batch: _Batch, attempt: int, rea
            latency_ms: float, retry_after: float | None = None) -> None:
     settings = batch.settings
     if attempt >= settings.webhook_max_attempts:
-        batch.count(_give_up(record, event, attempt, f"gave up after {attempt} attempts: {reason}", status,
+        batch.count(_give_up(record, event, batch, attempt, f"gave up after {attempt} attempts: {reason}", status,
                              latency_ms))
         return
     delay = visibility_for(attempt, settings.webhook_backoff_base_seconds, settings.webhook_backoff_cap_seconds,
                            retry_after)
     _hide(record, delay)
-    log.record(event, state=log.RETRYING, attempts=attempt, status=status, latency_ms=latency_ms, error=reason,
+    batch.log(event, state=log.RETRYING, attempts=attempt, status=status, latency_ms=latency_ms, error=reason,
                next_retry_seconds=delay)
     batch.count("retrying")
     raise RetryLater(f"{event.event_id}: attempt {attempt} failed ({reason}); next in {delay} s")
@@ -200,12 +223,13 @@ def process_record(record: SQSRecord, batch: _Batch) -> str:
     try:
         _idempotent_post()(event={"event_id": event.event_id}, job=job)
     except BlockedDestination as exc:
-        batch.count(_give_up(record, event, attempt, f"refused by the SSRF guard: {exc}", None, 0))
+        batch.count(_give_up(record, event, batch, attempt, f"refused by the SSRF guard: {exc}", None, 0))
         return "failed:blocked"
     except DeliveryFailed as exc:
         result = exc.result
         if exc.verdict is Verdict.REJECTED:
-            batch.count(_give_up(record, event, attempt, result.error or "refused", result.status, result.latency_ms))
+            batch.count(_give_up(record, event, batch, attempt, result.error or "refused", result.status,
+                                 result.latency_ms))
             return "failed:rejected"
         _retry(record, event, batch, attempt, result.error or "failed", result.status, result.latency_ms,
                result.retry_after)
@@ -222,7 +246,7 @@ def process_record(record: SQSRecord, batch: _Batch) -> str:
     if job.result is None:  # delivered before: SQS handed the message over again
         batch.count("duplicate")
         return "duplicate"
-    log.record(event, state=log.DELIVERED, attempts=attempt, status=job.result.status,
+    batch.log(event, state=log.DELIVERED, attempts=attempt, status=job.result.status,
                latency_ms=job.result.latency_ms)
     batch.count("delivered")
     with batch.lock:
@@ -241,11 +265,17 @@ def handle_events(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     async def record_handler(record: SQSRecord) -> str:
         return await asyncio.get_running_loop().run_in_executor(_executor, process_record, record, batch)
 
+    try:
+        batch.prefetch(event.get("Records") or [])
+    except Exception:  # noqa: BLE001 - each record then reads its session itself
+        logger.exception("session prefetch failed")
     response = async_process_partial_response(event=event, record_handler=record_handler, processor=processor,
                                               context=context)
+    log.save_all(batch.log_items)
     for outcome, n in batch.counts.items():
         metrics.add_metric(name=f"Webhook_{outcome.replace(':', '_')}", unit=MetricUnit.Count, value=n)
     for latency in batch.latencies:
         metrics.add_metric(name="WebhookLatency", unit=MetricUnit.Milliseconds, value=latency)
-    metrics.flush_metrics()
+    if batch.counts:
+        metrics.flush_metrics()
     return response

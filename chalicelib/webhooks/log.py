@@ -15,11 +15,11 @@ from chalicelib.settings import get_settings
 DELIVERED, RETRYING, FAILED = "delivered", "retrying", "failed"
 
 
-def record(event: WireEvent, *, state: str, attempts: int, status: int | None, latency_ms: float,
-           error: str | None = None, next_retry_seconds: int | None = None) -> None:
-    """Create or update the event's entry. A log failure never fails the delivery itself."""
+def entry(event: WireEvent, *, state: str, attempts: int, status: int | None, latency_ms: float,
+          error: str | None = None, next_retry_seconds: int | None = None) -> DeliveryModel:
+    """The event's log item as of this attempt (one item per event: each attempt overwrites it)."""
     now = time.time()
-    item = DeliveryModel(
+    return DeliveryModel(
         event.token,
         delivery_sort_key(event.ts, event.event_id),
         event_id=event.event_id,
@@ -34,10 +34,25 @@ def record(event: WireEvent, *, state: str, attempts: int, status: int | None, l
         updated_at=now,
         expires_at=datetime.fromtimestamp(now + get_settings().delivery_log_ttl_seconds, timezone.utc),
     )
+
+
+def record(event: WireEvent, **fields: Any) -> None:
+    """Write one entry now."""
+    save_all([entry(event, **fields)])
+
+
+def save_all(items: list[DeliveryModel]) -> None:
+    """Write entries in batches (one request per 25). A log failure never fails a delivery."""
+    # One request may not name a key twice (SQS can hand the same event over twice in one batch).
+    latest = {(item.token, item.sk): item for item in items}
+    if not latest:
+        return
     try:
-        item.save()
+        with DeliveryModel.batch_write() as batch:
+            for item in latest.values():
+                batch.save(item)
     except Exception:  # noqa: BLE001 - the log is best effort, the delivery outcome stands
-        logger.exception("delivery log write failed", extra={"event_id": event.event_id})
+        logger.exception("delivery log write failed", extra={"event_ids": [i.event_id for i in items]})
 
 
 def _iso(epoch: float | None) -> str | None:
