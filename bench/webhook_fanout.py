@@ -117,7 +117,7 @@ def main() -> int:
 
         def make_events(n: int) -> list[str]:
             return [json.dumps({"v": 1, "event_id": uuid.uuid4().hex, "token": "bench", "seq": i, "ts": time.time(),
-                                "type": "Message", "event": {"Info": {"ID": f"M{i}"}, "Message": {"conversation": "hi"}},
+                                "type": "Message", "event": {"Info": {"ID": f"M{i}"}, "Message": {"text": "hi"}},
                                 "extra": {}}) for i in range(n)]
 
         def worker_round(n: int) -> float:

@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     webhook_backoff_base_seconds: float = Field(5.0, ge=0, description="First retry delay; doubles per attempt.")
     webhook_backoff_cap_seconds: float = Field(900.0, ge=0, le=43200, description="Longest retry delay.")
     webhook_files: bool = Field(True, description="Attach inbound media as a multipart `file` (WaGo -webhookfiles).")
-    webhook_allowed_hosts: str = Field("", description="Comma-separated hosts (or *.suffix) exempt from the SSRF guard.")
+    webhook_allowed_hosts: str = Field("", description="Comma-separated hosts (or *.suffix) the SSRF guard exempts.")
     webhook_allowed_cidrs: str = Field("", description="Comma-separated CIDRs the SSRF guard lets through.")
     webhook_allow_loopback: bool | None = Field(
         None, description="Let webhooks target 127.0.0.0/8, ::1 and localhost; default: only in local/test stages."
@@ -87,6 +87,18 @@ class Settings(BaseSettings):
         value = value.strip().lower()
         if value not in DRIVERS:
             raise ValueError(f"WHATSAPP_DRIVER must be one of {', '.join(DRIVERS)}")
+        return value
+
+    @field_validator("webhook_allowed_cidrs")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        import ipaddress
+
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"WEBHOOK_ALLOWED_CIDRS: {item!r} is not a network") from None
         return value
 
     @field_validator("stage")

@@ -3,10 +3,9 @@ the admin DLQ redrive."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
-from typing_extensions import Annotated
 
 from chalicelib.envelope import ApiError
 from chalicelib.routes.fields import HttpUrl, Token
@@ -36,7 +35,7 @@ class SetWebhookRequest(WagoModel):
     webhook_url: HttpUrl = Field(alias="WebhookURL", description="Where events are POSTed.")
     secret: Annotated[str, AfterValidator(_secret)] | None = Field(
         None, alias="Secret",
-        description="Addition: HMAC-SHA256 key for X-Webhook-Signature; omitted keeps the current one, empty removes it.",
+        description="Addition: HMAC-SHA256 key of X-Webhook-Signature; omitted: kept; empty: removed.",
     )
 
 

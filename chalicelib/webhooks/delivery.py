@@ -69,7 +69,8 @@ def post_event(client: httpx.Client, url: str, event: WireEvent, *, attempt: int
     except (httpx.HTTPError, OSError) as exc:
         return AttemptResult(None, _ms(started), f"{type(exc).__name__}: {exc}"[:500])
     error = None if 200 <= response.status_code < 300 else f"receiver answered {response.status_code}"
-    return AttemptResult(response.status_code, _ms(started), error, retry_after_seconds(response.headers.get("Retry-After")))
+    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+    return AttemptResult(response.status_code, _ms(started), error, retry_after)
 
 
 def _ms(started: float) -> float:

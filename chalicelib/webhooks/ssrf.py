@@ -67,9 +67,8 @@ class Guard:
     def from_settings(cls, settings: Settings | None = None) -> "Guard":
         settings = settings or get_settings()
         hosts = tuple(h.strip().lower().rstrip(".") for h in settings.webhook_allowed_hosts.split(",") if h.strip())
-        networks = tuple(
-            ipaddress.ip_network(c.strip(), strict=False) for c in settings.webhook_allowed_cidrs.split(",") if c.strip()
-        )
+        cidrs = [c.strip() for c in settings.webhook_allowed_cidrs.split(",") if c.strip()]
+        networks = tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
         return cls(settings.webhook_loopback_allowed, hosts, networks)
 
     # -- checks -----------------------------------------------------------------------------------

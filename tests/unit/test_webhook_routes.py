@@ -60,8 +60,8 @@ def test_delivery_log_is_readable_newest_first_with_paging_and_ttl(client):
     events = [_event("t1", now - 100 + i) for i in range(5)]
     for i, event in enumerate(events):
         if i == 3:
-            log.record(event, state=log.RETRYING, attempts=2, status=503, latency_ms=12.5, error="receiver answered 503",
-                       next_retry_seconds=20)
+            log.record(event, state=log.RETRYING, attempts=2, status=503, latency_ms=12.5,
+                       error="receiver answered 503", next_retry_seconds=20)
         else:
             log.record(event, state=log.DELIVERED, attempts=1, status=200, latency_ms=3.25)
     log.record(_event("other", now), state=log.DELIVERED, attempts=1, status=200, latency_ms=1)
