@@ -7,7 +7,9 @@ plus a `file` part (`multipart/form-data`) when the event carries media and forw
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import httpx
@@ -55,13 +57,16 @@ def build_request(client: httpx.Client, url: str, event: WireEvent, *, attempt: 
     return request
 
 
-def post_event(client: httpx.Client, url: str, event: WireEvent, *, attempt: int = 1, secret: str | None = None,
-               attachment: Attachment | None = None, guard: Guard | None = None) -> AttemptResult:
+def post_event(client: "httpx.Client | ClientPool", url: str, event: WireEvent, *, attempt: int = 1,
+               secret: str | None = None, attachment: Attachment | None = None,
+               guard: Guard | None = None) -> AttemptResult:
     """POST once. Raises ssrf.BlockedDestination if the URL may not be contacted; never raises for
     network errors (they come back as status None)."""
     started = time.perf_counter()
     try:
         target = (guard or Guard.from_settings()).resolve(url)
+        if isinstance(client, ClientPool):
+            client = client.get(target.host)
         request = build_request(client, url, event, attempt=attempt, secret=secret, attachment=attachment,
                                 target=target)
         response = client.send(request, stream=True)  # the receiver's body is never read
@@ -75,6 +80,34 @@ def post_event(client: httpx.Client, url: str, event: WireEvent, *, attempt: int
 
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
+
+
+class ClientPool:
+    """One keep-alive client per webhook host name.
+
+    Requests go to a pinned address, and httpx pools connections by address: two names on one
+    address (a CDN) would otherwise share a TLS connection made, and verified, for the other name.
+    """
+
+    def __init__(self, max_hosts: int = 64):
+        self.max_hosts = max_hosts
+        self._clients: OrderedDict[str, httpx.Client] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, host: str) -> httpx.Client:
+        with self._lock:
+            client = self._clients.pop(host, None) or new_client()
+            self._clients[host] = client
+            while len(self._clients) > self.max_hosts:
+                _, old = self._clients.popitem(last=False)
+                old.close()
+            return client
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
 
 
 def new_client() -> httpx.Client:

@@ -59,7 +59,8 @@ def redrive(token: str | None = None, max_messages: int = 1000, time_budget: flo
         while result.redriven < max_messages and time.monotonic() < deadline:
             batch = sqs.receive_message(
                 QueueUrl=dlq_url, MaxNumberOfMessages=min(10, max_messages - result.redriven),
-                VisibilityTimeout=_REDRIVE_HIDE_SECONDS, WaitTimeSeconds=0, MessageAttributeNames=["All"],
+                VisibilityTimeout=_REDRIVE_HIDE_SECONDS, MessageAttributeNames=["All"],
+                WaitTimeSeconds=1,  # long polling asks every SQS server: an empty answer means empty
             ).get("Messages", [])
             if not batch:
                 break

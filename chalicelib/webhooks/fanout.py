@@ -43,7 +43,7 @@ from chalicelib.models import SessionModel
 from chalicelib.observability import logger, metrics
 from chalicelib.settings import Settings, get_settings
 from chalicelib.webhooks import clients, dlq, log, media
-from chalicelib.webhooks.delivery import AttemptResult, new_client, post_event
+from chalicelib.webhooks.delivery import AttemptResult, ClientPool, post_event
 from chalicelib.webhooks.retry import Verdict, classify, visibility_for
 from chalicelib.webhooks.ssrf import BlockedDestination, Guard
 from chalicelib.webhooks.subscriptions import is_subscribed
@@ -102,8 +102,8 @@ def _idempotent_post():
 
 
 @functools.lru_cache(maxsize=4)
-def _http_client(timeout: float):
-    return new_client()
+def _http_clients(timeout: float) -> ClientPool:
+    return ClientPool()
 
 
 def reset() -> None:
@@ -116,7 +116,7 @@ def reset() -> None:
 class _Batch:
     settings: Settings
     guard: Guard
-    http: Any
+    http: ClientPool
     sessions: dict[str, SessionModel | None] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
@@ -259,7 +259,7 @@ def handle_events(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         # An interrupted delivery's in-progress marker then expires with the invocation.
         _idempotency_config.register_lambda_context(context)
-    batch = _Batch(settings, Guard.from_settings(settings), _http_client(settings.webhook_timeout_seconds))
+    batch = _Batch(settings, Guard.from_settings(settings), _http_clients(settings.webhook_timeout_seconds))
     processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
     async def record_handler(record: SQSRecord) -> str:

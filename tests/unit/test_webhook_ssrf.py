@@ -167,3 +167,16 @@ def test_pinned_request_keeps_host_and_sni():
     assert str(request.url) == "https://93.184.215.14:8443/hook?x=1"
     assert request.headers["host"] == "ok.example:8443"
     assert request.extensions["sni_hostname"] == "ok.example"
+
+
+def test_one_client_per_host_name_so_pinned_connections_are_never_shared():
+    from chalicelib.webhooks.delivery import ClientPool
+
+    pool = ClientPool(max_hosts=2)
+    try:
+        a, b = pool.get("a.example"), pool.get("b.example")
+        assert a is not b and pool.get("a.example") is a
+        pool.get("c.example")  # evicts the least recently used (b)
+        assert b.is_closed and not a.is_closed
+    finally:
+        pool.close()
