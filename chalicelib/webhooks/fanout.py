@@ -256,9 +256,8 @@ def process_record(record: SQSRecord, batch: _Batch) -> str:
 
 def handle_events(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     settings = get_settings()
-    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
-        # An interrupted delivery's in-progress marker then expires with the invocation.
-        _idempotency_config.register_lambda_context(context)
+    # An interrupted delivery's in-progress marker then expires with the invocation (never a stale one).
+    _idempotency_config.register_lambda_context(context if hasattr(context, "get_remaining_time_in_millis") else None)
     batch = _Batch(settings, Guard.from_settings(settings), _http_clients(settings.webhook_timeout_seconds))
     processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 

@@ -56,7 +56,7 @@ def test_receiver_failing_for_a_while_gets_every_event_once(stack):
 
 def test_redelivered_message_after_success_is_not_posted_again(stack):
     """SQS is at-least-once: the same message handed over twice is POSTed once (idempotency)."""
-    from local_gateway.poller import to_lambda_event
+    from local_gateway.poller import LambdaContext, to_lambda_event
 
     from app import deliver_events
 
@@ -66,8 +66,8 @@ def test_redelivered_message_after_success_is_not_posted_again(stack):
         stack.put(event)
         messages = stack.sqs.receive_message(QueueUrl=stack.events_url, AttributeNames=["All"])["Messages"]
         lambda_event = to_lambda_event(messages, "arn:aws:sqs:us-east-1:123456789012:wago-test-events", "us-east-1")
-        assert deliver_events(lambda_event, None) == {"batchItemFailures": []}
-        assert deliver_events(lambda_event, None) == {"batchItemFailures": []}
+        assert deliver_events(lambda_event, LambdaContext("f")) == {"batchItemFailures": []}
+        assert deliver_events(lambda_event, LambdaContext("f")) == {"batchItemFailures": []}
     assert len(receiver.received) == 1
 
 
@@ -198,7 +198,7 @@ def test_all_subscription_gets_every_type_and_empty_gets_none(stack):
 
 def test_slow_receiver_does_not_stall_the_batch(stack):
     from chalicelib.webhooks.fanout import handle_events
-    from local_gateway.poller import to_lambda_event
+    from local_gateway.poller import LambdaContext, to_lambda_event
 
     with Receiver(delay=0.8) as slow, Receiver() as fast:
         make_session("slow", slow.url)
@@ -215,7 +215,7 @@ def test_slow_receiver_does_not_stall_the_batch(stack):
         assert len(messages) == 8
         started = time.monotonic()
         result = handle_events(to_lambda_event(messages, "arn:aws:sqs:us-east-1:123456789012:wago-test-events",
-                                               "us-east-1"))
+                                               "us-east-1"), LambdaContext("f"))
         elapsed = time.monotonic() - started
     assert result == {"batchItemFailures": []}
     assert len(slow.delivered()) == 4 and len(fast.delivered()) == 4
@@ -247,3 +247,58 @@ def test_backoff_sets_the_visibility_of_failed_records(stack, monkeypatch):
     assert 20 <= entry.next_retry_seconds <= 40  # attempt 1: base 40, half of it jittered
     # Hidden for the backoff: not receivable now.
     assert not stack.sqs.receive_message(QueueUrl=stack.events_url, WaitTimeSeconds=0).get("Messages")
+
+
+def test_read_timeout_is_bounded_and_retried(stack, monkeypatch):
+    """A receiver that accepts and never answers costs one timeout, then the event is retried."""
+    import socket
+
+    settings_env(monkeypatch, WEBHOOK_TIMEOUT_SECONDS="0.5")
+    from chalicelib.webhooks import fanout
+
+    fanout.reset()
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        make_session("t1", f"http://127.0.0.1:{silent.getsockname()[1]}/hook")
+        stack.put(wire_event("t1"))
+        from app import deliver_events
+        from local_gateway.poller import LambdaContext, to_lambda_event
+
+        messages = stack.sqs.receive_message(QueueUrl=stack.events_url, AttributeNames=["All"])["Messages"]
+        started = time.monotonic()
+        result = deliver_events(to_lambda_event(messages, "arn:aws:sqs:us-east-1:123456789012:wago-test-events",
+                                                "us-east-1"), LambdaContext("deliver_events"))
+        elapsed = time.monotonic() - started
+    finally:
+        silent.close()
+    assert result == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
+    assert elapsed < 3, elapsed
+    [entry] = list(DeliveryModel.query("t1"))
+    assert (entry.state, entry.last_status) == ("retrying", 0)
+    assert entry.last_error.startswith("ReadTimeout")
+
+
+def test_event_being_delivered_elsewhere_is_not_posted_twice(stack):
+    """Another invocation holds the event's idempotency record (in progress): this one backs off."""
+    import hashlib as _hashlib
+
+    with Receiver() as receiver:
+        make_session("t1", receiver.url)
+        event = wire_event("t1")
+        key = "webhook-delivery#" + _hashlib.md5(json.dumps(event["event_id"]).encode()).hexdigest()
+        boto3.client("dynamodb", region_name="us-east-1").put_item(
+            TableName=get_settings().idempotency_table_name,
+            Item={"id": {"S": key}, "status": {"S": "INPROGRESS"}, "expiration": {"N": str(int(time.time()) + 3600)},
+                  "in_progress_expiration": {"N": str(int(time.time() * 1000) + 60_000)}},
+        )
+        stack.put(event)
+        from app import deliver_events
+        from local_gateway.poller import LambdaContext, to_lambda_event
+
+        messages = stack.sqs.receive_message(QueueUrl=stack.events_url, AttributeNames=["All"])["Messages"]
+        result = deliver_events(to_lambda_event(messages, "arn:aws:sqs:us-east-1:123456789012:wago-test-events",
+                                                "us-east-1"), LambdaContext("deliver_events"))
+    assert result == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
+    assert receiver.received == []
