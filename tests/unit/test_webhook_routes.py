@@ -130,3 +130,13 @@ def test_signing_reference_helpers():
     assert not signing.verify(SECRET, "1700000000", body + b"!", header, now=1700000010)
     assert not signing.verify(SECRET, "1700000000", body, header, now=1700009999)  # replay window
     assert signing.secret_hint(None) is None and signing.secret_hint(SECRET) == "…cret"
+
+
+def test_webhook_settings_defaults():
+    from chalicelib.settings import Settings
+
+    prod = Settings(stage="prod", admin_token="x")
+    assert prod.deliveries_table_name == "wago-prod-deliveries"
+    assert prod.webhook_loopback_allowed is False and Settings(stage="local").webhook_loopback_allowed is True
+    assert Settings(stage="prod", webhook_allow_loopback=True).webhook_loopback_allowed is True
+    assert (prod.webhook_max_attempts, prod.webhook_files, prod.delivery_log_ttl_seconds) == (8, True, 604800)
