@@ -40,5 +40,7 @@ OPENAPI = build_document(ROUTES)
 
 @app.on_sqs_message(queue=settings.events_queue_name, batch_size=10, name="deliver_events")
 def deliver_events(event):
-    # Chalice wraps the Lambda event; Powertools wants the raw dict.
+    # Chalice wraps the Lambda event; Powertools wants the raw dict. (app.lambda_context is set for
+    # HTTP requests only; an event source's context travels on the event object.)
+    # The event source mapping must enable ReportBatchItemFailures (FunctionResponseTypes).
     return handle_events(event.to_dict(), event.context)

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     events_queue: str | None = None
     events_dlq: str | None = None
     media_bucket: str | None = None
+    deliveries_table: str | None = None
 
     max_body_bytes: int = Field(1 << 20, gt=0, description="Largest JSON body accepted by non-media routes.")
     media_max_bytes: int = Field(
@@ -58,6 +59,19 @@ class Settings(BaseSettings):
     host_heartbeat_seconds: float = Field(5.0, gt=0, description="Session host heartbeat interval.")
     host_capacity: int = Field(200, gt=0, description="Sessions one host accepts.")
     webhook_timeout_seconds: float = Field(10.0, gt=0, description="Webhook connect+read timeout.")
+    # Webhook fan-out (chalicelib/webhooks/): retries, media forwarding, SSRF guard, delivery log.
+    webhook_max_attempts: int = Field(
+        8, ge=1, le=100, description="POSTs of one event before it goes to the DLQ (<= the queue's maxReceiveCount)."
+    )
+    webhook_backoff_base_seconds: float = Field(5.0, ge=0, description="First retry delay; doubles per attempt.")
+    webhook_backoff_cap_seconds: float = Field(900.0, ge=0, le=43200, description="Longest retry delay.")
+    webhook_files: bool = Field(True, description="Attach inbound media as a multipart `file` (WaGo -webhookfiles).")
+    webhook_allowed_hosts: str = Field("", description="Comma-separated hosts (or *.suffix) the SSRF guard exempts.")
+    webhook_allowed_cidrs: str = Field("", description="Comma-separated CIDRs the SSRF guard lets through.")
+    webhook_allow_loopback: bool | None = Field(
+        None, description="Let webhooks target 127.0.0.0/8, ::1 and localhost; default: only in local/test stages."
+    )
+    delivery_log_ttl_seconds: int = Field(7 * 24 * 3600, gt=0, description="Delivery log entries expire after this.")
 
     whatsapp_driver: str = Field("neonize", description="Session-host WhatsApp driver: neonize (real) or sim.")
     host_lease_seconds: float = Field(
@@ -92,6 +106,18 @@ class Settings(BaseSettings):
         value = value.strip().lower()
         if value not in DRIVERS:
             raise ValueError(f"WHATSAPP_DRIVER must be one of {', '.join(DRIVERS)}")
+        return value
+
+    @field_validator("webhook_allowed_cidrs")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        import ipaddress
+
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"WEBHOOK_ALLOWED_CIDRS: {item!r} is not a network") from None
         return value
 
     @field_validator("stage")
@@ -148,6 +174,14 @@ class Settings(BaseSettings):
     @property
     def messages_table_name(self) -> str:
         return self._name(self.messages_table, "messages")
+
+    @property
+    def deliveries_table_name(self) -> str:
+        return self._name(self.deliveries_table, "deliveries")
+
+    @property
+    def webhook_loopback_allowed(self) -> bool:
+        return self.is_local if self.webhook_allow_loopback is None else self.webhook_allow_loopback
 
     @property
     def sim_table_name(self) -> str:

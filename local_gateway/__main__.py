@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -86,9 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     provision.ensure_all(settings)
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # A plain list, not threading.Event: Event.set() in a signal handler can deadlock against the main
+    # thread's own Event.wait() (both take the Event's non-reentrant lock).
+    stop_requested: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _: stop_requested.append(signum))
+    signal.signal(signal.SIGINT, lambda signum, _: stop_requested.append(signum))
 
     children = Supervisor(env=dict(os.environ), cwd=str(PROJECT_DIR))
     exit_code = 0
@@ -104,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             f"children {children.pids()}. Ctrl-C stops everything.",
             flush=True,
         )
-        while not stop.wait(0.5):
+        while not stop_requested:
+            time.sleep(0.2)
             gone = children.exited()
             if gone:
                 print(f"error: child process exited: {gone}; stopping the gateway", file=sys.stderr)

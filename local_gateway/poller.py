@@ -11,6 +11,7 @@ import argparse
 import signal
 import sys
 import threading
+import time
 import uuid
 from typing import Any, Callable
 
@@ -83,7 +84,21 @@ class QueuePoller:
         self.function_name = function_name
         self.wait_seconds = wait_seconds
         self.batch_size = batch_size
-        self.stopping = threading.Event()
+        self.stopping = threading.Event()  # for other threads
+        self._stop_requested = False  # for signal handlers: setting it takes no lock
+
+    def request_stop(self, *_: object) -> None:
+        """Safe in a signal handler. (Event.set() is not: it takes the Event's lock, which the main
+        thread may be holding inside stopping.wait() when the signal arrives: a self-deadlock.)"""
+        self._stop_requested = True
+
+    def stopped(self) -> bool:
+        return self._stop_requested or self.stopping.is_set()
+
+    def _pause(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.stopped() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def poll_once(self) -> tuple[int, int]:
         """One receive + invoke + acknowledge cycle; returns (delivered, failed)."""
@@ -114,12 +129,12 @@ class QueuePoller:
         return len(done), len(failed)
 
     def run(self) -> None:
-        while not self.stopping.is_set():
+        while not self.stopped():
             try:
                 self.poll_once()
             except Exception as exc:  # endpoint restarting, throttled: back off and go on
                 print(f"poller: {type(exc).__name__}: {exc}", file=sys.stderr)
-                self.stopping.wait(1.0)
+                self._pause(1.0)
 
 
 def main() -> int:
@@ -127,8 +142,8 @@ def main() -> int:
     from app import app, deliver_events  # noqa: F401 - the same handler object Lambda runs
 
     poller = QueuePoller(get_settings().events_queue_name, deliver_events, "deliver_events")
-    signal.signal(signal.SIGTERM, lambda *_: poller.stopping.set())
-    signal.signal(signal.SIGINT, lambda *_: poller.stopping.set())
+    signal.signal(signal.SIGTERM, poller.request_stop)
+    signal.signal(signal.SIGINT, poller.request_stop)
     poller.run()
     return 0
 

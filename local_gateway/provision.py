@@ -41,6 +41,7 @@ def ensure_tables(settings: Settings) -> list[str]:
         created.append(name)
     _ensure_ttl(ddb, settings.replies_table_name, "expires_at")
     _ensure_ttl(ddb, settings.messages_table_name, "expires_at")
+    _ensure_ttl(ddb, settings.deliveries_table_name, "expires_at")
     return created
 
 
@@ -64,13 +65,15 @@ def ensure_queues(settings: Settings) -> dict[str, str]:
     sqs = boto3.client("sqs", region_name=settings.region)
     dlq_url = _queue_url(sqs, settings.events_dlq_name, {"MessageRetentionPeriod": str(RETENTION_SECONDS)})
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    max_receives = max(EVENTS_MAX_RECEIVES, settings.webhook_max_attempts)
     events_url = _queue_url(
         sqs,
         settings.events_queue_name,
         {
             "VisibilityTimeout": str(EVENTS_VISIBILITY_SECONDS),
             "MessageRetentionPeriod": str(RETENTION_SECONDS),
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(EVENTS_MAX_RECEIVES)}),
+            # The fan-out moves an event to the DLQ itself after WEBHOOK_MAX_ATTEMPTS; this is the backstop.
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)}),
         },
     )
     return {"events": events_url, "events_dlq": dlq_url}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
+import time
 
 from chalicelib.observability import logger
 from chalicelib.settings import ConfigurationError, get_settings
@@ -21,14 +21,15 @@ def main() -> int:
     except (ConfigurationError, DriverUnavailable) as exc:
         print(f"session host: error: {exc}", file=sys.stderr, flush=True)
         return 2
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # A plain list, not threading.Event: Event.set() in a signal handler can deadlock against the main
+    # thread's own Event.wait() (both take the Event's non-reentrant lock).
+    stop_requested: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _: stop_requested.append(signum))
+    signal.signal(signal.SIGINT, lambda signum, _: stop_requested.append(signum))
     host.start()
     print(f"session host {host.host_id} up (driver {host.driver_name}, queue {host.queue_url})", flush=True)
-    while not stop.wait(0.5):
-        if host.stopping.is_set():  # fatal: declared dead by other hosts
-            break
+    while not stop_requested and not host.stopping.is_set():  # stopping: fatal, declared dead by other hosts
+        time.sleep(0.2)
     host.stop()
     if host.fatal:
         print(f"session host: error: {host.fatal}", file=sys.stderr, flush=True)

@@ -1,5 +1,6 @@
 """DynamoDB tables (pynamodb). Table names come from settings, so one code base serves every stage."""
 
+from chalicelib.models.deliveries import DeliveryModel
 from chalicelib.models.hosts import HostModel
 from chalicelib.models.messages import MessageModel
 from chalicelib.models.replies import ReplyModel
@@ -14,11 +15,11 @@ from chalicelib.models.sim import (
 
 # The Sim* models share one table; provisioning creates it once.
 ALL_MODELS = (
-    SessionModel, SessionNameModel, CounterModel, HostModel, ReplyModel, MessageModel,
+    SessionModel, SessionNameModel, CounterModel, HostModel, ReplyModel, MessageModel, DeliveryModel,
     SimAccountModel, SimDeviceModel, SimMessageModel, SimInboxModel, SimPresenceWatchModel,
 )
 
 __all__ = [
-    "ALL_MODELS", "CounterModel", "HostModel", "MessageModel", "ReplyModel", "SessionModel", "SessionNameModel",
-    "SimAccountModel", "SimDeviceModel", "SimInboxModel", "SimMessageModel", "SimPresenceWatchModel",
+    "ALL_MODELS", "CounterModel", "DeliveryModel", "HostModel", "MessageModel", "ReplyModel", "SessionModel",
+    "SessionNameModel", "SimAccountModel", "SimDeviceModel", "SimInboxModel", "SimMessageModel", "SimPresenceWatchModel",
 ]

@@ -48,6 +48,7 @@ class SessionModel(Model):
     pair_code = UnicodeAttribute(null=True)
     last_error = UnicodeAttribute(null=True)
     event_seq = NumberAttribute(default=0)  # last per-session event sequence number handed out
+    webhook_secret = UnicodeAttribute(null=True)  # HMAC key of webhook signatures; never returned in full
 
 
 class SessionNameModel(Model):

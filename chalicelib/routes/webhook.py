@@ -1,39 +1,118 @@
-"""`/webhook`: the session's webhook URL and subscribed event types."""
+"""`/webhook`: the session's webhook URL, signing secret and subscribed types; its delivery log;
+the admin DLQ redrive."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated, Any
 
-from chalicelib import sessions
-from chalicelib.routes.fields import HttpUrl
+from pydantic import AfterValidator, Field
+
+from chalicelib.envelope import ApiError
+from chalicelib.routes.fields import HttpUrl, Token
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import WagoModel
+from chalicelib.webhooks import config, dlq, log
+from chalicelib.webhooks.signing import MIN_SECRET_LENGTH, secret_hint
 
 router = Router(__name__, tag="Webhook")
+MAX_PAGE = 200
+
+
+def _secret(value: str) -> str:
+    if value and (len(value) < MIN_SECRET_LENGTH or len(value) > 256):
+        raise ValueError(f"must be {MIN_SECRET_LENGTH} to 256 characters (empty switches signing off)")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+class _Sparse(WagoModel):
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 class SetWebhookRequest(WagoModel):
     webhook_url: HttpUrl = Field(alias="WebhookURL", description="Where events are POSTed.")
+    secret: Annotated[str, AfterValidator(_secret)] | None = Field(
+        None, alias="Secret",
+        description="Addition: HMAC-SHA256 key of X-Webhook-Signature; omitted: kept; empty: removed.",
+    )
 
 
-class SetWebhookResponse(WagoModel):
+class SetWebhookResponse(_Sparse):
     webhook: str
+    secret: str | None = Field(None, description="Last characters of the signing secret, when one is set.")
 
 
-class WebhookSettings(WagoModel):
+class WebhookSettings(_Sparse):
     webhook: str
     subscribe: list[str]
+    secret: str | None = Field(None, description="Last characters of the signing secret, when one is set.")
+
+
+class Delivery(WagoModel):
+    event_id: str = Field(alias="eventId")
+    type: str
+    state: str = Field(description="delivered, retrying or failed (in the DLQ).")
+    attempts: int
+    last_status: int = Field(alias="lastStatus", description="HTTP status of the last attempt; 0: no answer.")
+    last_error: str | None = Field(alias="lastError")
+    latency_ms: float = Field(alias="latencyMs")
+    next_retry_seconds: int | None = Field(alias="nextRetrySeconds")
+    delivered_at: str | None = Field(alias="deliveredAt")
+    updated_at: str | None = Field(alias="updatedAt")
+
+
+class DeliveryPage(WagoModel):
+    deliveries: list[Delivery]
+    next: str | None = Field(description="Pass as ?before= for the next (older) page; null on the last one.")
+
+
+class RedriveRequest(WagoModel):
+    token: Token | None = Field(None, alias="Token", description="Only this session's events; all when omitted.")
+    max: int | None = Field(None, alias="Max", ge=1, le=10000, description="At most this many (default 1000).")
+
+
+class RedriveResponse(WagoModel):
+    redriven: int
+    skipped: int = Field(description="Other sessions' events left in the DLQ.")
+    sessions: dict[str, int] = Field(description="Events redriven per session token.")
 
 
 @router.route(
     "POST", "/webhook", auth=Auth.SESSION, body=SetWebhookRequest, response=SetWebhookResponse,
-    summary="Set the webhook URL of this session.",
+    summary="Set the webhook URL (and, as an addition, the signing secret) of this session.",
 )
 def set_webhook(call: Call) -> SetWebhookResponse:
-    sessions.set_webhook(call.session, call.body.webhook_url)
-    return SetWebhookResponse(webhook=call.body.webhook_url)
+    config.check_url(call.body.webhook_url)
+    secret = config.KEEP if call.body.secret is None else call.body.secret
+    config.set_webhook(call.session, call.body.webhook_url, secret)
+    current = call.session.webhook_secret if secret is config.KEEP else secret
+    return SetWebhookResponse(webhook=call.body.webhook_url, secret=secret_hint(current))
 
 
 @router.route("GET", "/webhook", auth=Auth.SESSION, response=WebhookSettings, summary="This session's webhook.")
 def get_webhook(call: Call) -> WebhookSettings:
-    return WebhookSettings(webhook=call.session.webhook or "", subscribe=list(call.session.events or []))
+    return WebhookSettings(webhook=call.session.webhook or "", subscribe=list(call.session.events or []),
+                           secret=secret_hint(call.session.webhook_secret))
+
+
+@router.route(
+    "GET", "/webhook/deliveries", auth=Auth.SESSION, response=DeliveryPage,
+    summary="Addition: this session's webhook delivery log, newest first (?limit=1..200, ?before=cursor).",
+)
+def list_deliveries(call: Call) -> DeliveryPage:
+    raw = call.query.get("limit", "50")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        raise ApiError(400, f"Invalid limit: must be an integer from 1 to {MAX_PAGE}")
+    items, cursor = log.recent(call.session.token, int(raw), call.query.get("before") or None)
+    return DeliveryPage(deliveries=[Delivery.model_validate(log.to_dict(i)) for i in items], next=cursor)
+
+
+@router.route(
+    "POST", "/webhook/redrive", auth=Auth.ADMIN, body=RedriveRequest, response=RedriveResponse,
+    summary="Addition: send events from the webhook DLQ back for delivery (all, or one session's).",
+)
+def redrive(call: Call) -> RedriveResponse:
+    result = dlq.redrive(token=call.body.token, max_messages=call.body.max or 1000)
+    return RedriveResponse(redriven=result.redriven, skipped=result.skipped, sessions=result.by_token)

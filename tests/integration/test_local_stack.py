@@ -73,7 +73,9 @@ class Launcher:
             output, _ = self.process.communicate(timeout=60)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            output, _ = self.process.communicate()
+            for pid in _processes_with_marker(self.marker):  # they may hold the output pipe open
+                os.kill(pid, signal.SIGKILL)
+            output, _ = self.process.communicate(timeout=30)
         return self.process.returncode, output
 
 

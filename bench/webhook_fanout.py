@@ -1,0 +1,188 @@
+"""Webhook fan-out throughput: events/s delivered by one worker vs a bare async POST loop.
+
+Same run, same receiver (an asyncio HTTP/1.1 server on 127.0.0.1 in its own process, answering 200):
+  worker     events put on the events queue (moto server on loopback, its own process), drained by
+             the local poller calling the fan-out handler Lambda runs: SQS receive, session read,
+             idempotency record, POST (form fields token + jsonData, signed), delivery log, delete;
+  baseline   httpx.AsyncClient POSTing the same form bodies, with the same number in flight as the
+             worker's batch (10), nothing else.
+Prints the median events/s of each over several rounds and the ratio worker/baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_DIR))
+CONCURRENCY = 10
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def receiver_main(port: int, counter, ready) -> None:
+    """Minimal keep-alive HTTP/1.1 server: reads each request's body, answers 200, counts POSTs."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:].strip())
+                if length:
+                    await reader.readexactly(length)
+                with counter.get_lock():
+                    counter.value += 1
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def serve() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=512)
+        ready.set()
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(serve())
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=300, help="events per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+
+    counter = multiprocessing.Value("l", 0)
+    ready = multiprocessing.Event()
+    receiver_port = free_port()
+    receiver = multiprocessing.Process(target=receiver_main, args=(receiver_port, counter, ready), daemon=True)
+    receiver.start()
+    ready.wait(10)
+
+    moto_port = free_port()
+    moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{moto_port}"
+    os.environ.update(STAGE="local", AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing",
+                      AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
+                      POWERTOOLS_METRICS_NAMESPACE="bench", POWERTOOLS_METRICS_DISABLED="true")
+    try:
+        import httpx
+
+        wait_for(lambda: _up(endpoint), 60, "the moto server")
+        from chalicelib.contract import WireEvent
+        from chalicelib.models import SessionModel
+        from chalicelib.settings import get_settings
+        from chalicelib.webhooks.delivery import form_fields
+        from local_gateway import provision
+        from local_gateway.poller import QueuePoller
+
+        from app import deliver_events
+
+        provision.ensure_all()
+        url = f"http://127.0.0.1:{receiver_port}/hook"
+        SessionModel("bench", id=1, name="bench", webhook=url, events=["All"],
+                     webhook_secret="bench-secret-0123456789").save()
+        settings = get_settings()
+        poller = QueuePoller(settings.events_queue_name, deliver_events, "deliver_events", wait_seconds=0)
+        sqs = poller.sqs
+
+        def make_events(n: int) -> list[str]:
+            return [json.dumps({"v": 1, "event_id": uuid.uuid4().hex, "token": "bench", "seq": i, "ts": time.time(),
+                                "type": "Message", "event": {"Info": {"ID": f"M{i}"}, "Message": {"text": "hi"}},
+                                "extra": {}}) for i in range(n)]
+
+        def worker_round(n: int) -> float:
+            bodies = make_events(n)
+            for start in range(0, n, 10):
+                sqs.send_message_batch(QueueUrl=poller.queue_url, Entries=[
+                    {"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start:start + 10])])
+            target = counter.value + n
+            started = time.perf_counter()
+            deadline = time.monotonic() + 600
+            while counter.value < target and time.monotonic() < deadline:
+                poller.poll_once()
+            elapsed = time.perf_counter() - started
+            if counter.value < target:
+                raise SystemExit(f"worker delivered {n - (target - counter.value)} of {n}")
+            return n / elapsed
+
+        def baseline_round(n: int) -> float:
+            forms = [form_fields(WireEvent.model_validate_json(b)) for b in make_events(n)]
+
+            async def run() -> float:
+                async with httpx.AsyncClient(timeout=10) as client:
+                    queue = list(forms)
+
+                    async def lane() -> None:
+                        while queue:
+                            response = await client.post(url, data=queue.pop())
+                            assert response.status_code == 200
+
+                    started = time.perf_counter()
+                    await asyncio.gather(*(lane() for _ in range(CONCURRENCY)))
+                    return time.perf_counter() - started
+
+            return n / asyncio.run(run())
+
+        worker_round(20)  # warm up both paths (connections, imports, tables)
+        baseline_round(20)
+        worker, baseline = [], []
+        for _ in range(args.rounds):  # interleaved, so machine noise hits both alike
+            worker.append(worker_round(args.events))
+            baseline.append(baseline_round(args.events))
+    finally:
+        moto.terminate()
+        moto.wait(timeout=10)
+        receiver.terminate()
+        receiver.join(timeout=10)
+
+    w, b = statistics.median(worker), statistics.median(baseline)
+    print(f"webhook fan-out, {args.events} events x {args.rounds} rounds, receiver and moto server on 127.0.0.1, "
+          f"{CONCURRENCY} in flight")
+    print(f"worker    {w:9.1f} events/s (median; rounds: {', '.join(f'{x:.0f}' for x in worker)})")
+    print(f"baseline  {b:9.1f} events/s (median; rounds: {', '.join(f'{x:.0f}' for x in baseline)})")
+    print(f"ratio     {w / b:9.3f} (worker / bare async POST loop)")
+    return 0
+
+
+def _up(endpoint: str) -> bool:
+    import httpx
+
+    try:
+        httpx.get(endpoint, timeout=0.5)
+        return True
+    except httpx.HTTPError:
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())
