@@ -59,12 +59,25 @@ def send_once(token: str, message_id: str | None, kind: str, to: str, send: Call
                 MessageModel.error.set(str(getattr(exc, "message", exc))[:500]), MessageModel.updated_at.set(time.time())])
         raise
     whatsapp_id = sent["Id"]
-    fields = dict(kind=kind, to=to, status="sent", rank=STATUS_ORDER["sent"], sent_at=sent["Timestamp"],
-                  whatsapp_id=whatsapp_id, updated_at=time.time(), expires_at=_expiry())
-    MessageModel(token, whatsapp_id, **fields).save()
-    if message_id and message_id != whatsapp_id:  # neonize cannot choose ids: the claim points to WhatsApp's
-        MessageModel(token, message_id, **fields).save()
+    for key in {whatsapp_id, message_id or whatsapp_id}:  # neonize cannot choose ids: the claim points to WhatsApp's
+        _record_sent(token, key, kind, to, whatsapp_id, sent["Timestamp"])
     return {"Id": whatsapp_id, "Timestamp": sent["Timestamp"]}
+
+
+def _record_sent(token: str, key: str, kind: str, to: str, whatsapp_id: str, sent_at: str) -> None:
+    """Upsert the record, then move it to `sent` unless a receipt already moved it further (the sim
+    network, for one, delivers before the send call returns)."""
+    record = MessageModel(token, key)
+    record.update(actions=[MessageModel.kind.set(kind), MessageModel.to.set(to), MessageModel.sent_at.set(sent_at),
+                           MessageModel.whatsapp_id.set(whatsapp_id), MessageModel.updated_at.set(time.time()),
+                           MessageModel.expires_at.set(_expiry()),
+                           MessageModel.rank.set(MessageModel.rank | STATUS_ORDER["sending"]),
+                           MessageModel.status.set(MessageModel.status | "sending")])
+    try:
+        record.update(actions=[MessageModel.status.set("sent"), MessageModel.rank.set(STATUS_ORDER["sent"])],
+                      condition=MessageModel.rank < STATUS_ORDER["sent"])
+    except UpdateError:
+        pass
 
 
 def record_receipt(token: str, state: str, message_ids: list[str]) -> None:

@@ -100,10 +100,14 @@ def receipt_event(reader_jid: str, ids: list[str], read: bool, at: float) -> tup
 class SimNetwork:
     """Traffic between sim accounts; `publish(token, type, event, extra)` hands an event to one session."""
 
-    def __init__(self, publish: Publish, clock: Callable[[], float] = time.time, media: MediaStore | None = None):
+    def __init__(self, publish: Publish, clock: Callable[[], float] = time.time, media: MediaStore | None = None,
+                 later: Callable[[Callable[[], None]], None] | None = None):
         self.publish = publish
         self.clock = clock
         self._media = media
+        # How receipts travel back: after the send call returned, as on WhatsApp (a session host passes
+        # a short timer); the API's phone-side controls deliver them at once.
+        self.later = later or (lambda task: task())
 
     @property
     def media(self) -> MediaStore:
@@ -220,10 +224,13 @@ class SimNetwork:
                 self.media.copy(media_key, inbound)
             delivered.append(self._deliver(device.token, "Message", event, {}, inbound))
         if any(delivered):
-            receipt, extra = receipt_event(recipient.jid, [message_id], read=False, at=self.clock())
-            for device in self.devices_of(sender.phone):
-                self._deliver(device.token, "ReadReceipt", receipt, extra)
+            self.later(lambda: self._delivered(recipient.jid, sender.phone, message_id))
         return {"Id": message_id, "Timestamp": rfc3339(sent_at), "To": recipient.jid}
+
+    def _delivered(self, recipient_jid: str, sender_phone: str, message_id: str) -> None:
+        receipt, extra = receipt_event(recipient_jid, [message_id], read=False, at=self.clock())
+        for device in self.devices_of(sender_phone):
+            self._deliver(device.token, "ReadReceipt", receipt, extra)
 
     def mark_read(self, reader_phone: str, ids: list[str], reader_token: str | None = None) -> int:
         """`reader_phone` read these messages: each sender's sessions get a Read receipt."""

@@ -47,6 +47,8 @@ class Names:
             "HOSTS_TABLE": self.name("hosts"),
             "IDEMPOTENCY_TABLE": self.name("idempotency"),
             "REPLIES_TABLE": self.name("replies"),
+            "MESSAGES_TABLE": self.name("messages"),
+            "DELIVERIES_TABLE": self.name("deliveries"),
             "SIM_TABLE": self.name("sim"),
             "EVENTS_QUEUE": self.name("events"),
             "EVENTS_DLQ": self.name("events-dlq"),

@@ -151,25 +151,28 @@ class WagoStack(cdk.Stack):
     # -- DynamoDB ------------------------------------------------------------------------------------
 
     def _tables(self) -> dict[str, dynamodb.Table]:
-        # Key schemas copy chalicelib/models (hash keys only, all strings); TTL where items expire.
+        # Key schemas copy chalicelib/models (all strings): (hash key, range key, TTL attribute).
         specs = {
-            "sessions": ("token", None),
-            "session-names": ("name", None),
-            "counters": ("name", None),
-            "hosts": ("host_id", None),
-            "replies": ("command_id", "expires_at"),
-            "idempotency": ("id", "expiration"),  # Powertools idempotency layout
-            "sim": ("pk", None),
+            "sessions": ("token", None, None),
+            "session-names": ("name", None, None),
+            "counters": ("name", None, None),
+            "hosts": ("host_id", None, None),
+            "replies": ("command_id", None, "expires_at"),
+            "messages": ("token", "message_id", "expires_at"),  # sent messages: idempotency, status
+            "deliveries": ("token", "sk", "expires_at"),  # the webhook delivery log
+            "idempotency": ("id", None, "expiration"),  # Powertools idempotency layout
+            "sim": ("pk", None, None),
         }
         if self.config.whatsapp_driver != "sim":
             del specs["sim"]  # the simulated network exists only where the sim driver runs
         tables = {}
-        for suffix, (key, ttl) in specs.items():
+        for suffix, (key, sort_key, ttl) in specs.items():
             logical = "".join(part.title() for part in suffix.split("-")) + "Table"
             tables[suffix] = dynamodb.Table(
                 self, logical,
                 table_name=self.names.name(suffix),
                 partition_key=dynamodb.Attribute(name=key, type=dynamodb.AttributeType.STRING),
+                sort_key=dynamodb.Attribute(name=sort_key, type=dynamodb.AttributeType.STRING) if sort_key else None,
                 billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
                 point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                     point_in_time_recovery_enabled=True),
@@ -262,6 +265,10 @@ class WagoStack(cdk.Stack):
             t[name].grant_read_write_data(api)
         t["hosts"].grant_read_data(api)  # placement reads hosts; hosts write their own rows
         t["replies"].grant_read_data(api)  # the bus polls the reply a host writes
+        t["messages"].grant_read_write_data(api)  # /send idempotency reads, /message/status, sim receipts
+        t["deliveries"].grant_read_data(api)  # GET /webhook/deliveries
+        self.events_queue.grant_send_messages(api)  # the sim's phone-side controls, DLQ redrive
+        self.events_dlq.grant_consume_messages(api)  # POST /webhook/redrive
         if "sim" in t:
             t["sim"].grant_read_write_data(api)
         self.media_bucket.grant_read_write(api)
@@ -275,6 +282,8 @@ class WagoStack(cdk.Stack):
 
         t["sessions"].grant_read_data(fanout)
         t["idempotency"].grant_read_write_data(fanout)
+        t["deliveries"].grant_read_write_data(fanout)
+        self.events_dlq.grant_send_messages(fanout)  # non-retryable and exhausted events are moved there
         self.media_bucket.grant_read(fanout)
         self.webhook_secret.grant_read(fanout)
         # app.py validates the settings at import in every function, the fan-out too: it reads the token.
@@ -427,7 +436,7 @@ class WagoStack(cdk.Stack):
         )
         role = task.task_role
         t = self.tables
-        for name in ("sessions", "hosts", "replies"):
+        for name in ("sessions", "hosts", "replies", "messages"):
             t[name].grant_read_write_data(role)
         if "sim" in t:
             t["sim"].grant_read_write_data(role)

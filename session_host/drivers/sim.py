@@ -32,6 +32,7 @@ from session_host.drivers.base import ClientState, Driver, DriverCallbacks, Driv
 PAIR_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"  # whatsmeow's linking-code alphabet (no 0, I, O, U)
 SERVER = "s.whatsapp.net"
 QR_TIMED_OUT = "QR code timed out"
+RECEIPT_DELAY_SECONDS = 0.05
 PHONE_LOGGED_OUT = "logged out from the phone"
 
 
@@ -91,9 +92,16 @@ class SimDriver(Driver):
         self._lock = threading.Lock()
         self.network = SimNetwork(
             lambda token, type, event, extra, media_key=None: callbacks.on_event(token, type, event, extra, media_key),
-            clock)
+            clock, later=self._later)
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _later(task) -> None:
+        """The network's latency: a receipt reaches the sender after its send call returned."""
+        timer = threading.Timer(RECEIPT_DELAY_SECONDS, task)
+        timer.daemon = True
+        timer.start()
 
     def _client(self, token: str) -> SimClient:
         with self._lock:

@@ -3,17 +3,35 @@ sessions' webhooks through the real path: host -> events queue -> poller -> fan-
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+from email.parser import BytesParser
+from email.policy import default
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 import pytest
+import segno
 
 from tests.integration.test_session_lifecycle import Stack, _data, _wait_for, stack  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
+
+
+def _multipart(content_type: str, raw: bytes) -> tuple[dict[str, str], tuple[str, str, bytes] | None]:
+    message = BytesParser(policy=default).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+    fields: dict[str, str] = {}
+    file = None
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if part.get_filename():
+            file = (part.get_filename(), part.get_content_type(), part.get_payload(decode=True))
+        else:
+            fields[name] = part.get_payload(decode=True).decode()
+    return fields, file
 
 
 class Receiver:
@@ -21,13 +39,21 @@ class Receiver:
 
     def __init__(self):
         self.deliveries: list[tuple[str, dict]] = []
+        self.files: dict[str, tuple[str, str, bytes]] = {}  # message id -> (filename, content type, bytes)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server's name
-                length = int(self.headers.get("Content-Length", 0))
-                form = parse_qs(self.rfile.read(length).decode())
-                outer.deliveries.append((form["token"][0], json.loads(form["jsonData"][0])))
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                content_type = self.headers.get("Content-Type", "")
+                if content_type.startswith("multipart/form-data"):
+                    fields, file = _multipart(content_type, raw)
+                else:
+                    fields, file = {k: v[0] for k, v in parse_qs(raw.decode()).items()}, None
+                body = json.loads(fields["jsonData"])
+                outer.deliveries.append((fields["token"], body))
+                if file is not None:
+                    outer.files[body["event"]["Info"]["ID"]] = file
                 self.send_response(200)
                 self.end_headers()
 
@@ -121,3 +147,44 @@ def test_messaging_errors_keep_wagos_envelope(stack, receiver):
     _data(stack.call("POST", "/session/connect", "erin", {}))  # connected, QR shown, not logged in
     assert _data(stack.call("POST", "/send/text", "erin", {"Phone": "15550002001", "Body": "x"}), 500) \
         == "not logged in"
+
+
+def test_media_reaches_the_receiver_as_wagos_file_part_and_ids_send_once(stack, receiver):
+    _login(stack, receiver, "fern", "15550003001", ["ReadReceipt"])
+    _login(stack, receiver, "gus", "15550003002", ["Message"])
+    buffer = io.BytesIO()
+    segno.make_qr("a real PNG").save(buffer, kind="png", scale=4)
+    png = buffer.getvalue()
+    image = "data:image/png;base64," + base64.b64encode(png).decode()
+
+    body = {"Phone": "15550003002", "Image": image, "Caption": "a QR", "Id": "3EB0CLIENTCHOSEN01"}
+    first = _data(stack.call("POST", "/send/image", "fern", body))
+    again = _data(stack.call("POST", "/send/image", "fern", body))  # a client retry: answered, not re-sent
+    assert first == again and first["Id"] == "3EB0CLIENTCHOSEN01"
+    (message,) = _wait_for(lambda: receiver.of("gus", "Message"), what="gus's image webhook")
+    assert message["event"]["Info"]["MediaType"] == "image"
+    assert message["event"]["Message"]["imageMessage"]["caption"] == "a QR"
+    assert message["event"]["Message"]["imageMessage"]["mimetype"] == "image/png"
+    filename, content_type, data = _wait_for(lambda: receiver.files.get(first["Id"]), what="the file part")
+    assert data == png and content_type == "image/png" and filename.startswith(first["Id"])
+    time.sleep(1.0)
+    assert len(receiver.of("gus", "Message")) == 1  # the repeated Id was not sent twice
+
+    status = _wait_for(lambda: (s := _data(stack.call("POST", "/message/status", "fern", {"Id": first["Id"]})))
+                       ["Status"] == "delivered" and s, what="delivered status")
+    assert (status["Kind"], status["To"]) == ("image", "15550003002")
+    _data(stack.call("POST", "/message/markread", "gus", {"Id": [first["Id"]], "Chat": "15550003001"}))
+    _wait_for(lambda: _data(stack.call("POST", "/message/status", "fern", {"Id": first["Id"]}))["Status"] == "read",
+              what="read status")
+    assert _data(stack.call("POST", "/message/status", "fern", {"Id": "3EB0NOSUCHID"}), 404) \
+        == "message 3EB0NOSUCHID not found"
+
+    # Bad media is refused before anything is stored or sent.
+    assert _data(stack.call("POST", "/send/document", "fern", {"Phone": "15550003002", "FileName": "a.pdf",
+                                                                "Document": "data:application/pdf;base64,JVBERg=="}),
+                 400) == "Document data should start with data:application/octet-stream;base64,"
+    assert _data(stack.call("POST", "/send/image", "fern", {"Phone": "15550003002", "Image": image[:-7]}), 400) \
+        == "Invalid Image in Payload: malformed or truncated base64"
+    assert _data(stack.call("POST", "/send/document", "fern", {"Phone": "15550003002",
+                                                                "Document": "data:application/octet-stream;base64,AA=="}),
+                 400) == "Missing FileName in Payload"

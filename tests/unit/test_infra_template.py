@@ -190,14 +190,18 @@ def test_tables_are_on_demand_with_pitr_and_match_the_models(resources):
             continue  # the sim table exists only where the sim driver runs
         # Models were imported under the test stage: map their table suffix onto this stage.
         suffix = model.Meta.table_name.removeprefix("wago-test-")
-        expected_keys[f"{settings.prefix}-{suffix}"] = model._hash_key_attribute().attr_name
-    expected_keys[settings.idempotency_table_name] = "id"
+        range_key = model._range_key_attribute()
+        expected_keys[f"{settings.prefix}-{suffix}"] = [model._hash_key_attribute().attr_name] + (
+            [range_key.attr_name] if range_key else [])
+    expected_keys[settings.idempotency_table_name] = ["id"]
     assert set(tables) == set(expected_keys)
     for name, p in tables.items():
         assert p["BillingMode"] == "PAY_PER_REQUEST", name
         assert p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True, name
-        assert p["KeySchema"] == [{"AttributeName": expected_keys[name], "KeyType": "HASH"}], name
-        assert p["AttributeDefinitions"] == [{"AttributeName": expected_keys[name], "AttributeType": "S"}], name
+        assert p["KeySchema"] == [{"AttributeName": key, "KeyType": kind}
+                                  for key, kind in zip(expected_keys[name], ("HASH", "RANGE"))], name
+        assert p["AttributeDefinitions"] == [{"AttributeName": key, "AttributeType": "S"}
+                                             for key in expected_keys[name]], name
     assert tables[settings.replies_table_name]["TimeToLiveSpecification"] == {"AttributeName": "expires_at",
                                                                              "Enabled": True}
     assert tables[settings.idempotency_table_name]["TimeToLiveSpecification"] == {"AttributeName": "expiration",
