@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from pathlib import Path
 
 # Settings are read at import: fix the environment before anything imports chalicelib.
@@ -22,6 +23,18 @@ from moto import mock_aws  # noqa: E402
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 ADMIN = {"admintoken": "qwert"}
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition", interval: float = 0.05):
+    """Poll `predicate` until it returns something truthy (returned) or the timeout (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}; last value {last!r}")
 
 
 def reset_pynamodb_connections() -> None:

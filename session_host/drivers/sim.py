@@ -188,7 +188,8 @@ class SimDriver(Driver):
         with client.lock:
             self._remove(client)
 
-    def logout(self, token: str) -> None:
+    def logout(self, token: str) -> SimClient:
+        """Unlink the device (from this session, or from the phone: see phone_logout)."""
         client = self._client(token)
         with client.lock:
             if not client.state.logged_in:
@@ -196,6 +197,7 @@ class SimDriver(Driver):
             SimDeviceModel(SimDeviceModel.key(token)).delete()
             sim_network.drop_inbox(token)
             self._remove(client)
+        return client
 
     def forget(self, token: str) -> None:
         with self._lock:
@@ -247,13 +249,8 @@ class SimDriver(Driver):
 
     def phone_logout(self, token: str) -> None:
         """The phone removed this session's linked device: WhatsApp logs the client out."""
-        client = self._client(token)
+        client = self.logout(token)
         with client.lock:
-            if not client.state.logged_in:
-                raise DriverError(500, contract.NOT_LOGGED_IN_LOGOUT)
-            SimDeviceModel(SimDeviceModel.key(token)).delete()
-            sim_network.drop_inbox(token)
-            self._remove(client)
             client.state = ClientState(last_error=PHONE_LOGGED_OUT)
             self.callbacks.on_event(token, "LoggedOut", {"OnConnect": False, "Reason": 401})
             self.callbacks.on_closed(token, PHONE_LOGGED_OUT, logged_out=True)

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from session_host.drivers.base import DriverError
+from tests.conftest import wait_for
 
 pytest.importorskip("neonize")  # requirements-host.txt: always installed by `make test`
 
@@ -237,15 +238,6 @@ class Callbacks:
         self.closed.append((token, reason, logged_out))
 
 
-def _wait(predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
 
 def test_a_killed_worker_is_replaced_and_its_sessions_restarted(tmp_path):
     from session_host.drivers.neonize import WORKER_CRASHED, NeonizeDriver
@@ -262,7 +254,7 @@ def test_a_killed_worker_is_replaced_and_its_sessions_restarted(tmp_path):
         (victim,) = driver.worker_pids()
 
         os.kill(victim, signal.SIGKILL)
-        _wait(lambda: driver.worker_pids() and driver.worker_pids()[0] != victim and len(hole.accepted) == 2,
+        wait_for(lambda: driver.worker_pids() and driver.worker_pids()[0] != victim and len(hole.accepted) == 2,
               what="a new worker dialling again")
         assert driver.tokens() == ["tok-hang"]
         assert ("tok-hang", WORKER_CRASHED) in [(t, s.last_error) for t, s in callbacks.states]

@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from chalicelib.settings import Settings
-from tests.conftest import PROJECT_DIR
+from tests.conftest import PROJECT_DIR, wait_for
 
 
 def _settings(**overrides) -> Settings:
@@ -21,15 +21,6 @@ def _settings(**overrides) -> Settings:
     values.update(overrides)
     return Settings(**values)
 
-
-def _wait(predicate, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -117,8 +108,8 @@ def test_qr_rotates_then_times_out(aws):
     try:
         _bus().command(_session("t3"), "connect", {}, place=True)
         first = _row("t3").qr_code
-        _wait(lambda: _row("t3").qr_code not in (first, None), what="a rotated QR")
-        row = _wait(lambda: (r := _row("t3")).last_error and r, what="the pairing timeout")
+        wait_for(lambda: _row("t3").qr_code not in (first, None), what="a rotated QR")
+        row = wait_for(lambda: (r := _row("t3")).last_error and r, what="the pairing timeout")
         assert (row.last_error, row.connected, row.owner_host, row.qr_code, row.auto_connect) == (
             "QR code timed out", False, None, None, False)
         assert int(row.event_seq) == 3  # three QR events: the first code and two rotations
@@ -164,8 +155,8 @@ def test_orphans_of_a_dead_host_are_adopted_and_restored(host):
             SimDeviceModel(SimDeviceModel.key(token), token=token, phone="15550007777",
                            jid="15550007777:3@s.whatsapp.net").save()
     _session("t8")  # never connected: nobody adopts it
-    _wait(lambda: sorted(host.driver.tokens()) == ["t6", "t7"], what="adoption")
-    _wait(lambda: _row("t6").logged_in and _row("t7").qr_code, what="restored state written")
+    wait_for(lambda: sorted(host.driver.tokens()) == ["t6", "t7"], what="adoption")
+    wait_for(lambda: _row("t6").logged_in and _row("t7").qr_code, what="restored state written")
     six, seven = _row("t6"), _row("t7")
     assert (six.owner_host, six.logged_in, six.jid) == ("host-one", True, "15550007777:3@s.whatsapp.net")
     assert (seven.owner_host, seven.logged_in) == ("host-one", False) and seven.qr_code  # unpaired: new QR
@@ -195,8 +186,8 @@ def test_graceful_stop_releases_sessions_for_another_host(aws):
     successor = SessionHost(_settings(), host_id="host-next")
     successor.start()
     try:
-        _wait(lambda: successor.driver.tokens() == ["t9"], what="the successor restoring the session")
-        assert _wait(lambda: _row("t9").logged_in, what="logged in again")
+        wait_for(lambda: successor.driver.tokens() == ["t9"], what="the successor restoring the session")
+        assert wait_for(lambda: _row("t9").logged_in, what="logged in again")
     finally:
         successor.stop(grace_seconds=5)
 

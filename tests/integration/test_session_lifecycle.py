@@ -14,7 +14,7 @@ import boto3
 import httpx
 import pytest
 
-from tests.conftest import ADMIN, PROJECT_DIR
+from tests.conftest import ADMIN, PROJECT_DIR, wait_for
 from tests.integration.test_local_stack import Launcher, _processes_with_marker
 
 pytestmark = pytest.mark.integration
@@ -22,16 +22,6 @@ pytestmark = pytest.mark.integration
 FAST = {"HOST_HEARTBEAT_SECONDS": "1", "HOST_LEASE_SECONDS": "4", "WHATSAPP_DRIVER": "sim"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
-
-def _wait_for(predicate, timeout: float = 30.0, interval: float = 0.25, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}; last value {last!r}")
 
 
 class Stack:
@@ -178,7 +168,7 @@ def test_pair_code_and_logout_from_the_phone(stack):
 
 def test_concurrent_connects_place_a_session_once(stack):
     stack.start_host()  # two hosts: a placement race could pick different ones
-    _wait_for(lambda: len(stack.hosts()) == 2, what="a second host")
+    wait_for(lambda: len(stack.hosts()) == 2, what="a second host")
     token = "carol"
     stack.init(token)
 
@@ -193,7 +183,7 @@ def test_concurrent_connects_place_a_session_once(stack):
     owner = stack.session_row(token)["owner_host"]
     began = time.time()
     # After a heartbeat newer than the connects, each host's load is its real client count.
-    hosts = _wait_for(lambda: (h := stack.hosts()) and all(float(x["heartbeat_at"]) > began for x in h.values()) and h,
+    hosts = wait_for(lambda: (h := stack.hosts()) and all(float(x["heartbeat_at"]) > began for x in h.values()) and h,
                       what="fresh heartbeats")
     assert {host_id: int(h["load"]) for host_id, h in hosts.items()} == {
         host_id: (1 if host_id == owner else 0) for host_id in hosts
@@ -201,10 +191,10 @@ def test_concurrent_connects_place_a_session_once(stack):
 
 
 def test_sessions_fail_over_when_a_host_is_killed(stack):
-    hosts = _wait_for(lambda: stack.hosts(), what="the first host")
+    hosts = wait_for(lambda: stack.hosts(), what="the first host")
     (first,) = hosts
     victim = stack.start_host()
-    _wait_for(lambda: len(stack.hosts()) == 2, what="a second host")
+    wait_for(lambda: len(stack.hosts()) == 2, what="a second host")
     # Place the sessions on the new host: the first one stops taking placements for now.
     stack.ddb.Table("wago-local-hosts").update_item(
         Key={"host_id": first}, UpdateExpression="SET #s = :d", ExpressionAttributeNames={"#s": "status"},
@@ -231,7 +221,7 @@ def test_sessions_fail_over_when_a_host_is_killed(stack):
         rows = [stack.session_row(t) for t in tokens]
         return all(r.get("owner_host") == first and r.get("logged_in") and r.get("connected") for r in rows) and rows
 
-    rows = _wait_for(restored, timeout=40, what="sessions restored on the surviving host")
+    rows = wait_for(restored, timeout=40, what="sessions restored on the surviving host")
     print(f"failover: sessions back {time.time() - killed_at:.1f} s after SIGKILL (lease 4 s)")
     for token in tokens:
         status = _data(stack.call("GET", "/session/status", token))
@@ -239,7 +229,7 @@ def test_sessions_fail_over_when_a_host_is_killed(stack):
         assert _data(stack.call("GET", "/session/qr", token), 500) == "Already Logged in"  # no new QR
     assert [r["jid"] for r in rows] == jids  # the same linked devices, restored from the shared store
     began = time.time()
-    live = _wait_for(lambda: (h := stack.hosts()).get(first) and float(h[first]["heartbeat_at"]) > began and h,
+    live = wait_for(lambda: (h := stack.hosts()).get(first) and float(h[first]["heartbeat_at"]) > began and h,
                      what="a fresh heartbeat")
     assert int(live[first]["load"]) == len(tokens)  # one client per session on the survivor
     # A command reaches the new owner: disconnect works there.

@@ -16,7 +16,8 @@ from urllib.parse import parse_qs
 import pytest
 import segno
 
-from tests.integration.test_session_lifecycle import Stack, _data, _wait_for, stack  # noqa: F401 - fixture
+from tests.conftest import wait_for
+from tests.integration.test_session_lifecycle import Stack, _data, stack  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
 
@@ -91,28 +92,28 @@ def test_sim_accounts_message_each_other_with_receipts_and_presence(stack, recei
 
     sent = _data(stack.call("POST", "/send/text", "alice", {"Phone": "+1 555 000 1002", "Body": "hi bob"}))
     assert sent["Details"] == "Sent" and sent["Id"].startswith("3EB0") and sent["Timestamp"].endswith("Z")
-    (message,) = _wait_for(lambda: receiver.of("bob", "Message"), what="bob's message webhook")
+    (message,) = wait_for(lambda: receiver.of("bob", "Message"), what="bob's message webhook")
     info = message["event"]["Info"]
     assert (info["ID"], info["Chat"], info["IsFromMe"]) == (sent["Id"], "15550001001@s.whatsapp.net", False)
     assert message["event"]["Message"] == {"conversation": "hi bob"}
-    delivered = _wait_for(lambda: [r for r in receiver.of("alice", "ReadReceipt") if r["state"] == "Delivered"],
+    delivered = wait_for(lambda: [r for r in receiver.of("alice", "ReadReceipt") if r["state"] == "Delivered"],
                           what="alice's delivery receipt")
     assert delivered[0]["event"]["MessageIDs"] == [sent["Id"]]
 
     assert _data(stack.call("POST", "/message/markread", "bob", {"Id": sent["Id"], "Chat": "15550001001"})) == {
         "Details": "Message(s) marked as read"}
-    read = _wait_for(lambda: [r for r in receiver.of("alice", "ReadReceipt") if r["state"] == "Read"],
+    read = wait_for(lambda: [r for r in receiver.of("alice", "ReadReceipt") if r["state"] == "Read"],
                      what="alice's read receipt")
     assert (read[0]["event"]["Type"], read[0]["event"]["Chat"]) == ("read", "15550001002@s.whatsapp.net")
 
     # Typing, and presence after subscribing to it.
     _data(stack.call("POST", "/message/presence", "alice", {"Phone": "15550001002", "State": "composing",
                                                              "Media": "audio"}))
-    typing = _wait_for(lambda: receiver.of("bob", "ChatPresence"), what="bob seeing alice record")
+    typing = wait_for(lambda: receiver.of("bob", "ChatPresence"), what="bob seeing alice record")
     assert (typing[0]["event"]["State"], typing[0]["event"]["Media"]) == ("composing", "audio")
     _data(stack.call("POST", "/user/presence/subscribe", "bob", {"Phone": "15550001001"}))
     _data(stack.call("POST", "/user/presence", "alice", {"Type": "available"}))
-    online = _wait_for(lambda: receiver.of("bob", "Presence"), what="bob seeing alice online")
+    online = wait_for(lambda: receiver.of("bob", "Presence"), what="bob seeing alice online")
     assert online[0]["state"] == "online" and online[0]["event"]["From"] == "15550001001@s.whatsapp.net"
     assert receiver.of("bob", "ReadReceipt") == []  # not subscribed: never delivered
 
@@ -124,7 +125,7 @@ def test_sim_accounts_message_each_other_with_receipts_and_presence(stack, recei
     time.sleep(1.0)
     assert [m["event"]["Info"]["ID"] for m in receiver.of("bob", "Message")] == [sent["Id"]]
     _data(stack.call("POST", "/session/connect", "bob", {"Subscribe": ["Message"]}))
-    later = _wait_for(lambda: [m for m in receiver.of("bob", "Message") if m["event"]["Info"]["ID"] == offline["Id"]],
+    later = wait_for(lambda: [m for m in receiver.of("bob", "Message") if m["event"]["Info"]["ID"] == offline["Id"]],
                       what="the offline message on reconnect")
     assert later[0]["event"]["Info"]["PushName"] == "Carol"
 
@@ -161,20 +162,20 @@ def test_media_reaches_the_receiver_as_wagos_file_part_and_ids_send_once(stack, 
     first = _data(stack.call("POST", "/send/image", "fern", body))
     again = _data(stack.call("POST", "/send/image", "fern", body))  # a client retry: answered, not re-sent
     assert first == again and first["Id"] == "3EB0CLIENTCHOSEN01"
-    (message,) = _wait_for(lambda: receiver.of("gus", "Message"), what="gus's image webhook")
+    (message,) = wait_for(lambda: receiver.of("gus", "Message"), what="gus's image webhook")
     assert message["event"]["Info"]["MediaType"] == "image"
     assert message["event"]["Message"]["imageMessage"]["caption"] == "a QR"
     assert message["event"]["Message"]["imageMessage"]["mimetype"] == "image/png"
-    filename, content_type, data = _wait_for(lambda: receiver.files.get(first["Id"]), what="the file part")
+    filename, content_type, data = wait_for(lambda: receiver.files.get(first["Id"]), what="the file part")
     assert data == png and content_type == "image/png" and filename.startswith(first["Id"])
     time.sleep(1.0)
     assert len(receiver.of("gus", "Message")) == 1  # the repeated Id was not sent twice
 
-    status = _wait_for(lambda: (s := _data(stack.call("POST", "/message/status", "fern", {"Id": first["Id"]})))
+    status = wait_for(lambda: (s := _data(stack.call("POST", "/message/status", "fern", {"Id": first["Id"]})))
                        ["Status"] == "delivered" and s, what="delivered status")
     assert (status["Kind"], status["To"]) == ("image", "15550003002")
     _data(stack.call("POST", "/message/markread", "gus", {"Id": [first["Id"]], "Chat": "15550003001"}))
-    _wait_for(lambda: _data(stack.call("POST", "/message/status", "fern", {"Id": first["Id"]}))["Status"] == "read",
+    wait_for(lambda: _data(stack.call("POST", "/message/status", "fern", {"Id": first["Id"]}))["Status"] == "read",
               what="read status")
     assert _data(stack.call("POST", "/message/status", "fern", {"Id": "3EB0NOSUCHID"}), 404) \
         == "message 3EB0NOSUCHID not found"
