@@ -40,6 +40,7 @@ def ensure_tables(settings: Settings) -> list[str]:
         ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"})
         created.append(name)
     _ensure_ttl(ddb, settings.replies_table_name, "expires_at")
+    _ensure_ttl(ddb, settings.calls_table_name, "expires_at")
     return created
 
 

@@ -1,5 +1,6 @@
 """DynamoDB tables (pynamodb). Table names come from settings, so one code base serves every stage."""
 
+from chalicelib.models.calls import CallModel
 from chalicelib.models.hosts import HostModel
 from chalicelib.models.replies import ReplyModel
 from chalicelib.models.sessions import CounterModel, SessionModel, SessionNameModel
@@ -15,9 +16,10 @@ from chalicelib.models.sim import (
 ALL_MODELS = (
     SessionModel, SessionNameModel, CounterModel, HostModel, ReplyModel,
     SimAccountModel, SimDeviceModel, SimMessageModel, SimInboxModel, SimPresenceWatchModel,
+    CallModel,
 )
 
 __all__ = [
-    "ALL_MODELS", "CounterModel", "HostModel", "ReplyModel", "SessionModel", "SessionNameModel",
+    "ALL_MODELS", "CallModel", "CounterModel", "HostModel", "ReplyModel", "SessionModel", "SessionNameModel",
     "SimAccountModel", "SimDeviceModel", "SimInboxModel", "SimMessageModel", "SimPresenceWatchModel",
 ]

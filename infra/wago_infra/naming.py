@@ -48,6 +48,7 @@ class Names:
             "IDEMPOTENCY_TABLE": self.name("idempotency"),
             "REPLIES_TABLE": self.name("replies"),
             "SIM_TABLE": self.name("sim"),
+            "CALLS_TABLE": self.name("calls"),
             "EVENTS_QUEUE": self.name("events"),
             "EVENTS_DLQ": self.name("events-dlq"),
         }

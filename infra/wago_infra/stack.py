@@ -160,16 +160,18 @@ class WagoStack(cdk.Stack):
             "replies": ("command_id", "expires_at"),
             "idempotency": ("id", "expiration"),  # Powertools idempotency layout
             "sim": ("pk", None),
+            "calls": ("token", "expires_at", "call_id"),  # the call registry (sort key: call id)
         }
         if self.config.whatsapp_driver != "sim":
             del specs["sim"]  # the simulated network exists only where the sim driver runs
         tables = {}
-        for suffix, (key, ttl) in specs.items():
+        for suffix, (key, ttl, *sort) in specs.items():
             logical = "".join(part.title() for part in suffix.split("-")) + "Table"
             tables[suffix] = dynamodb.Table(
                 self, logical,
                 table_name=self.names.name(suffix),
                 partition_key=dynamodb.Attribute(name=key, type=dynamodb.AttributeType.STRING),
+                sort_key=dynamodb.Attribute(name=sort[0], type=dynamodb.AttributeType.STRING) if sort else None,
                 billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
                 point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                     point_in_time_recovery_enabled=True),
@@ -262,6 +264,7 @@ class WagoStack(cdk.Stack):
             t[name].grant_read_write_data(api)
         t["hosts"].grant_read_data(api)  # placement reads hosts; hosts write their own rows
         t["replies"].grant_read_data(api)  # the bus polls the reply a host writes
+        t["calls"].grant_read_data(api)  # /call/status; hosts write the call registry
         if "sim" in t:
             t["sim"].grant_read_write_data(api)
         self.media_bucket.grant_read_write(api)
@@ -427,7 +430,7 @@ class WagoStack(cdk.Stack):
         )
         role = task.task_role
         t = self.tables
-        for name in ("sessions", "hosts", "replies"):
+        for name in ("sessions", "hosts", "replies", "calls"):
             t[name].grant_read_write_data(role)
         if "sim" in t:
             t["sim"].grant_read_write_data(role)
