@@ -104,7 +104,7 @@ def test_stack_names_equal_what_settings_derive(stage):
     for var, prop in [("SESSIONS_TABLE", "sessions_table_name"), ("SESSION_NAMES_TABLE", "session_names_table_name"),
                       ("COUNTERS_TABLE", "counters_table_name"), ("HOSTS_TABLE", "hosts_table_name"),
                       ("IDEMPOTENCY_TABLE", "idempotency_table_name"), ("REPLIES_TABLE", "replies_table_name"),
-                      ("SIM_TABLE", "sim_table_name")]:
+                      ("SIM_TABLE", "sim_table_name"), ("CALLS_TABLE", "calls_table_name")]:
         assert env[var] == getattr(settings, prop)
     assert settings.host_queue_name("abc").startswith(Names(stage).host_queue_pattern.rstrip("*"))
 
@@ -185,19 +185,24 @@ def test_tables_are_on_demand_with_pitr_and_match_the_models(resources):
     tables = {props(t)["TableName"]: props(t) for t in of_type(resources, "AWS::DynamoDB::Table").values()}
     settings = stage_settings()
     expected_keys = {}
+    expected_ranges = {}
     for model in ALL_MODELS:
         if model.Meta.table_name.endswith("-sim"):
             continue  # the sim table exists only where the sim driver runs
         # Models were imported under the test stage: map their table suffix onto this stage.
         suffix = model.Meta.table_name.removeprefix("wago-test-")
         expected_keys[f"{settings.prefix}-{suffix}"] = model._hash_key_attribute().attr_name
+        range_key = model._range_key_attribute()
+        if range_key is not None:
+            expected_ranges[f"{settings.prefix}-{suffix}"] = range_key.attr_name
     expected_keys[settings.idempotency_table_name] = "id"
     assert set(tables) == set(expected_keys)
     for name, p in tables.items():
         assert p["BillingMode"] == "PAY_PER_REQUEST", name
         assert p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True, name
-        assert p["KeySchema"] == [{"AttributeName": expected_keys[name], "KeyType": "HASH"}], name
-        assert p["AttributeDefinitions"] == [{"AttributeName": expected_keys[name], "AttributeType": "S"}], name
+        keys = [expected_keys[name]] + ([expected_ranges[name]] if name in expected_ranges else [])
+        assert p["KeySchema"] == [{"AttributeName": k, "KeyType": t} for k, t in zip(keys, ("HASH", "RANGE"))], name
+        assert p["AttributeDefinitions"] == [{"AttributeName": k, "AttributeType": "S"} for k in keys], name
     assert tables[settings.replies_table_name]["TimeToLiveSpecification"] == {"AttributeName": "expires_at",
                                                                              "Enabled": True}
     assert tables[settings.idempotency_table_name]["TimeToLiveSpecification"] == {"AttributeName": "expiration",
