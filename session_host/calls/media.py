@@ -269,6 +269,7 @@ class CallMedia:
 
     async def _offer(self, token: str, call_id: str, sdp: str, link_token: str | None, call_state: str) -> str:
         aiortc = _aiortc()
+        started = time.monotonic()
         await self._close((token, call_id), "replaced by a new offer")
         leg = Leg(token, call_id, link_token=link_token, call_state=call_state)
         leg.pc = pc = aiortc.RTCPeerConnection(self._configuration())
@@ -315,7 +316,11 @@ class CallMedia:
         except Exception as exc:
             await self._close(leg.key, "bad offer", "failed")
             raise DriverError(400, f"invalid SDP offer: {exc}") from None
+        answered = time.monotonic()
         await self._blocking(self.registry.set_leg, token, call_id, "connecting", self.host_id)
+        logger.info("call leg answered", extra={"token": token, "call_id": call_id,
+                                                 "answer_ms": round(1000 * (answered - started), 1),
+                                                 "recorded_ms": round(1000 * (time.monotonic() - answered), 1)})
         return pc.localDescription.sdp
 
     async def _pump(self, leg: Leg, track) -> None:
