@@ -100,6 +100,28 @@ class Settings(BaseSettings):
         0.1, ge=0, description="Gap between two client starts in one worker (neonize's Go registry has no lock).",
     )
 
+    # -- calls (chalicelib/calls, session_host/calls) ------------------------------------------------
+    calls_table: str | None = None
+    ice_stun_urls: str = Field("", description="Comma-separated stun: URLs for /call/webrtc/config and the host's "
+                               "WebRTC legs; empty means none (host candidates only).")
+    turn_urls: str = Field("", description="Comma-separated turn:/turns: URLs; empty disables TURN.")
+    turn_username: str = Field("", description="Static TURN username (with TURN_CREDENTIAL).")
+    turn_credential: str = Field("", description="Static TURN password.")
+    turn_shared_secret: str = Field("", description="coturn REST-API shared secret (static-auth-secret): "
+                                    "time-limited credentials are derived from it instead of static ones.")
+    turn_ttl_seconds: int = Field(86400, gt=0, le=7 * 86400, description="Lifetime of derived TURN credentials.")
+    turn_user: str = Field("wago", description="User part of derived TURN usernames (<expiry>:<user>).")
+    ice_gather_timeout_seconds: float = Field(1.5, gt=0, le=30,
+                                              description="Longest ICE gathering wait (call page and host answer).")
+    ice_host_addresses: str = Field("", description="Host only: comma-separated local addresses for WebRTC "
+                                    "candidates (e.g. 127.0.0.1 in a loopback-only network); empty = all but loopback.")
+    call_inactivity_seconds: float = Field(20.0, gt=0, description="A WebRTC leg with no inbound audio this long "
+                                           "is closed and its call ended.")
+    call_connect_timeout_seconds: float = Field(20.0, gt=0, description="A WebRTC leg not connected this long "
+                                                "after its offer is closed.")
+    call_ring_seconds: float = Field(60.0, gt=0, description="sim driver: an unanswered call ends after this.")
+    call_ttl_seconds: int = Field(7 * 86400, gt=0, description="Call records expire (DynamoDB TTL) after this.")
+
     @field_validator("whatsapp_driver")
     @classmethod
     def _known_driver(cls, value: str) -> str:
@@ -186,6 +208,10 @@ class Settings(BaseSettings):
     @property
     def sim_table_name(self) -> str:
         return self._name(self.sim_table, "sim")
+
+    @property
+    def calls_table_name(self) -> str:
+        return self._name(self.calls_table, "calls")
 
     def host_queue_name(self, host_id: str) -> str:
         """The FIFO command queue of one host (SQS names: 80 chars of [A-Za-z0-9_-], plus `.fifo`)."""

@@ -42,6 +42,7 @@ def ensure_tables(settings: Settings) -> list[str]:
     _ensure_ttl(ddb, settings.replies_table_name, "expires_at")
     _ensure_ttl(ddb, settings.messages_table_name, "expires_at")
     _ensure_ttl(ddb, settings.deliveries_table_name, "expires_at")
+    _ensure_ttl(ddb, settings.calls_table_name, "expires_at")
     return created
 
 

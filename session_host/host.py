@@ -193,6 +193,7 @@ class SessionHost:
             except Exception as exc:
                 logger.warning("could not refuse queued commands", extra={"error": str(exc)})
             self.loop.lanes.shutdown()
+        self.manager.close_calls()
         released = 0 if self.fatal else self.manager.release_all()
         self.driver.stop_all()
         self.driver.close()

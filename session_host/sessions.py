@@ -98,6 +98,8 @@ class SessionManager:
     def on_event(self, token: str, type: str, event: dict[str, Any], extra: dict[str, Any] | None = None,
                  media_key: str | None = None) -> None:
         """Publish to the events queue with the session's next sequence number (atomic counter)."""
+        if type == "Call":
+            extra = self.call_tracker.on_driver_event(token, event, extra)  # the call registry follows
         self.events.publish(token, type, event, extra, media_key)
 
     def on_closed(self, token: str, reason: str, logged_out: bool) -> None:
@@ -130,6 +132,8 @@ class SessionManager:
             "sim.scan": self.op_sim_scan,
             "sim.logout": self.op_sim_logout,
         }.get(command.op)
+        if op is None:
+            op = self.call_ops().get(command.op)
         if op is None:
             return Reply.failure(command.command_id, f"unknown command {command.op!r}", 400)
         try:
@@ -303,3 +307,144 @@ class SessionManager:
             except Exception as exc:
                 logger.warning("session release failed", extra={"token": token, "error": str(exc)})
         return released
+
+
+    # -- calls (session_host/calls): registry + webhooks through the tracker, audio through CallMedia ---
+
+    NO_CALL_MEDIA = ("the {driver} driver cannot carry WhatsApp call audio: neonize exposes call events and "
+                     "reject only, no media")
+
+    @property
+    def call_tracker(self):
+        if getattr(self, "_call_tracker", None) is None:
+            from chalicelib.calls.registry import CallRegistry
+            from session_host.calls.tracker import CallTracker
+
+            self.call_registry = CallRegistry(self.settings.call_ttl_seconds)
+            self._call_tracker = CallTracker(self.call_registry, self.events.publish, self._call_over)
+        return self._call_tracker
+
+    @property
+    def call_media(self):
+        if getattr(self, "_call_media", None) is None:
+            from session_host.calls.media import CallMedia
+
+            self.call_tracker
+            self._call_media = CallMedia(self.settings, self.call_registry, self.host_id,
+                                         on_inactive=self._call_inactive)
+        return self._call_media
+
+    def call_ops(self) -> dict:
+        return {"call.make": self.op_call_make, "call.accept": self.op_call_accept,
+                "call.reject": self.op_call_reject, "call.end": self.op_call_end, "call.offer": self.op_call_offer,
+                "call.play": self.op_call_play, "call.stop": self.op_call_stop}
+
+    def close_calls(self) -> None:
+        if getattr(self, "_call_media", None) is not None:
+            self._call_media.shutdown()
+
+    def _call_over(self, token: str, call_id: str) -> None:
+        if getattr(self, "_call_media", None) is not None:
+            self._call_media.close(token, call_id, "call over")
+
+    def _tracked_call(self, token: str, args: dict):
+        from chalicelib.calls import states
+
+        self.call_tracker
+        call = self.call_registry.get(token, str(args.get("call_id") or ""))
+        if call is None:
+            raise DriverError(404, "call not found")
+        if states.is_terminal(call.state):
+            raise DriverError(409, f"the call is {call.state}")
+        return call
+
+    def _call_act(self, token: str, call_id: str, action: str, kind: str, reason: str | None = None) -> dict:
+        from chalicelib.calls.states import InvalidTransition
+
+        try:
+            _, call = self.call_tracker.act(token, call_id, action, kind, reason)
+        except InvalidTransition as exc:
+            raise DriverError(409, str(exc)) from None
+        return {"CallID": call_id, "State": call.state}
+
+    def op_call_make(self, token: str, args: dict) -> dict:
+        self._running(token)
+        self.call_tracker
+        placed = self.driver.place_call(token, str(args.get("to", "")))
+        timer = threading.Timer(self.settings.call_ring_seconds, self._call_ring_timeout, (token, placed["CallID"]))
+        timer.daemon = True
+        timer.start()
+        return {"Details": "Calling", "CallID": placed["CallID"], "Peer": placed["Peer"], "State": "ringing"}
+
+    def op_call_accept(self, token: str, args: dict) -> dict:
+        self._running(token)
+        call = self._tracked_call(token, args)
+        if call.direction != "incoming" or call.state != "ringing":
+            raise DriverError(409, "only a ringing incoming call can be accepted")
+        self.driver.accept_call(token, call.call_id, call.peer, call.link_token)
+        return {"Details": "Call accepted", **self._call_act(token, call.call_id, "accept", "CallAccept")}
+
+    def op_call_reject(self, token: str, args: dict) -> dict:
+        self._running(token)
+        call = self._tracked_call(token, args)
+        if call.direction != "incoming" or call.state != "ringing":
+            raise DriverError(409, "only a ringing incoming call can be rejected")
+        self.driver.reject_call(token, call.call_id, call.peer, call.link_token)
+        return {"Details": "Call rejected", **self._call_act(token, call.call_id, "reject", "CallReject")}
+
+    def op_call_end(self, token: str, args: dict) -> dict:
+        self._running(token)
+        call = self._tracked_call(token, args)
+        if call.direction == "incoming" and call.state == "ringing":
+            return self.op_call_reject(token, args)  # hanging up a ringing incoming call declines it
+        reason = "hangup" if call.state == "active" else "cancelled"
+        self.driver.end_call(token, call.call_id, call.peer, call.link_token, list(call.ring_tokens or []), reason)
+        return {"Details": "Call ended", **self._call_act(token, call.call_id, "end", "CallTerminate", reason)}
+
+    def op_call_offer(self, token: str, args: dict) -> dict:
+        self._running(token)
+        call = self._tracked_call(token, args)
+        if not self.driver.carries_call_media:
+            raise DriverError(501, self.NO_CALL_MEDIA.format(driver=self.driver.name))
+        sdp = self.call_media.offer(token, call.call_id, str(args.get("sdp") or ""), call.link_token, call.state)
+        return {"sdp": sdp}
+
+    def op_call_play(self, token: str, args: dict) -> dict:
+        self._running(token)
+        call = self._tracked_call(token, args)
+        if not self.driver.carries_call_media:
+            raise DriverError(501, self.NO_CALL_MEDIA.format(driver=self.driver.name))
+        if call.state != "active":
+            raise DriverError(409, "audio can be played into an active call only")
+        path = str(args.get("path") or "")
+        self.call_media.play(token, call.call_id, path)
+        return {"Details": "Playing", "CallID": call.call_id, "AudioFile": path}
+
+    def op_call_stop(self, token: str, args: dict) -> dict:
+        self.call_tracker
+        call_id = str(args.get("call_id") or "")
+        if self.call_registry.get(token, call_id) is None:
+            raise DriverError(404, "call not found")
+        self.call_media.stop(token, call_id)
+        return {"Details": "Stopped", "CallID": call_id}
+
+    def _call_end_quietly(self, token: str, call_id: str, reason: str, ringing_only: bool = False) -> None:
+        from chalicelib.calls import states
+
+        try:
+            call = self.call_registry.get(token, call_id)
+            if call is None or states.is_terminal(call.state) or (ringing_only and call.state != states.RINGING):
+                return
+            try:
+                self.driver.end_call(token, call_id, call.peer, call.link_token, list(call.ring_tokens or []), reason)
+            except DriverError as exc:
+                logger.info("could not end the call on WhatsApp", extra={"call_id": call_id, "error": exc.message})
+            self.call_tracker.act(token, call_id, "end", "CallTerminate", reason)
+        except Exception as exc:
+            logger.warning("ending a call failed", extra={"call_id": call_id, "error": str(exc)})
+
+    def _call_ring_timeout(self, token: str, call_id: str) -> None:
+        self._call_end_quietly(token, call_id, "timeout", ringing_only=True)
+
+    def _call_inactive(self, token: str, call_id: str) -> None:
+        self._call_end_quietly(token, call_id, "inactivity")

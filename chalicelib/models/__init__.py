@@ -1,5 +1,6 @@
 """DynamoDB tables (pynamodb). Table names come from settings, so one code base serves every stage."""
 
+from chalicelib.models.calls import CallModel
 from chalicelib.models.deliveries import DeliveryModel
 from chalicelib.models.hosts import HostModel
 from chalicelib.models.messages import MessageModel
@@ -17,9 +18,11 @@ from chalicelib.models.sim import (
 ALL_MODELS = (
     SessionModel, SessionNameModel, CounterModel, HostModel, ReplyModel, MessageModel, DeliveryModel,
     SimAccountModel, SimDeviceModel, SimMessageModel, SimInboxModel, SimPresenceWatchModel,
+    CallModel,
 )
 
 __all__ = [
-    "ALL_MODELS", "CounterModel", "DeliveryModel", "HostModel", "MessageModel", "ReplyModel", "SessionModel",
-    "SessionNameModel", "SimAccountModel", "SimDeviceModel", "SimInboxModel", "SimMessageModel", "SimPresenceWatchModel",
+    "ALL_MODELS", "CallModel", "CounterModel", "DeliveryModel", "HostModel", "MessageModel", "ReplyModel",
+    "SessionModel", "SessionNameModel", "SimAccountModel", "SimDeviceModel", "SimInboxModel", "SimMessageModel",
+    "SimPresenceWatchModel",
 ]

@@ -50,6 +50,7 @@ class Names:
             "MESSAGES_TABLE": self.name("messages"),
             "DELIVERIES_TABLE": self.name("deliveries"),
             "SIM_TABLE": self.name("sim"),
+            "CALLS_TABLE": self.name("calls"),
             "EVENTS_QUEUE": self.name("events"),
             "EVENTS_DLQ": self.name("events-dlq"),
         }

@@ -162,6 +162,7 @@ class WagoStack(cdk.Stack):
             "deliveries": ("token", "sk", "expires_at"),  # the webhook delivery log
             "idempotency": ("id", None, "expiration"),  # Powertools idempotency layout
             "sim": ("pk", None, None),
+            "calls": ("token", "call_id", "expires_at"),  # the call registry
         }
         if self.config.whatsapp_driver != "sim":
             del specs["sim"]  # the simulated network exists only where the sim driver runs
@@ -269,6 +270,7 @@ class WagoStack(cdk.Stack):
         t["deliveries"].grant_read_data(api)  # GET /webhook/deliveries
         self.events_queue.grant_send_messages(api)  # the sim's phone-side controls, DLQ redrive
         self.events_dlq.grant_consume_messages(api)  # POST /webhook/redrive
+        t["calls"].grant_read_data(api)  # /call/status; hosts write the call registry
         if "sim" in t:
             t["sim"].grant_read_write_data(api)
         self.media_bucket.grant_read_write(api)
@@ -436,7 +438,7 @@ class WagoStack(cdk.Stack):
         )
         role = task.task_role
         t = self.tables
-        for name in ("sessions", "hosts", "replies", "messages"):
+        for name in ("sessions", "hosts", "replies", "messages", "calls"):
             t[name].grant_read_write_data(role)
         if "sim" in t:
             t["sim"].grant_read_write_data(role)

@@ -135,3 +135,22 @@ class Driver(abc.ABC):
                 self.disconnect(token)
             except DriverError:
                 pass
+
+    # -- calls (session_host/calls): a driver supports what WhatsApp lets it do; the rest is a clear 501 --
+
+    #: True where the driver carries call audio, so browser legs (/call/webrtc/offer) can attach to calls.
+    carries_call_media: bool = False
+
+    def place_call(self, token: str, to: str) -> dict[str, Any]:
+        """Ring `to`; returns {"CallID", "Peer"}. The driver reports the call as a `CallPlaced` Call event."""
+        raise DriverError(501, f"the {self.name} driver cannot place WhatsApp calls")
+
+    def accept_call(self, token: str, call_id: str, peer: str, link_token: str | None) -> None:
+        raise DriverError(501, f"the {self.name} driver cannot accept WhatsApp calls")
+
+    def reject_call(self, token: str, call_id: str, peer: str, link_token: str | None) -> None:
+        raise DriverError(501, f"the {self.name} driver cannot reject WhatsApp calls")
+
+    def end_call(self, token: str, call_id: str, peer: str, link_token: str | None, ring_tokens: list[str],
+                 reason: str) -> None:
+        raise DriverError(501, f"the {self.name} driver cannot end an answered WhatsApp call")

@@ -310,6 +310,11 @@ class NeonizeDriver(Driver):
     def worker_pids(self) -> list[int]:
         return [w.process.pid for w in self.workers if w.alive and w.process.pid]
 
+    # -- calls: neonize sees call events and can reject; it cannot place, accept, end or carry audio ---
+
+    def reject_call(self, token: str, call_id: str, peer: str, link_token: str | None) -> None:
+        self._client_call("reject_call", token, call_id=call_id, peer=peer)
+
 
 if importlib.util.find_spec("neonize") is None:  # the workers import it; fail at host start, not later
     raise ImportError("the neonize package is not installed (requirements-host.txt)")

@@ -484,6 +484,13 @@ class NeonizeWorker:
         except Exception as exc:
             raise self._failed("subscribe to presence", exc) from None
 
+    def reject_call(self, token: str, call_id: str, peer: str) -> None:
+        session = self._logged_in(token)
+        try:
+            session.client.reject_call(recipient_jid(peer), call_id)
+        except Exception as exc:
+            raise self._failed("reject call", exc) from None
+
     def shutdown(self, deadline: float) -> int:
         """Stop every client; returns how many threads were still running at the deadline."""
         with self._lock:

@@ -294,3 +294,35 @@ class SimDriver(Driver):
         self._sender(token)
         with _sim_errors():
             self.network.subscribe_presence(token, jid)
+
+    # -- calls (session_host/calls/sim_calls.py; audio through the host's media bridge) -----------------
+
+    carries_call_media = True
+
+    @property
+    def calls(self):
+        from session_host.calls.sim_calls import SimCalls
+
+        if getattr(self, "_calls", None) is None:
+            self._calls = SimCalls(self.network)
+        return self._calls
+
+    def place_call(self, token: str, to: str) -> dict:
+        client = self._sender(token)
+        with _sim_errors():
+            return self.calls.place(client.phone, token, to)
+
+    def accept_call(self, token: str, call_id: str, peer: str, link_token: str | None) -> None:
+        client = self._sender(token)
+        if link_token:
+            self.calls.accept(client.phone, token, call_id, link_token)
+
+    def reject_call(self, token: str, call_id: str, peer: str, link_token: str | None) -> None:
+        client = self._sender(token)
+        if link_token:
+            self.calls.reject(client.phone, token, call_id, link_token)
+
+    def end_call(self, token: str, call_id: str, peer: str, link_token: str | None, ring_tokens: list[str],
+                 reason: str) -> None:
+        client = self._sender(token)
+        self.calls.end(client.phone, call_id, [link_token] if link_token else list(ring_tokens), reason)

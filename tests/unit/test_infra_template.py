@@ -104,7 +104,7 @@ def test_stack_names_equal_what_settings_derive(stage):
     for var, prop in [("SESSIONS_TABLE", "sessions_table_name"), ("SESSION_NAMES_TABLE", "session_names_table_name"),
                       ("COUNTERS_TABLE", "counters_table_name"), ("HOSTS_TABLE", "hosts_table_name"),
                       ("IDEMPOTENCY_TABLE", "idempotency_table_name"), ("REPLIES_TABLE", "replies_table_name"),
-                      ("SIM_TABLE", "sim_table_name")]:
+                      ("SIM_TABLE", "sim_table_name"), ("CALLS_TABLE", "calls_table_name")]:
         assert env[var] == getattr(settings, prop)
     assert settings.host_queue_name("abc").startswith(Names(stage).host_queue_pattern.rstrip("*"))
 

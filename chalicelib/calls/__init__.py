@@ -1,0 +1,1 @@
+"""Calls: the call registry (DynamoDB), its state machine and the ICE/TURN configuration."""

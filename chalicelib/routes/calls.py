@@ -1,0 +1,148 @@
+"""Calls: `/call/make`, `/call/accept`, `/call/reject`, `/call/end`, `/call/status`, the browser audio leg
+(`/call/webrtc/config`, `/call/webrtc/offer`), playback (`/call/audio/play`, `/call/audio/stop`) and the
+call page (`/call/page`).
+
+Reads come from the call registry (DynamoDB); actions are commands to the session's host. A call id
+this token does not track is a 404; a body without one is WaGo's `missing CallID in payload`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from chalice import Response
+from pydantic import BeforeValidator, Field, StringConstraints
+
+from chalicelib.bus import get_bus
+from chalicelib.calls.registry import CallRegistry
+from chalicelib.calls.turn import turn_status, webrtc_config
+from chalicelib.envelope import ApiError
+from chalicelib.routes.fields import Text
+from chalicelib.routing import Auth, Call, Router
+from chalicelib.settings import get_settings
+from chalicelib.validation import WagoModel
+
+router = Router(__name__, tag="Calls")
+
+MISSING_CALL_ID = "missing CallID in payload"
+CALL_NOT_FOUND = "call not found"
+PAGE = Path(__file__).resolve().parent.parent / "static" / "call.html"
+OFFER_SLACK_SECONDS = 10.0
+
+CallId = Annotated[str, StringConstraints(strip_whitespace=True, max_length=128)]
+Sdp = Annotated[str, StringConstraints(min_length=1, max_length=65536)]
+
+
+def _lower(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+class CallIdRequest(WagoModel):
+    call_id: CallId = Field("", alias="CallID", description="The call (from /call/make, /call/status or a Call webhook).")
+
+
+class MakeCallRequest(WagoModel):
+    phone: Text = Field(alias="Phone", description="Whom to call: phone number with country code, or a JID.")
+    video: bool = Field(False, alias="Video", description="Video calls are not supported (audio only).")
+
+
+class OfferRequest(WagoModel):
+    call_id: CallId = Field("", alias="callID", description="The call to attach the browser's audio to.")
+    type: Annotated[Literal["offer"], BeforeValidator(_lower)] = Field(alias="type", description="Always `offer`.")
+    sdp: Sdp = Field(alias="sdp", description="The browser's complete (non-trickle) SDP offer.")
+
+
+class PlayRequest(WagoModel):
+    call_id: CallId = Field("", alias="CallID", description="The call to play into.")
+    audio_file: Text = Field(alias="AudioFile", description="Path of an audio file on the session host.")
+
+
+def _call_id(value: str) -> str:
+    if not value:
+        raise ApiError(400, MISSING_CALL_ID)
+    return value
+
+
+def _tracked(call: Call, call_id: str):
+    found = CallRegistry().get(call.session.token, _call_id(call_id))
+    if found is None:
+        raise ApiError(404, CALL_NOT_FOUND)
+    return found
+
+
+@router.route("POST", "/call/make", auth=Auth.SESSION, body=MakeCallRequest,
+              summary="Place a voice call; answers the new call (ringing) with its CallID.")
+def make_call(call: Call) -> dict:
+    body: MakeCallRequest = call.body
+    if body.video:
+        raise ApiError(400, "video calls are not supported")
+    return get_bus().command(call.session, "call.make", {"to": body.phone})
+
+
+def _action(op: str):
+    def handler(call: Call) -> dict:
+        tracked = _tracked(call, call.body.call_id)
+        return get_bus().command(call.session, op, {"call_id": tracked.call_id})
+
+    return handler
+
+
+for _op, _path, _summary in (
+    ("call.accept", "/call/accept", "Answer a ringing incoming call."),
+    ("call.reject", "/call/reject", "Decline a ringing incoming call."),
+    ("call.end", "/call/end", "Hang up: cancel an outgoing call or end an active one."),
+):
+    _handler = _action(_op)
+    _handler.__name__ = _op.replace(".", "_")
+    router.route("POST", _path, auth=Auth.SESSION, body=CallIdRequest, summary=_summary)(_handler)
+
+
+@router.route("GET", "/call/status", auth=Auth.SESSION,
+              summary="Calls this session tracks, newest first (`?callID=` for one call).")
+def call_status(call: Call) -> dict:
+    wanted = (call.query.get("callID") or call.query.get("callid") or call.query.get("CallID") or "").strip()
+    if wanted:
+        return {"call": _tracked(call, wanted).public()}
+    return {"calls": [c.public() for c in CallRegistry().list(call.session.token)]}
+
+
+@router.route("GET", "/call/webrtc/config", auth=Auth.SESSION,
+              summary="ICE servers for the browser leg, and whether TURN is configured.")
+def webrtc_config_route(call: Call) -> dict:
+    return webrtc_config(get_settings())
+
+
+@router.route("POST", "/call/webrtc/offer", auth=Auth.SESSION, body=OfferRequest,
+              summary="Attach browser audio to a call: the browser's SDP offer in, the host's SDP answer out.")
+def webrtc_offer(call: Call) -> dict:
+    body: OfferRequest = call.body
+    tracked = _tracked(call, body.call_id)
+    settings = get_settings()
+    data = get_bus().command(call.session, "call.offer", {"call_id": tracked.call_id, "sdp": body.sdp},
+                             timeout=settings.command_timeout_seconds + OFFER_SLACK_SECONDS)
+    return {"callID": tracked.call_id, "type": "answer", "sdp": data["sdp"], "turn": turn_status(settings)}
+
+
+@router.route("POST", "/call/audio/play", auth=Auth.SESSION, body=PlayRequest,
+              summary="Play an audio file (a path on the session host) into a call; the other party hears it.")
+def audio_play(call: Call) -> dict:
+    body: PlayRequest = call.body
+    tracked = _tracked(call, body.call_id)
+    return get_bus().command(call.session, "call.play", {"call_id": tracked.call_id, "path": body.audio_file})
+
+
+@router.route("POST", "/call/audio/stop", auth=Auth.SESSION, body=CallIdRequest,
+              summary="Stop the playback of a call.")
+def audio_stop(call: Call) -> dict:
+    tracked = _tracked(call, call.body.call_id)
+    return get_bus().command(call.session, "call.stop", {"call_id": tracked.call_id})
+
+
+@router.route("GET", "/call/page", auth=Auth.NONE, enveloped=False,
+              summary="The call page: browser audio for a call (the user enters the session token).")
+def call_page(call: Call) -> Response:
+    return Response(body=PAGE.read_text(), status_code=200,
+                    headers={"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store",
+                             "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; "
+                             "style-src 'unsafe-inline'; media-src * blob:; connect-src 'self'"})

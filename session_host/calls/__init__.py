@@ -1,0 +1,1 @@
+"""Calls on the session host: the call tracker (registry + Call webhooks) and the WebRTC media legs."""

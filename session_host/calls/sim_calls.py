@@ -1,0 +1,73 @@
+"""Calls on the sim network: a call between sim sessions rings, is answered, rejected or hung up, and
+each step reaches the other side as the Call event whatsmeow would produce (CallOffer, CallAccept,
+CallReject, CallTerminate). Audio is carried by the host's media bridge (session_host/calls/media.py).
+
+Only sessions that are online ring (WhatsApp does not queue calls); an account with no online session
+rings nowhere, and the caller's call ends after CALL_RING_SECONDS.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from chalicelib.sim_network import SimNetwork, parse_phone
+from session_host.calls.tracker import LINK_KEY, PLACED, RING_KEY
+
+
+class SimCalls:
+    def __init__(self, network: SimNetwork):
+        self.network = network
+
+    def _body(self, call_id: str, sender_jid: str, creator: str, reason: str | None = None) -> dict:
+        body = {"From": sender_jid, "Timestamp": "", "CallCreator": creator, "CallCreatorAlt": "",
+                "CallID": call_id, "GroupJID": ""}
+        from chalicelib.sim_network import rfc3339
+
+        body["Timestamp"] = rfc3339(self.network.clock())
+        if reason:
+            body["Reason"] = reason
+        return body
+
+    def place(self, caller_phone: str, caller_token: str, to: str) -> dict:
+        from chalicelib.sim_network import SimError
+
+        recipient = self.network.account(parse_phone(to))
+        caller = self.network.account(caller_phone)
+        if recipient.phone == caller.phone:
+            raise SimError(400, "cannot call your own number")
+        call_id = secrets.token_hex(16).upper()
+        ring = [d.token for d in self.network.devices_of(recipient.phone)
+                if d.token != caller_token and self.network._online(d.token)]
+        # The caller's own record first, so an immediate answer always finds it.
+        self.network.publish(caller_token, "Call", self._body(call_id, recipient.jid, caller.jid),
+                             {"callEvent": PLACED, RING_KEY: ring})
+        offer = {**self._body(call_id, caller.jid, caller.jid), "RemotePlatform": "sim", "RemoteVersion": ""}
+        for token in ring:
+            self.network.publish(token, "Call", offer, {"callEvent": "CallOffer", LINK_KEY: caller_token})
+        return {"CallID": call_id, "Peer": recipient.jid}
+
+    def _others(self, caller_token: str, call_id: str, but: str) -> list[str]:
+        from chalicelib.calls.registry import CallRegistry
+
+        caller_call = CallRegistry().get(caller_token, call_id)
+        return [t for t in (caller_call.ring_tokens if caller_call else []) if t != but]
+
+    def accept(self, phone: str, token: str, call_id: str, caller_token: str) -> None:
+        me = self.network.account(phone)
+        for other in self._others(caller_token, call_id, token):
+            self.network.publish(other, "Call", self._body(call_id, me.jid, "", "accepted_elsewhere"),
+                                 {"callEvent": "CallTerminate"})
+        self.network.publish(caller_token, "Call", self._body(call_id, me.jid, ""),
+                             {"callEvent": "CallAccept", LINK_KEY: token})
+
+    def reject(self, phone: str, token: str, call_id: str, caller_token: str) -> None:
+        me = self.network.account(phone)
+        for other in self._others(caller_token, call_id, token):
+            self.network.publish(other, "Call", self._body(call_id, me.jid, "", "rejected_elsewhere"),
+                                 {"callEvent": "CallTerminate"})
+        self.network.publish(caller_token, "Call", self._body(call_id, me.jid, ""), {"callEvent": "CallReject"})
+
+    def end(self, phone: str, call_id: str, targets: list[str], reason: str) -> None:
+        me = self.network.account(phone)
+        for token in targets:
+            self.network.publish(token, "Call", self._body(call_id, me.jid, "", reason), {"callEvent": "CallTerminate"})
