@@ -34,10 +34,13 @@ def write_tone(path: Path, hz: float, seconds: float = 4.0, rate: int = 48000, a
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # not session: its event loop would stay running for later tests
 def playwright_sync():
     if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-        pytest.skip(f"Chromium not installed at {CHROMIUM} (.ci/run installs Debian's chromium)")
+        missing = f"Chromium not installed at {CHROMIUM} (.ci/run installs Debian's chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(missing)  # CI must have installed it: never pass by skipping
+        pytest.skip(missing)
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)")
     with sync_api.sync_playwright() as pw:
         yield pw

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from tests.integration.test_local_stack import Launcher, _processes_with_marker
-from tests.integration.test_session_lifecycle import FAST, Stack, _data, _wait_for
+from tests.conftest import wait_for
+from tests.integration.test_session_lifecycle import FAST, Stack, _data
 from tests.integration.test_sim_messaging import Receiver, _login
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -56,7 +57,7 @@ def test_two_browsers_hear_each_other_through_a_sim_call(call_stack, launch_brow
         _login(stack, receiver, "alice", "15550004001", ["Call"])
         _login(stack, receiver, "bob", "15550004002", ["Call"])
         call_id = _data(stack.call("POST", "/call/make", "alice", {"Phone": "15550004002"}))["CallID"]
-        _wait_for(lambda: any(c["CallID"] == call_id for c in _data(stack.call("GET", "/call/status", "bob"))["calls"]),
+        wait_for(lambda: any(c["CallID"] == call_id for c in _data(stack.call("GET", "/call/status", "bob"))["calls"]),
                   what="bob's ringing call")
         _data(stack.call("POST", "/call/accept", "bob", {"CallID": call_id}))
 
@@ -72,8 +73,8 @@ def test_two_browsers_hear_each_other_through_a_sim_call(call_stack, launch_brow
             state = _state(page)
             return abs(state["peakHz"] - hz) <= 5 and state["levelDb"] > -45 and state
 
-        heard_by_bob = _wait_for(lambda: hears(bob, ALICE_HZ), timeout=20, what="bob hearing alice's tone")
-        heard_by_alice = _wait_for(lambda: hears(alice, BOB_HZ), timeout=20, what="alice hearing bob's tone")
+        heard_by_bob = wait_for(lambda: hears(bob, ALICE_HZ), timeout=20, what="bob hearing alice's tone")
+        heard_by_alice = wait_for(lambda: hears(alice, BOB_HZ), timeout=20, what="alice hearing bob's tone")
         print(f"\nconnected+heard in {time.monotonic() - started:.1f} s; bob hears {heard_by_bob['peakHz']:.1f} Hz "
               f"at {heard_by_bob['levelDb']:.1f} dB; alice hears {heard_by_alice['peakHz']:.1f} Hz "
               f"at {heard_by_alice['levelDb']:.1f} dB; offer->connected {heard_by_alice['offerToConnectedMs']:.0f} / "
@@ -88,8 +89,8 @@ def test_two_browsers_hear_each_other_through_a_sim_call(call_stack, launch_brow
             call = _data(stack.call("GET", f"/call/status?callID={call_id}", token))["call"]
             return call["State"] == "ended" and call["WebRTC"] == "closed" and call
 
-        _wait_for(lambda: freed("alice"), timeout=10, what="alice's call freed")
-        _wait_for(lambda: freed("bob"), timeout=10, what="bob's call freed")
+        wait_for(lambda: freed("alice"), timeout=10, what="alice's call freed")
+        wait_for(lambda: freed("bob"), timeout=10, what="bob's call freed")
         bob.wait_for_function("() => window.callPage.callState === 'ended' && window.callPage.connection === 'closed'",
                               timeout=10000)
     finally:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.test_session_lifecycle import _data, _wait_for, stack  # noqa: F401 - fixture
+from tests.conftest import wait_for
+from tests.integration.test_session_lifecycle import _data, stack  # noqa: F401 - fixture
 from tests.integration.test_sim_messaging import _login, receiver  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
@@ -22,19 +23,19 @@ def test_sim_call_lifecycle_and_webhooks(stack, receiver):
     made = _data(stack.call("POST", "/call/make", "ann", {"Phone": "15550003002"}))
     call_id = made["CallID"]
     assert (made["State"], made["Peer"]) == ("ringing", "15550003002@s.whatsapp.net")
-    offer = _wait_for(lambda: [c for c in _data(stack.call("GET", "/call/status", "ben"))["calls"]
+    offer = wait_for(lambda: [c for c in _data(stack.call("GET", "/call/status", "ben"))["calls"]
                                if c["CallID"] == call_id], what="ben's ringing call")[0]
     assert (offer["State"], offer["Direction"], offer["Peer"]) == ("ringing", "incoming", "15550003001@s.whatsapp.net")
     assert _call(stack, "ann", call_id)["Direction"] == "outgoing"
 
     assert _data(stack.call("POST", "/call/accept", "ben", {"CallID": call_id}))["State"] == "active"
-    assert _wait_for(lambda: _call(stack, "ann", call_id)["State"] == "active", what="ann's call active")
+    assert wait_for(lambda: _call(stack, "ann", call_id)["State"] == "active", what="ann's call active")
     # accepting twice, or accepting one's own outgoing call, is refused
     assert _data(stack.call("POST", "/call/accept", "ben", {"CallID": call_id}), 409)
     assert _data(stack.call("POST", "/call/accept", "ann", {"CallID": call_id}), 409)
 
     assert _data(stack.call("POST", "/call/end", "ann", {"CallID": call_id}))["State"] == "ended"
-    ended = _wait_for(lambda: _call(stack, "ben", call_id)["State"] == "ended" and _call(stack, "ben", call_id),
+    ended = wait_for(lambda: _call(stack, "ben", call_id)["State"] == "ended" and _call(stack, "ben", call_id),
                       what="ben's call ended")
     assert ended["Reason"] == "hangup" and ended["EndedAt"]
     assert _data(stack.call("POST", "/call/end", "ann", {"CallID": call_id}), 409) == "the call is ended"
@@ -43,7 +44,7 @@ def test_sim_call_lifecycle_and_webhooks(stack, receiver):
         return [(b["callEvent"], b.get("transition")) for b in receiver.of(token, "Call")
                 if b["event"]["CallID"] == call_id]
 
-    assert _wait_for(lambda: len(transitions("ann")) >= 3 and len(transitions("ben")) >= 3, what="call webhooks")
+    assert wait_for(lambda: len(transitions("ann")) >= 3 and len(transitions("ben")) >= 3, what="call webhooks")
     assert transitions("ann") == [("CallPlaced", "->ringing"), ("CallAccept", "ringing->active"),
                                   ("CallTerminate", "active->ended")]
     assert transitions("ben") == [("CallOffer", "->ringing"), ("CallAccept", "ringing->active"),
@@ -51,10 +52,10 @@ def test_sim_call_lifecycle_and_webhooks(stack, receiver):
 
     # A rejected call
     second = _data(stack.call("POST", "/call/make", "ben", {"Phone": "15550003001"}))["CallID"]
-    _wait_for(lambda: any(c["CallID"] == second for c in _data(stack.call("GET", "/call/status", "ann"))["calls"]),
+    wait_for(lambda: any(c["CallID"] == second for c in _data(stack.call("GET", "/call/status", "ann"))["calls"]),
               what="ann's ringing call")
     assert _data(stack.call("POST", "/call/reject", "ann", {"CallID": second}))["State"] == "rejected"
-    assert _wait_for(lambda: _call(stack, "ben", second)["State"] == "rejected", what="ben sees the rejection")
+    assert wait_for(lambda: _call(stack, "ben", second)["State"] == "rejected", what="ben sees the rejection")
     # WebRTC offer and playback on a finished call
     assert _data(stack.call("POST", "/call/webrtc/offer", "ben", {"callID": second, "type": "offer", "sdp": "v=0"}),
                  409) == "the call is rejected"

@@ -26,7 +26,8 @@ class EventsOnlyDriver(Driver):
     def disconnect(self, token): pass
     def logout(self, token): pass
     def forget(self, token): pass
-    def send_text(self, token, to, body): return {}
+    def send_text(self, token, to, body, message_id=None): return {}
+    def send_media(self, token, to, media, message_id=None): return {}
     def mark_read(self, token, ids, chat, sender=None): pass
     def send_chat_presence(self, token, to, state, media=""): pass
     def send_presence(self, token, available): pass
