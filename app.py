@@ -8,7 +8,7 @@ from chalice import Chalice
 
 from chalicelib.observability import log_api_request
 from chalicelib.openapi import build_document
-from chalicelib.routes import admin_sessions, messaging, send, server, session, webhook
+from chalicelib.routes import admin_sessions, message_ops, messaging, send, server, session, webhook
 from chalicelib.routes import calls as call_routes
 from chalicelib.routes import sim as sim_routes
 from chalicelib.routing import Auth, Call, Router, install
@@ -32,7 +32,7 @@ def openapi_document(call: Call) -> dict:
     return OPENAPI
 
 
-ROUTERS = [server.router, admin_sessions.router, session.router, send.router, messaging.router, webhook.router, docs]
+ROUTERS = [server.router, admin_sessions.router, session.router, send.router, messaging.router, message_ops.router, webhook.router, docs]
 ROUTERS.append(call_routes.router)
 if settings.whatsapp_driver == "sim":
     ROUTERS.append(sim_routes.router)  # simulator controls exist only while the sim driver runs

@@ -42,7 +42,7 @@ class WireEvent(BaseModel):
 
 
 #: Operations a session host understands. `sim.*` exist only on hosts running the sim driver.
-OPS = ("connect", "pair", "disconnect", "logout", "forget", "send_text", "send_media", "mark_read", "chat_presence", "presence",
+OPS = ("connect", "pair", "disconnect", "logout", "forget", "send_text", "send_media", "send_content", "send_mediaurl", "download", "mark_read", "chat_presence", "presence",
        "subscribe_presence", "sim.scan", "sim.logout")
 #: Call operations (session_host/calls).
 OPS += ("call.make", "call.accept", "call.reject", "call.end", "call.offer", "call.play", "call.stop")

@@ -24,6 +24,7 @@ from chalicelib.envelope import ApiError
 from chalicelib.settings import Settings, get_settings
 
 OUTBOUND_PREFIX = "media/out/"
+DOWNLOAD_PREFIX = "media/dl/"
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,12 @@ def decode_data_url(kind: str, value: str, max_bytes: int) -> tuple[bytes, str]:
     return data, sniffed or "application/octet-stream"
 
 
+def kind_for(mimetype: str) -> str:
+    """The send kind for a fetched file: image/video/audio by type, anything else a document."""
+    family = mimetype.split("/", 1)[0]
+    return family if family in ("image", "video", "audio") else "document"
+
+
 class MediaStore:
     def __init__(self, settings: Settings | None = None, s3=None):
         self.settings = settings or get_settings()
@@ -91,8 +98,19 @@ class MediaStore:
 
     def put_outbound(self, token: str, data: bytes, mimetype: str) -> StoredMedia:
         """Store a file a session is about to send; keyed by a hash of the token (tokens are secrets)."""
+        return self._put(OUTBOUND_PREFIX, token, data, mimetype)
+
+    def put_download(self, token: str, data: bytes, mimetype: str) -> StoredMedia:
+        """Store a file a session downloaded (the bucket's lifecycle rule expires it)."""
+        return self._put(DOWNLOAD_PREFIX, token, data, mimetype)
+
+    def presigned_get(self, key: str, seconds: int = 900) -> str:
+        return self.s3.generate_presigned_url("get_object", Params={"Bucket": self.settings.media_bucket_name,
+                                                                   "Key": key}, ExpiresIn=seconds)
+
+    def _put(self, prefix: str, token: str, data: bytes, mimetype: str) -> StoredMedia:
         owner = hashlib.sha256(token.encode()).hexdigest()[:32]
-        key = f"{OUTBOUND_PREFIX}{owner}/{uuid.uuid4().hex}"
+        key = f"{prefix}{owner}/{uuid.uuid4().hex}"
         self.s3.put_object(Bucket=self.settings.media_bucket_name, Key=key, Body=data, ContentType=mimetype)
         return StoredMedia(key, mimetype, len(data), hashlib.sha256(data).hexdigest())
 

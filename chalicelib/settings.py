@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     deliveries_table: str | None = None
 
     max_body_bytes: int = Field(1 << 20, gt=0, description="Largest JSON body accepted by non-media routes.")
+    media_fetch_timeout_seconds: float = Field(
+        20.0, gt=0, le=60, description="/send/mediaurl: connect+read timeout of the host's download.",
+    )
     media_max_bytes: int = Field(
         16 << 20, gt=0, description="Largest decoded media file a send accepts (WhatsApp's own limit is 16 MB for "
         "most kinds; API Gateway's 10 MB body limit applies first in AWS: use a presigned upload beyond it).",

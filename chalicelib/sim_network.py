@@ -30,6 +30,7 @@ from chalicelib.models import SimPresenceWatchModel
 
 SERVER = "s.whatsapp.net"
 INBOUND_PREFIX = "media/in/"
+MEDIA_PREFIX = "media/"
 Publish = Callable[..., Any]  # (token, type, event, extra, media_key=None)
 
 
@@ -190,8 +191,9 @@ class SimNetwork:
                    message_id: str | None = None) -> dict[str, Any]:
         """Media as WhatsApp describes it (`imageMessage`, ...); each receiving device gets its own copy of
         the file in S3, attached to its webhook as WaGo's multipart `file`."""
+        # The file stays where the API stored it; its key is the directPath /message/download/* takes.
         content: dict[str, Any] = {"URL": "", "mimetype": mimetype, "fileSHA256": _b64_hex(sha256_hex),
-                                   "fileLength": size, "mediaKey": "", "directPath": ""}
+                                   "fileLength": size, "mediaKey": "", "directPath": media_key}
         if caption and kind != "sticker":
             content["caption"] = caption
         if kind == "document":
@@ -226,6 +228,14 @@ class SimNetwork:
         if any(delivered):
             self.later(lambda: self._delivered(recipient.jid, sender.phone, message_id))
         return {"Id": message_id, "Timestamp": rfc3339(sent_at), "To": recipient.jid}
+
+    def download(self, direct_path: str) -> bytes:
+        if not direct_path.startswith(MEDIA_PREFIX):
+            raise SimError(404, "media not found: directPath is not a sim media path")
+        try:
+            return self.media.get(direct_path)[0]
+        except Exception:
+            raise SimError(404, "media not found") from None
 
     def _delivered(self, recipient_jid: str, sender_phone: str, message_id: str) -> None:
         receipt, extra = receipt_event(recipient_jid, [message_id], read=False, at=self.clock())

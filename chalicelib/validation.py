@@ -109,7 +109,8 @@ def describe(exc: ValidationError) -> str:
     field = loc[0] if loc else "Payload"
     where = ".".join(loc) if loc else "Payload"
     kind = error["type"]
-    if kind == "missing" or (kind in ("string_too_short", "too_short") and len(loc) == 1):
+    empty = kind == "string_too_short" or (kind == "too_short" and not error.get("input"))
+    if kind == "missing" or (empty and len(loc) == 1):  # a list with too few items is Invalid, not Missing
         return f"Missing {field} in Payload"
     if kind in _TYPE_WORDS or kind.endswith("_type"):
         return f"{DECODE_ERROR}: {where} must be {_TYPE_WORDS.get(kind, kind.removesuffix('_type'))}"

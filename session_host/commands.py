@@ -8,6 +8,8 @@ sessions' commands concurrently, write each reply, then acknowledge the message.
 - A message is deleted only after its reply is written, so a host that dies mid-command leaves the
   command to reappear (to a new host of the same queue, or to expire).
 - A command past its deadline is not run: it gets a 504 reply (nobody is waiting any more).
+- A redelivered command whose reply already exists is not run again (its deletion was lost); sends
+  are also idempotent by their own Id (chalicelib/outbox.py) for the case where it died mid-run.
 """
 
 from __future__ import annotations
@@ -88,6 +90,13 @@ class ReplyStore:
         self.host_id = host_id
         self.ttl_seconds = ttl_seconds
 
+    def exists(self, command_id: str) -> bool:
+        try:
+            ReplyModel.get(command_id, consistent_read=True, attributes_to_get=["command_id"])
+        except ReplyModel.DoesNotExist:
+            return False
+        return True
+
     def put(self, command: Command, reply: Reply) -> None:
         if command.reply_to == "discard":
             return
@@ -113,7 +122,7 @@ class CommandLoop:
     def poll_once(self, wait_seconds: int = RECEIVE_WAIT_SECONDS) -> int:
         messages = self.sqs.receive_message(
             QueueUrl=self.queue_url, MaxNumberOfMessages=RECEIVE_BATCH, WaitTimeSeconds=wait_seconds,
-            AttributeNames=["MessageGroupId"],
+            AttributeNames=["MessageGroupId", "ApproximateReceiveCount"],
         ).get("Messages", [])
         for message in messages:
             try:
@@ -126,11 +135,18 @@ class CommandLoop:
                 if command.command_id in self._in_flight:  # redelivered while still running
                     continue
                 self._in_flight.add(command.command_id)
-            self.lanes.submit(command.token, lambda c=command, r=message["ReceiptHandle"]: self._run(c, r))
+            redelivered = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")) > 1
+            self.lanes.submit(command.token,
+                              lambda c=command, r=message["ReceiptHandle"], again=redelivered: self._run(c, r, again))
         return len(messages)
 
-    def _run(self, command: Command, receipt: str) -> None:
+    def _run(self, command: Command, receipt: str, redelivered: bool = False) -> None:
         try:
+            if redelivered and self.replies.exists(command.command_id):
+                # Ran before, its acknowledgement was lost (host died, visibility ran out): never twice.
+                logger.info("redelivered command already answered", extra={"op": command.op})
+                self._delete(receipt)
+                return
             if command.expired(self.clock()):
                 reply = Reply.failure(command.command_id, COMMAND_EXPIRED, 504)
             else:

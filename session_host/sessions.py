@@ -16,7 +16,9 @@ from pynamodb.exceptions import UpdateError
 from chalicelib import contract, outbox
 from chalicelib.contract import Command, Reply
 from chalicelib.events import EventPublisher
-from chalicelib.media import MediaStore
+from chalicelib.media import MediaStore, kind_for
+from chalicelib.message_content import kind_of
+from session_host.media_fetch import fetch_media
 from chalicelib.models import SessionModel
 from chalicelib.observability import logger
 from session_host.drivers.base import ClientState, Driver, DriverError, OutboundMedia
@@ -125,6 +127,9 @@ class SessionManager:
             "forget": self.op_forget,
             "send_text": self.op_send_text,
             "send_media": self.op_send_media,
+            "send_content": self.op_send_content,
+            "send_mediaurl": self.op_send_mediaurl,
+            "download": self.op_download,
             "mark_read": self.op_mark_read,
             "chat_presence": self.op_chat_presence,
             "presence": self.op_presence,
@@ -230,6 +235,29 @@ class SessionManager:
     def op_send_text(self, token: str, args: dict) -> dict:
         return self._send_once(token, args, "text",
                                lambda mid: self.driver.send_text(token, str(args["to"]), str(args["body"]), mid))
+
+    def op_send_content(self, token: str, args: dict) -> dict:
+        content = args["content"]
+        return self._send_once(token, args, kind_of(content),
+                               lambda mid: self.driver.send_content(token, str(args["to"]), content, mid))
+
+    def op_send_mediaurl(self, token: str, args: dict) -> dict:
+        """WaGo's /send/mediaurl: this host downloads the URL (SSRF-guarded, capped), then sends it."""
+        self._running(token)
+        data, mimetype = fetch_media(str(args["url"]), self.settings.media_max_bytes,
+                                     self.settings.media_fetch_timeout_seconds)
+        kind = args.get("kind") or kind_for(mimetype)
+        stored = self.media.put_outbound(token, data, mimetype)
+        return self.op_send_media(token, {**args, "kind": kind, "media_key": stored.key, "mimetype": mimetype,
+                                          "sha256": stored.sha256})
+
+    def op_download(self, token: str, args: dict) -> dict:
+        """Download a received file into S3; the reply carries its key (replies stay small)."""
+        self._running(token)
+        data = self.driver.download_media(token, str(args["kind"]), dict(args["ref"]))
+        mimetype = str(args["ref"].get("mimetype") or "application/octet-stream").split(";", 1)[0].strip()
+        stored = self.media.put_download(token, data, mimetype)
+        return {"key": stored.key, "mimetype": mimetype, "size": stored.size}
 
     def op_send_media(self, token: str, args: dict) -> dict:
         def send(message_id: str | None) -> dict:

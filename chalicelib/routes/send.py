@@ -1,5 +1,6 @@
-"""Sending: `/send/text` and the media kinds `/send/image`, `/send/audio`, `/send/video`,
-`/send/document`, `/send/sticker`.
+"""Sending: `/send/text`, the media kinds `/send/image`, `/send/audio`, `/send/video`, `/send/document`,
+`/send/sticker`, `/send/mediaurl` (the host downloads it), and `/send/location`, `/send/contact`,
+`/send/poll`.
 
 Media arrives as WaGo's base64 data URLs; the Lambda checks and stores it in S3 (chalicelib/media.py)
 and the command carries the S3 key. The answer comes once WhatsApp accepted the message, as WaGo's;
@@ -8,16 +9,17 @@ a repeated `Id` returns the first result and never sends twice (chalicelib/outbo
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, field_validator
 
-from chalicelib import outbox
+from chalicelib import message_content, outbox
 from chalicelib.bus import get_bus
+from chalicelib.envelope import ApiError
 from chalicelib.media import MediaStore, decode_data_url
 from chalicelib.models import SessionModel
 from chalicelib.models.messages import STATUS_ORDER
-from chalicelib.routes.fields import Text
+from chalicelib.routes.fields import HttpUrl, Text
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.settings import get_settings
 from chalicelib.validation import WagoModel
@@ -157,3 +159,84 @@ def send_document(call: Call) -> SendResponse:
 )
 def send_sticker(call: Call) -> SendResponse:
     return _send_media(call, "sticker", call.body.sticker)
+
+
+class SendMediaUrlRequest(Send):
+    url: HttpUrl = Field(alias="Url", description="Where the session host downloads the file (SSRF-guarded).")
+    type: Literal["", "image", "audio", "video", "document", "sticker"] = Field(
+        "", alias="Type", description="Send kind; default from the downloaded bytes' type.")
+    caption: Caption = Field("", alias="Caption")
+    file_name: str = Field("", alias="FileName", description="For documents (default: the URL's last segment).")
+
+
+class SendLocationRequest(Send):
+    latitude: float = Field(alias="Latitude", ge=-90, le=90)
+    longitude: float = Field(alias="Longitude", ge=-180, le=180)
+    name: str = Field("", alias="Name", max_length=256)
+    address: str = Field("", alias="Address", max_length=1024)
+
+
+class SendContactRequest(Send):
+    name: Text = Field(alias="Name", description="Name shown on the contact card.")
+    vcard: Annotated[str, StringConstraints(min_length=1, max_length=65536)] = Field(
+        alias="Vcard", description="The vCard (BEGIN:VCARD ... END:VCARD).")
+
+    @field_validator("vcard")
+    @classmethod
+    def _is_vcard(cls, value: str) -> str:
+        if not value.lstrip().upper().startswith("BEGIN:VCARD") or "END:VCARD" not in value.upper():
+            raise ValueError("must be a vCard (BEGIN:VCARD ... END:VCARD)")
+        return value
+
+
+class SendPollRequest(Send):
+    question: Text = Field(alias="Question")
+    options: Annotated[list[Text], Field(min_length=2, max_length=12)] = Field(
+        alias="Options", description="2 to 12 answers.")
+    max_answer: int = Field(1, alias="MaxAnswer", ge=0, description="1: single choice; 0: any number.")
+
+
+@router.route(
+    "POST", "/send/mediaurl", auth=Auth.SESSION, body=SendMediaUrlRequest, response=SendResponse,
+    summary="Send a file the session host downloads from Url (size-capped, SSRF-guarded, no redirects).",
+)
+def send_mediaurl(call: Call) -> SendResponse:
+    body: SendMediaUrlRequest = call.body
+    file_name = body.file_name or body.url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
+    return _already_sent(call.session, body.id) or _sent(get_bus().command(call.session, "send_mediaurl", {
+        "to": body.phone, "url": body.url, "kind": body.type, "caption": body.caption, "file_name": file_name,
+        "id": body.id}))
+
+
+def _send_content(call: Call, content: dict) -> SendResponse:
+    body = call.body
+    return _already_sent(call.session, body.id) or _sent(
+        get_bus().command(call.session, "send_content", {"to": body.phone, "content": content, "id": body.id}))
+
+
+@router.route(
+    "POST", "/send/location", auth=Auth.SESSION, body=SendLocationRequest, response=SendResponse,
+    summary="Send a (static) location.",
+)
+def send_location(call: Call) -> SendResponse:
+    body: SendLocationRequest = call.body
+    return _send_content(call, message_content.location(body.latitude, body.longitude, body.name, body.address))
+
+
+@router.route(
+    "POST", "/send/contact", auth=Auth.SESSION, body=SendContactRequest, response=SendResponse,
+    summary="Send a contact card (vCard).",
+)
+def send_contact(call: Call) -> SendResponse:
+    return _send_content(call, message_content.contact(call.body.name, call.body.vcard))
+
+
+@router.route(
+    "POST", "/send/poll", auth=Auth.SESSION, body=SendPollRequest, response=SendResponse,
+    summary="Send a poll (Options: at least 2; MaxAnswer 1 = single choice).",
+)
+def send_poll(call: Call) -> SendResponse:
+    body: SendPollRequest = call.body
+    if len(set(body.options)) != len(body.options):
+        raise ApiError(400, "Invalid Options in Payload: options must differ")
+    return _send_content(call, message_content.poll(body.question, body.options, body.max_answer))

@@ -102,6 +102,16 @@ class Driver(abc.ABC):
         """Upload and send an image, voice note, video, document or sticker; as send_text."""
 
     @abc.abstractmethod
+    def send_content(self, token: str, to: str, content: dict[str, Any], message_id: str | None = None) -> dict[str, Any]:
+        """Send a message given as WhatsApp's protobuf JSON (chalicelib/message_content.py: location,
+        contact, poll, reaction, edit, revoke); as send_text."""
+
+    @abc.abstractmethod
+    def download_media(self, token: str, kind: str, ref: dict[str, Any]) -> bytes:
+        """The decrypted file of a received media message; `ref` holds the webhook's media fields
+        (URL, directPath, mediaKey, fileEncSHA256, fileSHA256 as base64, fileLength, mimetype)."""
+
+    @abc.abstractmethod
     def mark_read(self, token: str, ids: list[str], chat: str, sender: str | None = None) -> None:
         """Send read receipts for messages of `chat` (`sender` is the author in groups)."""
 

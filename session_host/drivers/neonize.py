@@ -278,6 +278,12 @@ class NeonizeDriver(Driver):
     def send_media(self, token: str, to: str, media: OutboundMedia, message_id: str | None = None) -> dict:
         return self._client_call("send_media", token, to=to, media=media, message_id=message_id)
 
+    def send_content(self, token: str, to: str, content: dict, message_id: str | None = None) -> dict:
+        return self._client_call("send_content", token, to=to, content=content, message_id=message_id)
+
+    def download_media(self, token: str, kind: str, ref: dict) -> bytes:
+        return self._client_call("download_media", token, kind=kind, ref=ref)
+
     def mark_read(self, token: str, ids: list[str], chat: str, sender: str | None = None) -> None:
         self._client_call("mark_read", token, ids=ids, chat=chat, sender=sender)
 

@@ -437,6 +437,38 @@ class NeonizeWorker:
             raise self._failed("upload media", exc) from None
         return self._send(session, jid, media_message(media, upload))
 
+    def send_content(self, token: str, to: str, content: dict, message_id: str | None = None) -> dict:
+        from google.protobuf import json_format
+        from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
+        from neonize.utils.enum import VoteType
+
+        session = self._logged_in(token)
+        poll = content.get("pollCreationMessage")
+        if poll is not None:  # Go builds polls: they need a message secret for the votes' encryption
+            options = [o["optionName"] for o in poll["options"]]
+            kind = VoteType.SINGLE if poll.get("selectableOptionsCount") == 1 else VoteType.MULTIPLE
+            try:
+                message = session.client.build_poll_vote_creation(poll["name"], options, kind)
+            except Exception as exc:
+                raise self._failed("build the poll", exc) from None
+        else:
+            message = json_format.ParseDict(content, Message())
+        return self._send(session, to, message)
+
+    def download_media(self, token: str, kind: str, ref: dict) -> bytes:
+        import base64
+
+        from session_host.drivers.neonize_messages import UPLOAD_TYPES
+
+        session = self._logged_in(token)
+        media_type = UPLOAD_TYPES[kind]
+        try:
+            return session.client.download_media_with_path(
+                str(ref["directPath"]), base64.b64decode(ref["fileEncSHA256"]), base64.b64decode(ref["fileSHA256"]),
+                base64.b64decode(ref["mediaKey"]), int(ref["fileLength"]), media_type, media_type.to_mms())
+        except Exception as exc:
+            raise self._failed("download media", exc) from None
+
     def _send(self, session: Session, to: Any, message: Any) -> dict:
         from session_host.drivers.neonize_events import rfc3339
 

@@ -278,6 +278,18 @@ class SimDriver(Driver):
                                            sender_token=token, message_id=message_id)
         return {"Id": sent["Id"], "Timestamp": sent["Timestamp"]}
 
+    def send_content(self, token: str, to: str, content: dict, message_id: str | None = None) -> dict:
+        client = self._sender(token)
+        with _sim_errors():
+            sent = self.network.send_message(client.phone, to, content, sender_token=token, message_id=message_id)
+        return {"Id": sent["Id"], "Timestamp": sent["Timestamp"]}
+
+    def download_media(self, token: str, kind: str, ref: dict) -> bytes:
+        """Sim media lives in S3: its directPath is the object's key (see SimNetwork.send_media)."""
+        self._sender(token)
+        with _sim_errors():
+            return self.network.download(str(ref.get("directPath") or ""))
+
     def mark_read(self, token: str, ids: list[str], chat: str, sender: str | None = None) -> None:
         client = self._sender(token)
         self.network.mark_read(client.phone, ids, reader_token=token)

@@ -343,3 +343,23 @@ def test_media_messages_are_built_from_the_upload():
                                       caption="March"), upload).documentMessage
     assert (doc.fileName, doc.title, doc.mimetype, doc.caption, doc.mediaKey) == (
         "invoice.pdf", "invoice.pdf", "application/pdf", "March", b"k" * 32)
+
+
+def test_content_messages_become_the_real_protobufs(worker):
+    from chalicelib import message_content
+
+    session = _session_with_handlers(worker, "tok-content")
+    session.state.logged_in = True
+    fake = FakeGo()
+    session.client._NewClient__client = fake
+    worker.send_content("tok-content", "15551234567", message_content.location(48.8584, 2.2945, "Eiffel Tower"))
+    worker.send_content("tok-content", "15551234567",
+                        message_content.revoke("15551234567@s.whatsapp.net", "3EB0OLD"))
+    worker.send_content("tok-content", "15551234567",
+                        message_content.reaction("15551234567@s.whatsapp.net", "3EB0OLD", "👍", from_me=False))
+    (_, location), (_, revoke), (_, reaction) = fake.sent
+    assert (location.locationMessage.degreesLatitude, location.locationMessage.name) == (48.8584, "Eiffel Tower")
+    assert (revoke.protocolMessage.type, revoke.protocolMessage.key.ID, revoke.protocolMessage.key.fromMe) == (
+        0, "3EB0OLD", True)
+    assert (reaction.reactionMessage.text, reaction.reactionMessage.key.remoteJID) == (
+        "👍", "15551234567@s.whatsapp.net")

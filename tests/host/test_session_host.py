@@ -199,3 +199,35 @@ def test_an_unknown_driver_is_refused_at_start_with_a_clear_message():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "WHATSAPP_DRIVER must be one of neonize, sim" in result.stderr
+
+
+def test_a_redelivered_send_command_sends_once(host, monkeypatch):
+    """The host dies (here: loses the acknowledgement) after sending: SQS redelivers the command, and
+    the message must not go out twice."""
+    from chalicelib.models import MessageModel, SessionModel, SimMessageModel
+
+    bus = _bus()
+    for token, phone in (("s1", "15550007001"), ("s2", "15550007002")):
+        bus.command(_session(token), "connect", {}, place=True)
+        bus.command(SessionModel.get(token, consistent_read=True), "sim.scan", {"phone": phone})
+    acknowledge = host.loop._delete
+    lost: list[str] = []
+
+    def lose_the_first_acknowledgement(receipt: str) -> None:
+        if not lost:  # lost, and its visibility runs out at once: SQS hands the command out again
+            lost.append(receipt)
+            host.sqs.change_message_visibility(QueueUrl=host.queue_url, ReceiptHandle=receipt, VisibilityTimeout=0)
+            return
+        acknowledge(receipt)
+
+    monkeypatch.setattr(host.loop, "_delete", lose_the_first_acknowledgement)
+    sent = bus.command(SessionModel.get("s1", consistent_read=True), "send_text", {"to": "15550007002", "body": "once"})
+
+    def drained() -> bool:
+        attrs = host.sqs.get_queue_attributes(QueueUrl=host.queue_url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        return lost and attrs["ApproximateNumberOfMessages"] == attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
+
+    wait_for(drained, timeout=15, what="the redelivered command to be acknowledged")
+    assert [m.pk for m in SimMessageModel.scan(SimMessageModel.pk.startswith("msg#"))] == [f"msg#{sent['Id']}"]
+    assert [r.message_id for r in MessageModel.query("s1")] == [sent["Id"]]

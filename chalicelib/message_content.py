@@ -1,0 +1,66 @@
+"""WhatsApp message contents as WhatsApp's protobuf JSON (proto field names), built in the Lambda.
+
+Both drivers take these dicts: the sim network delivers them as the event's `Message` (WaGo's webhook
+shape), the neonize driver parses them into the real `waE2E.Message` protobuf. One place says what a
+location, a contact, a poll, a reaction, an edit and a delete are on the wire.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+#: waE2E.ProtocolMessage.Type values.
+REVOKE = 0
+MESSAGE_EDIT = 14
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def location(latitude: float, longitude: float, name: str = "", address: str = "") -> dict[str, Any]:
+    body: dict[str, Any] = {"degreesLatitude": latitude, "degreesLongitude": longitude}
+    if name:
+        body["name"] = name
+    if address:
+        body["address"] = address
+    return {"locationMessage": body}
+
+
+def contact(name: str, vcard: str) -> dict[str, Any]:
+    return {"contactMessage": {"displayName": name, "vcard": vcard}}
+
+
+def poll(question: str, options: list[str], max_answers: int) -> dict[str, Any]:
+    """`max_answers` 1 is a single-choice poll; 0 (or >= len(options)) lets voters pick any number."""
+    return {"pollCreationMessage": {"name": question, "options": [{"optionName": o} for o in options],
+                                    "selectableOptionsCount": max_answers}}
+
+
+def _key(chat: str, message_id: str, from_me: bool, participant: str = "") -> dict[str, Any]:
+    key: dict[str, Any] = {"remoteJID": chat, "fromMe": from_me, "ID": message_id}
+    if participant:
+        key["participant"] = participant
+    return key
+
+
+def reaction(chat: str, message_id: str, emoji: str, from_me: bool, participant: str = "") -> dict[str, Any]:
+    """An empty `emoji` removes the reaction (WhatsApp's rule)."""
+    return {"reactionMessage": {"key": _key(chat, message_id, from_me, participant), "text": emoji,
+                                "senderTimestampMS": _now_ms()}}
+
+
+def edit(chat: str, message_id: str, text: str) -> dict[str, Any]:
+    return {"protocolMessage": {"key": _key(chat, message_id, True), "type": MESSAGE_EDIT,
+                                "editedMessage": {"conversation": text}, "timestampMS": _now_ms()}}
+
+
+def revoke(chat: str, message_id: str) -> dict[str, Any]:
+    return {"protocolMessage": {"key": _key(chat, message_id, True), "type": REVOKE}}
+
+
+def kind_of(content: dict[str, Any]) -> str:
+    """`locationMessage` -> `location`, for message records."""
+    field = next(iter(content), "message")
+    return field.removesuffix("Message") or field

@@ -1,0 +1,144 @@
+"""Operations on existing messages: `/message/react`, `/message/edit`, `/message/delete`, and the
+media downloads `/message/download/{image,video,document,audio,sticker}` (+ `/message/downloadimage`).
+
+Reactions, edits and deletes are messages themselves (chalicelib/message_content.py), sent through
+the session's host like any send. A download runs on the host (the client decrypts the file), lands
+in S3, and comes back as WaGo's data URL plus an additive presigned `Url`.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+
+from pydantic import Field
+
+from chalicelib import message_content
+from chalicelib.bus import get_bus
+from chalicelib.envelope import ApiError
+from chalicelib.media import MediaStore
+from chalicelib.routes.fields import Text
+from chalicelib.routes.send import SendResponse, _sent
+from chalicelib.routing import Auth, Call, Router
+from chalicelib.validation import WagoModel
+
+router = Router(__name__, tag="Messages")
+
+#: Downloads larger than this come back as a presigned `Url` only (Lambda answers are capped at 6 MB).
+INLINE_DOWNLOAD_BYTES = 4 << 20
+
+
+def chat_jid(value: str, field: str = "Phone") -> str:
+    """WaGo's chat fields take a phone number or a JID."""
+    value = value.strip()
+    if "@" in value:
+        user, _, server = value.partition("@")
+        if not user or not server:
+            raise ApiError(400, f"Invalid {field} in Payload: {value} is not a JID")
+        return value
+    digits = re.sub(r"[\s\-().+]", "", value)
+    if not digits.isdigit() or not 7 <= len(digits) <= 15:
+        raise ApiError(400, f"Could not parse {field}")
+    return f"{digits}@s.whatsapp.net"
+
+
+class ReactRequest(WagoModel):
+    phone: Text = Field(alias="Phone", description="The chat (phone number or JID).")
+    body: str = Field("", alias="Body", description="The emoji; empty or `remove` removes the reaction.")
+    id: Text = Field(alias="Id", description="The message reacted to.")
+    is_from_me: bool = Field(False, alias="IsFromMe", description="Whether that message was sent by this session.")
+    participant: str = Field("", alias="Participant", description="In groups: the message's author (JID).")
+
+
+class EditRequest(WagoModel):
+    chat: Text = Field(alias="Chat")
+    message: Text = Field(alias="Message", description="The new text.")
+    message_id: Text = Field(alias="MessageID", description="A text message this session sent.")
+
+
+class DeleteRequest(WagoModel):
+    chat: Text = Field(alias="Chat")
+    message_id: Text = Field(alias="MessageID", description="A message this session sent (revoked for everyone).")
+
+
+class DownloadRequest(WagoModel):
+    """The media fields exactly as the webhook's `imageMessage` (etc.) carries them."""
+
+    url: str = Field("", alias="URL")
+    direct_path: Text = Field(alias="DirectPath")
+    media_key: str = Field("", alias="MediaKey")
+    mimetype: str = Field("", alias="Mimetype")
+    file_enc_sha256: str = Field("", alias="FileEncSHA256")
+    file_sha256: str = Field("", alias="FileSHA256")
+    file_length: int = Field(0, alias="FileLength", ge=0)
+
+
+class DownloadResponse(WagoModel):
+    mimetype: str = Field(alias="Mimetype")
+    data: str = Field(alias="Data", description="data:<mimetype>;base64,... ('' above 4 MiB: use Url).")
+    url: str = Field(alias="Url", description="Addition: a presigned S3 link to the file (15 minutes).")
+    size: int = Field(alias="Size", description="Addition: bytes.")
+
+
+@router.route(
+    "POST", "/message/react", auth=Auth.SESSION, body=ReactRequest, response=SendResponse,
+    summary="React to a message with an emoji (empty Body or `remove` removes the reaction).",
+)
+def react(call: Call) -> SendResponse:
+    body: ReactRequest = call.body
+    emoji = "" if body.body.strip().lower() == "remove" else body.body.strip()
+    chat = chat_jid(body.phone)
+    participant = chat_jid(body.participant, "Participant") if body.participant and chat.endswith("@g.us") else ""
+    content = message_content.reaction(chat, body.id, emoji, body.is_from_me, participant)
+    return _sent(get_bus().command(call.session, "send_content", {"to": chat, "content": content}))
+
+
+@router.route(
+    "POST", "/message/edit", auth=Auth.SESSION, body=EditRequest, response=SendResponse,
+    summary="Edit the text of a message this session sent.",
+)
+def edit(call: Call) -> SendResponse:
+    body: EditRequest = call.body
+    chat = chat_jid(body.chat, "Chat")
+    content = message_content.edit(chat, body.message_id, body.message)
+    return _sent(get_bus().command(call.session, "send_content", {"to": chat, "content": content}))
+
+
+@router.route(
+    "POST", "/message/delete", auth=Auth.SESSION, body=DeleteRequest, response=SendResponse,
+    summary="Delete (revoke) a message this session sent, for everyone.",
+)
+def delete(call: Call) -> SendResponse:
+    body: DeleteRequest = call.body
+    chat = chat_jid(body.chat, "Chat")
+    data = get_bus().command(call.session, "send_content",
+                             {"to": chat, "content": message_content.revoke(chat, body.message_id)})
+    return SendResponse(details="Deleted", timestamp=data["Timestamp"], id=data["Id"])
+
+
+def _download(call: Call, kind: str) -> DownloadResponse:
+    body: DownloadRequest = call.body
+    ref = {"URL": body.url, "directPath": body.direct_path, "mediaKey": body.media_key, "mimetype": body.mimetype,
+           "fileEncSHA256": body.file_enc_sha256, "fileSHA256": body.file_sha256, "fileLength": body.file_length}
+    stored = get_bus().command(call.session, "download", {"kind": kind, "ref": ref})
+    store = MediaStore()
+    data = ""
+    if stored["size"] <= INLINE_DOWNLOAD_BYTES:
+        raw, _ = store.get(stored["key"])
+        data = f"data:{stored['mimetype']};base64,{base64.b64encode(raw).decode()}"
+    return DownloadResponse(mimetype=stored["mimetype"], data=data, url=store.presigned_get(stored["key"]),
+                            size=stored["size"])
+
+
+def _download_route(kind: str, path: str) -> None:
+    def download(call: Call) -> DownloadResponse:
+        return _download(call, kind)
+
+    download.__name__ = f"download_{path.rsplit('/', 1)[-1]}"  # before registering: it names the route
+    router.route("POST", path, auth=Auth.SESSION, body=DownloadRequest, response=DownloadResponse,
+                 summary=f"Download a received {kind} (the media fields from its webhook).")(download)
+
+
+for _kind in ("image", "video", "document", "audio", "sticker"):
+    _download_route(_kind, f"/message/download/{_kind}")
+_download_route("image", "/message/downloadimage")  # WaGo's older alias

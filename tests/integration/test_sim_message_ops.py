@@ -1,0 +1,129 @@
+"""Location, contact, poll, mediaurl, reactions, edits, deletes and downloads over HTTP on the launched
+stack with the sim driver: the receiving session's webhook gets each one as WhatsApp would send it."""
+
+from __future__ import annotations
+
+import base64
+import io
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import segno
+
+from tests.conftest import wait_for
+from tests.integration.test_session_lifecycle import _data, stack  # noqa: F401 - fixture
+from tests.integration.test_sim_messaging import _login, receiver  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.integration
+
+VCARD = "BEGIN:VCARD\nVERSION:3.0\nFN:Carol Example\nTEL;type=CELL:+15550009999\nEND:VCARD"
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    segno.make_qr("media by url").save(buffer, kind="png", scale=3)
+    return buffer.getvalue()
+
+
+class FileServer:
+    """Serves one PNG on 127.0.0.1 for /send/mediaurl (the stack's local stage allows loopback)."""
+
+    def __init__(self, payload: bytes):
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                if self.path == "/redirect":
+                    self.send_response(302)
+                    self.send_header("Location", "/pic.png")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def _messages(receiver, token: str, field: str) -> list[dict]:
+    return [m for m in receiver.of(token, "Message") if field in m["event"]["Message"]]
+
+
+def test_message_kinds_and_operations_reach_the_other_session(stack, receiver):
+    _login(stack, receiver, "hana", "15550004001", ["All"])
+    _login(stack, receiver, "ivan", "15550004002", ["Message"])
+
+    sent = _data(stack.call("POST", "/send/location", "hana", {"Phone": "15550004002", "Latitude": 48.8584,
+                                                                "Longitude": 2.2945, "Name": "Eiffel Tower"}))
+    (loc,) = wait_for(lambda: _messages(receiver, "ivan", "locationMessage"), what="the location")
+    assert loc["event"]["Message"]["locationMessage"] == {"degreesLatitude": 48.8584, "degreesLongitude": 2.2945,
+                                                          "name": "Eiffel Tower"}
+    assert loc["event"]["Info"]["ID"] == sent["Id"]
+
+    _data(stack.call("POST", "/send/contact", "hana", {"Phone": "15550004002", "Name": "Carol", "Vcard": VCARD}))
+    (card,) = wait_for(lambda: _messages(receiver, "ivan", "contactMessage"), what="the contact")
+    assert card["event"]["Message"]["contactMessage"] == {"displayName": "Carol", "vcard": VCARD}
+
+    _data(stack.call("POST", "/send/poll", "hana", {"Phone": "15550004002", "Question": "Lunch?",
+                                                     "Options": ["Pizza", "Sushi"], "MaxAnswer": 1}))
+    (poll,) = wait_for(lambda: _messages(receiver, "ivan", "pollCreationMessage"), what="the poll")
+    assert poll["event"]["Message"]["pollCreationMessage"]["options"] == [{"optionName": "Pizza"},
+                                                                         {"optionName": "Sushi"}]
+
+    # ivan reacts to the location; hana edits and deletes her text
+    _data(stack.call("POST", "/message/react", "ivan", {"Phone": "15550004001", "Body": "👍", "Id": sent["Id"]}))
+    reactions = wait_for(lambda: [m for m in receiver.of("hana", "Message")
+                                  if "reactionMessage" in m["event"]["Message"]], what="the reaction")
+    assert reactions[0]["event"]["Message"]["reactionMessage"]["key"]["ID"] == sent["Id"]
+    assert reactions[0]["event"]["Message"]["reactionMessage"]["text"] == "👍"
+    text = _data(stack.call("POST", "/send/text", "hana", {"Phone": "15550004002", "Body": "typo"}))
+    _data(stack.call("POST", "/message/edit", "hana", {"Chat": "15550004002", "MessageID": text["Id"],
+                                                        "Message": "fixed"}))
+    deleted = _data(stack.call("POST", "/message/delete", "hana", {"Chat": "15550004002", "MessageID": text["Id"]}))
+    assert deleted["Details"] == "Deleted"
+    protocol = wait_for(lambda: (p := _messages(receiver, "ivan", "protocolMessage")) and len(p) == 2 and p,
+                        what="the edit and the revoke")
+    edit, revoke = (m["event"]["Message"]["protocolMessage"] for m in protocol)
+    assert (edit["type"], edit["key"]["ID"], edit["editedMessage"]) == (14, text["Id"], {"conversation": "fixed"})
+    assert (revoke["type"], revoke["key"]["ID"], revoke["key"]["fromMe"]) == (0, text["Id"], True)
+
+    # mediaurl: the host downloads it, then ivan downloads what he received
+    png = _png()
+    files = FileServer(png)
+    _data(stack.call("POST", "/send/mediaurl", "hana", {"Phone": "15550004002", "Url": f"{files.base}/pic.png",
+                                                         "Caption": "by url"}))
+    (image,) = wait_for(lambda: _messages(receiver, "ivan", "imageMessage"), what="the image from a URL")
+    media = image["event"]["Message"]["imageMessage"]
+    assert (media["caption"], media["mimetype"], media["fileLength"]) == ("by url", "image/png", len(png))
+    got = _data(stack.call("POST", "/message/download/image", "ivan", {
+        "URL": media["URL"], "directPath": media["directPath"], "mediaKey": media["mediaKey"],
+        "mimetype": media["mimetype"], "fileSHA256": media["fileSHA256"], "fileLength": media["fileLength"]}))
+    assert got["Mimetype"] == "image/png" and got["Size"] == len(png)
+    assert base64.b64decode(got["Data"].split(",", 1)[1]) == png and got["Url"].startswith("http")
+
+    # bad input, each with WaGo's envelope
+    assert _data(stack.call("POST", "/send/poll", "hana", {"Phone": "15550004002", "Question": "?",
+                                                            "Options": ["only one"]}), 400).startswith(
+        "Invalid Options in Payload")
+    assert _data(stack.call("POST", "/send/contact", "hana", {"Phone": "15550004002", "Name": "x", "Vcard": "hi"}),
+                 400).startswith("Invalid Vcard in Payload")
+    assert _data(stack.call("POST", "/send/location", "hana", {"Phone": "15550004002", "Latitude": 91,
+                                                                "Longitude": 0}), 400).startswith(
+        "Invalid Latitude in Payload")
+    assert _data(stack.call("POST", "/send/mediaurl", "hana", {"Phone": "15550004002",
+                                                                "Url": f"{files.base}/redirect"}), 502) \
+        == "Failed to download media: the server answered 302"
+    assert _data(stack.call("POST", "/send/mediaurl", "hana", {"Phone": "15550004002",
+                                                                "Url": "http://169.254.169.254/latest/meta-data"}),
+                 400) == "Invalid Url in Payload: 169.254.169.254 is a cloud metadata address"
+    assert _data(stack.call("POST", "/message/download/image", "ivan", {"directPath": "/v/t62/elsewhere"}), 404) \
+        == "media not found: directPath is not a sim media path"
+    assert _data(stack.call("POST", "/message/edit", "hana", {"Chat": "15550004002", "Message": "x"}), 400) \
+        == "Missing MessageID in Payload"
+    files.server.shutdown()
