@@ -28,6 +28,8 @@ class EventsOnlyDriver(Driver):
     def forget(self, token): pass
     def send_text(self, token, to, body, message_id=None): return {}
     def send_media(self, token, to, media, message_id=None): return {}
+    def send_content(self, token, to, content, message_id=None): return {}
+    def download_media(self, token, kind, ref): return b""
     def mark_read(self, token, ids, chat, sender=None): pass
     def send_chat_presence(self, token, to, state, media=""): pass
     def send_presence(self, token, available): pass
