@@ -168,6 +168,20 @@ class Bus:
         self.send(host, command)
         return self.wait_reply(command)
 
+    def dispatch(self, session: SessionModel, op: str, args: dict | None = None) -> str:
+        """Send `op` to the session's host without waiting (async mode); its reply is not stored.
+        Returns the command id. `No session` when no live host holds the session."""
+        host = self.live_owner(session)
+        if host is None:
+            raise ApiError(500, NO_SESSION)
+        command = Command(token=session.token, op=op, args=args or {}, reply_to="discard",
+                          deadline=self.clock() + self.settings.async_command_ttl_seconds)
+        try:
+            self.send(host, command)
+        except HostGone:
+            raise ApiError(500, NO_SESSION) from None
+        return command.command_id
+
     def command(self, session: SessionModel, op: str, args: dict | None = None, *, place: bool = False,
                 timeout: float | None = None) -> Any:
         """Run `op` on the session's host and return the reply's data; a failed reply raises its envelope.

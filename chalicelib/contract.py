@@ -71,7 +71,7 @@ class Command(BaseModel):
     op: str = Field(min_length=1, description="One of OPS.")
     args: dict[str, Any] = Field(default_factory=dict)
     deadline: float = Field(description="Epoch seconds after which nobody waits: the host skips it.")
-    reply_to: str | None = Field(None, description="Where the reply goes; None means the replies table.")
+    reply_to: str | None = Field(None, description='"discard": nobody waits for the reply (async sends).')
 
     def expired(self, now: float | None = None) -> bool:
         return (time.time() if now is None else now) > self.deadline

@@ -7,12 +7,18 @@ location, a contact, a poll, a reaction, an edit and a delete are on the wire.
 
 from __future__ import annotations
 
+import secrets
 import time
 from typing import Any
 
 #: waE2E.ProtocolMessage.Type values.
 REVOKE = 0
 MESSAGE_EDIT = 14
+
+
+def new_message_id() -> str:
+    """whatsmeow's shape: 3EB0 + 18 hex digits."""
+    return "3EB0" + secrets.token_hex(9).upper()
 
 
 def _now_ms() -> int:

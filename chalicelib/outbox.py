@@ -35,6 +35,29 @@ def _result(record: MessageModel) -> dict[str, Any]:
     return {"Id": record.whatsapp_id or record.message_id, "Timestamp": record.sent_at or ""}
 
 
+def queue(token: str, message_id: str, kind: str, to: str) -> bool:
+    """Async mode: record the message as queued before its command leaves. False if that Id exists
+    already (a repeated request): nothing is dispatched twice."""
+    record = MessageModel(token, message_id, kind=kind, to=to, status="queued", rank=STATUS_ORDER["queued"],
+                          updated_at=time.time(), expires_at=_expiry())
+    try:
+        record.save(condition=MessageModel.message_id.does_not_exist())
+    except PutError:
+        return False
+    return True
+
+
+def mark_failed(token: str, message_id: str, error: str) -> None:
+    """A send that never got as far as send_once (no session, not logged in): say so on its record."""
+    try:
+        MessageModel(token, message_id).update(
+            actions=[MessageModel.status.set("failed"), MessageModel.rank.set(STATUS_ORDER["failed"]),
+                     MessageModel.error.set(error[:500]), MessageModel.updated_at.set(time.time())],
+            condition=MessageModel.message_id.exists() & (MessageModel.rank < STATUS_ORDER["failed"]))
+    except UpdateError:
+        pass
+
+
 def send_once(token: str, message_id: str | None, kind: str, to: str, send: Callable[[], dict]) -> dict[str, Any]:
     """Run `send` (returns {"Id", "Timestamp"}) at most once per (token, message_id)."""
     now = time.time()

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
         20.0, gt=0, description="How long an API call waits for a session host's reply (API Gateway stops at 29 s)."
     )
     reply_ttl_seconds: int = Field(3600, gt=0, description="Reply items expire (DynamoDB TTL) after this.")
+    async_command_ttl_seconds: float = Field(
+        600.0, gt=0, description="Async (202) sends: a host skips the command after this long in the queue.",
+    )
     message_ttl_days: int = Field(30, gt=0, description="Sent-message records (idempotency, status) expire after this.")
     sim_qr_first_seconds: float = Field(60.0, gt=0, description="sim driver: lifetime of the first QR code.")
     sim_qr_next_seconds: float = Field(20.0, gt=0, description="sim driver: lifetime of each rotated QR code.")

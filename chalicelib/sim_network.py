@@ -25,6 +25,7 @@ from pynamodb.exceptions import DeleteError, DoesNotExist
 from pynamodb.expressions.condition import size
 
 from chalicelib.media import MediaStore
+from chalicelib.message_content import new_message_id
 from chalicelib.models import SessionModel, SimAccountModel, SimDeviceModel, SimInboxModel, SimMessageModel
 from chalicelib.models import SimPresenceWatchModel
 
@@ -57,11 +58,6 @@ def parse_phone(value: str) -> str:
 
 def user_jid(phone: str) -> str:
     return f"{phone}@{SERVER}"
-
-
-def new_message_id() -> str:
-    """whatsmeow's shape: 3EB0 + 18 hex digits."""
-    return "3EB0" + secrets.token_hex(9).upper()
 
 
 def _b64_hex(hex_digest: str) -> str:

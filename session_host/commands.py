@@ -98,8 +98,7 @@ class ReplyStore:
         return True
 
     def put(self, command: Command, reply: Reply) -> None:
-        if command.reply_to == "discard":
-            return
+        """Stored even when nobody waits (async sends): a redelivery then finds it and is skipped."""
         now = datetime.now(timezone.utc)
         ReplyModel(
             command.command_id, token=command.token, body=reply.model_dump_json(), host_id=self.host_id,

@@ -142,12 +142,26 @@ class SessionManager:
         if op is None:
             return Reply.failure(command.command_id, f"unknown command {command.op!r}", 400)
         try:
-            return Reply.success(command.command_id, op(command.token, command.args))
+            reply = Reply.success(command.command_id, op(command.token, command.args))
         except DriverError as exc:
-            return Reply.failure(command.command_id, exc.message, exc.status)
+            reply = Reply.failure(command.command_id, exc.message, exc.status)
         except OwnershipLost:
             self._fence(command.token)
-            return Reply.failure(command.command_id, SESSION_MOVED, 409)
+            reply = Reply.failure(command.command_id, SESSION_MOVED, 409)
+        if command.reply_to == "discard" and command.args.get("id"):
+            self._report_async_send(command, reply)
+        return reply
+
+    def _report_async_send(self, command: Command, reply: Reply) -> None:
+        """Nobody waits for an async send: its record and a MessageStatus webhook tell the outcome."""
+        message_id = str(command.args["id"])
+        if reply.ok:
+            event = {"Id": reply.data["Id"], "ClientId": message_id, "Status": "sent",
+                     "Timestamp": reply.data["Timestamp"]}
+        else:
+            outbox.mark_failed(command.token, message_id, reply.error or "")
+            event = {"Id": message_id, "ClientId": message_id, "Status": "failed", "Error": reply.error or ""}
+        self.on_event(command.token, "MessageStatus", event)
 
     def _claimed(self, token: str) -> SessionModel:
         try:

@@ -9,12 +9,12 @@ from chalicelib.settings import get_settings
 _settings = get_settings()
 
 #: A message's status only moves forward (a late Delivered never overwrites Read).
-STATUS_ORDER = {"sending": 0, "failed": 1, "sent": 2, "delivered": 3, "read": 4}
+STATUS_ORDER = {"queued": 0, "sending": 0, "failed": 1, "sent": 2, "delivered": 3, "read": 4}
 
 
 class MessageModel(Model):
     """One message a session sent: the idempotency record of a send with an `Id`, and its status,
-    kept from receipts (sending -> sent -> delivered -> read, or failed)."""
+    kept from receipts (queued (async sends) -> sending -> sent -> delivered -> read, or failed)."""
 
     Meta = table_meta(_settings.messages_table_name)
 

@@ -13,7 +13,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
-from chalicelib import message_content, outbox
+from chalice import Response
+
+from chalicelib import envelope, message_content, outbox
 from chalicelib.bus import get_bus
 from chalicelib.envelope import ApiError
 from chalicelib.media import MediaStore, decode_data_url
@@ -90,14 +92,36 @@ def _sent(data: dict) -> SendResponse:
     return SendResponse(details="Sent", timestamp=data["Timestamp"], id=data["Id"])
 
 
+def wants_async(call: Call) -> bool:
+    """Addition: `?async=true` or `Prefer: respond-async` answers 202 at once (WaGo answers when sent)."""
+    flag = str(call.query.get("async", "")).lower() in ("1", "true", "yes")
+    return flag or "respond-async" in (call.request.headers.get("prefer") or "").lower()
+
+
+def _run_send(call: Call, op: str, args: dict, kind: str) -> Response | SendResponse:
+    """The send, synchronously (WaGo's meaning) or, on request, queued: 202 with the message Id, the
+    outcome in /message/status and a MessageStatus webhook."""
+    body = call.body
+    if not wants_async(call):
+        return _sent(get_bus().command(call.session, op, {**args, "id": body.id}))
+    message_id = body.id or message_content.new_message_id()
+    if outbox.queue(call.session.token, message_id, kind, body.phone):
+        try:
+            get_bus().dispatch(call.session, op, {**args, "id": message_id})
+        except ApiError as exc:
+            outbox.mark_failed(call.session.token, message_id, exc.message)
+            raise
+    return envelope.success({"Details": "Queued", "Timestamp": "", "Id": message_id}, status=202)
+
+
 @router.route(
     "POST", "/send/text", auth=Auth.SESSION, body=SendTextRequest, response=SendResponse,
     summary="Send a text message; answers once WhatsApp accepted it.",
 )
 def send_text(call: Call) -> SendResponse:
     body: SendTextRequest = call.body
-    return _already_sent(call.session, body.id) or _sent(
-        get_bus().command(call.session, "send_text", {"to": body.phone, "body": body.body, "id": body.id}))
+    return _already_sent(call.session, body.id) or _run_send(call, "send_text", {"to": body.phone, "body": body.body},
+                                                             "text")
 
 
 def _send_media(call: Call, kind: str, data_url: str, caption: str = "", file_name: str = "",
@@ -109,9 +133,9 @@ def _send_media(call: Call, kind: str, data_url: str, caption: str = "", file_na
     settings = get_settings()
     data, sniffed = decode_data_url(kind, data_url, settings.media_max_bytes)
     stored = MediaStore(settings).put_outbound(call.session.token, data, mimetype or sniffed)
-    return _sent(get_bus().command(call.session, "send_media", {
+    return _run_send(call, "send_media", {
         "to": body.phone, "kind": kind, "media_key": stored.key, "mimetype": stored.mimetype,
-        "sha256": stored.sha256, "caption": caption, "file_name": file_name, "id": body.id}))
+        "sha256": stored.sha256, "caption": caption, "file_name": file_name}, kind)
 
 
 @router.route(
@@ -203,15 +227,16 @@ class SendPollRequest(Send):
 def send_mediaurl(call: Call) -> SendResponse:
     body: SendMediaUrlRequest = call.body
     file_name = body.file_name or body.url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
-    return _already_sent(call.session, body.id) or _sent(get_bus().command(call.session, "send_mediaurl", {
-        "to": body.phone, "url": body.url, "kind": body.type, "caption": body.caption, "file_name": file_name,
-        "id": body.id}))
+    return _already_sent(call.session, body.id) or _run_send(call, "send_mediaurl", {
+        "to": body.phone, "url": body.url, "kind": body.type, "caption": body.caption, "file_name": file_name},
+        body.type or "media")
 
 
 def _send_content(call: Call, content: dict) -> SendResponse:
     body = call.body
-    return _already_sent(call.session, body.id) or _sent(
-        get_bus().command(call.session, "send_content", {"to": body.phone, "content": content, "id": body.id}))
+    return _already_sent(call.session, body.id) or _run_send(call, "send_content", {"to": body.phone,
+                                                                                    "content": content},
+                                                             message_content.kind_of(content))
 
 
 @router.route(

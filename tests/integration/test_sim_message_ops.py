@@ -127,3 +127,32 @@ def test_message_kinds_and_operations_reach_the_other_session(stack, receiver):
     assert _data(stack.call("POST", "/message/edit", "hana", {"Chat": "15550004002", "Message": "x"}), 400) \
         == "Missing MessageID in Payload"
     files.server.shutdown()
+
+
+def test_async_sends_answer_202_and_report_through_status_and_webhooks(stack, receiver):
+    _login(stack, receiver, "jade", "15550005001", ["All"])
+    _login(stack, receiver, "kim", "15550005002", ["Message"])
+    queued = stack.api.post("/send/text?async=true", headers={"token": "jade"},
+                            json={"Phone": "15550005002", "Body": "later"})
+    assert queued.status_code == 202, queued.text
+    answer = queued.json()
+    assert answer["code"] == 202 and answer["success"] is True and answer["data"]["Details"] == "Queued"
+    message_id = answer["data"]["Id"]
+    wait_for(lambda: [m for m in receiver.of("kim", "Message") if m["event"]["Info"]["ID"] == message_id],
+             what="the queued message to arrive")
+    wait_for(lambda: _data(stack.call("POST", "/message/status", "jade", {"Id": message_id}))["Status"]
+             == "delivered", what="its status to follow")
+    sent = wait_for(lambda: [e for e in receiver.of("jade", "MessageStatus") if e["event"]["Id"] == message_id],
+                    what="the MessageStatus webhook")
+    assert sent[0]["event"]["Status"] == "sent"
+
+    # A send that fails on the host: 202 first, then `failed` with WhatsApp's reason.
+    failing = stack.api.post("/send/text", params={"async": "1"}, headers={"token": "jade"},
+                             json={"Phone": "15550005999", "Body": "nobody", "Id": "3EB0ASYNCFAIL"})
+    assert failing.status_code == 202 and failing.json()["data"]["Id"] == "3EB0ASYNCFAIL"
+    status = wait_for(lambda: (s := _data(stack.call("POST", "/message/status", "jade", {"Id": "3EB0ASYNCFAIL"})))
+                      ["Status"] == "failed" and s, what="the failure")
+    assert status["Error"] == "15550005999 is not on WhatsApp"
+    failed = wait_for(lambda: [e for e in receiver.of("jade", "MessageStatus") if e["event"]["Status"] == "failed"],
+                      what="the failure webhook")
+    assert failed[0]["event"]["Id"] == "3EB0ASYNCFAIL"
