@@ -12,9 +12,10 @@ link; when a group is locked only admins change its name, topic and photo; annou
 admin settings; the creator is the super admin and cannot be removed or demoted. Every change reaches
 the other participants' sessions as whatsmeow's events (WaGo forwards them under `All`):
 `JoinedGroup` for whoever just joined (created, added, or joined by link), `GroupInfo` for everyone
-else (Join / Leave / Promote / Demote lists, Name, Topic, Locked, Announce, NewInviteLink), queued in
-the inbox of sessions that are offline. The session that made the change gets no event for it (as
-with messages it sends).
+else (Join / Leave / Promote / Demote lists, Name, Topic, Locked, Announce), queued in the inbox of
+sessions that are offline. The session that made a change gets no GroupInfo for it (as with messages
+it sends); JoinedGroup reaches it too, as whatsmeow's does (Type `new` with the CreateKey for the
+creator, Reason `invite` for a join by link).
 
 JSON shapes are whatsmeow's structs through Go's encoding/json: GroupInfo with its embedded structs
 flattened (`Name`, `Topic`, `IsLocked`, `IsAnnounce`, ... at the top level), JIDs as strings, times
@@ -291,7 +292,8 @@ class SimGroups:
         else:
             raise SimError(500, "could not allocate a group id")
         create_key = "3EB0" + secrets.token_hex(9).upper()
-        self._joined(group, {phone}, phone, "", "new", token, create_key)
+        # whatsmeow tells the creator too (Type "new", CreateKey = the id CreateGroup sent)
+        self._joined(group, {phone}, phone, "", "new", None, create_key)
         self._joined(group, set(members), phone, "add", "", token)
         return group_json(group)
 
@@ -382,7 +384,7 @@ class SimGroups:
         group, joined = self._change(phone, found[0].jid, apply)
         if joined:
             self._info(group, before, phone, token, Join=[user_jid(phone)], JoinReason="invite")
-            self._joined(group, {phone}, phone, "invite", "", token)
+            self._joined(group, {phone}, phone, "invite", "", None)  # whatsmeow: Reason "invite", to you too
         return group.jid
 
     def leave(self, phone: str, token: str | None, jid: str) -> None:

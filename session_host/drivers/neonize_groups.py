@@ -19,7 +19,8 @@ from typing import Any, Callable
 from neonize.proto import Neonize_pb2 as N
 
 from session_host.drivers.base import DriverError
-from session_host.drivers.neonize_events import jid_str, proto_json, rfc3339
+from session_host.drivers.neonize_events import jid_str, proto_json
+from session_host.drivers.neonize_group_events import group_json, participant_json
 from session_host.drivers.neonize_worker import digits_of, parse_jid, recipient_jid
 
 NO_AVATAR = "No avatar found"
@@ -57,44 +58,6 @@ def group_jid(value: str) -> N.JID:
     if server != "g.us" or not user.replace("-", "").isdigit():
         raise DriverError(400, BAD_GROUP_JID)
     return parse_jid(value)
-
-
-# -- JSON ------------------------------------------------------------------------------------------
-
-
-def participant_json(p: N.GroupParticipant) -> dict[str, Any]:
-    add = None
-    if p.HasField("AddRequest"):
-        add = {"Code": p.AddRequest.Code, "Expiration": rfc3339(p.AddRequest.Expiration)}
-    return {"JID": jid_str(p.JID), "PhoneNumber": jid_str(p.PhoneNumber), "LID": jid_str(p.LID),
-            "IsAdmin": p.IsAdmin, "IsSuperAdmin": p.IsSuperAdmin, "DisplayName": p.DisplayName, "Error": p.Error,
-            "AddRequest": add}
-
-
-def group_json(g: N.GroupInfo) -> dict[str, Any]:
-    """whatsmeow's types.GroupInfo through encoding/json, from neonize's (nested) protobuf."""
-    return {
-        "JID": jid_str(g.JID), "OwnerJID": jid_str(g.OwnerJID), "OwnerPN": jid_str(g.OwnerPN),
-        "Name": g.GroupName.Name, "NameSetAt": rfc3339(g.GroupName.NameSetAt),
-        "NameSetBy": jid_str(g.GroupName.NameSetBy), "NameSetByPN": "",
-        "Topic": g.GroupTopic.Topic, "TopicID": g.GroupTopic.TopicID, "TopicSetAt": rfc3339(g.GroupTopic.TopicSetAt),
-        "TopicSetBy": jid_str(g.GroupTopic.TopicSetBy), "TopicSetByPN": "", "TopicDeleted": g.GroupTopic.TopicDeleted,
-        "IsLocked": g.GroupLocked.isLocked,
-        "IsAnnounce": g.GroupAnnounce.IsAnnounce, "AnnounceVersionID": g.GroupAnnounce.AnnounceVersionID,
-        "IsEphemeral": g.GroupEphemeral.IsEphemeral, "DisappearingTimer": g.GroupEphemeral.DisappearingTimer,
-        "IsIncognito": g.GroupIncognito.IsIncognito,
-        "IsParent": g.GroupParent.IsParent, "DefaultMembershipApprovalMode": g.GroupParent.DefaultMembershipApprovalMode,
-        "LinkedParentJID": jid_str(g.GroupLinkedParent.LinkedParentJID),
-        "IsDefaultSubGroup": g.GroupIsDefaultSub.IsDefaultSubGroup,
-        "IsJoinApprovalRequired": False,
-        "AddressingMode": "",
-        "GroupCreated": rfc3339(g.GroupCreated),
-        "CreatorCountryCode": "",
-        "ParticipantVersionID": g.ParticipantVersionID,
-        "Participants": [participant_json(p) for p in g.Participants],
-        "ParticipantCount": len(g.Participants),
-        "MemberAddMode": "",
-    }
 
 
 def _verified_name(message: Any) -> str:

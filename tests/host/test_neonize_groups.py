@@ -13,7 +13,7 @@ pytest.importorskip("neonize")
 from neonize.proto import Neonize_pb2 as N  # noqa: E402
 from neonize.utils.jid import build_jid  # noqa: E402
 
-from tests.host.test_neonize_driver import _session_with_handlers, worker  # noqa: E402,F401 - fixture
+from tests.host.test_neonize_driver import _feed, _session_with_handlers, worker  # noqa: E402,F401 - fixture
 
 GROUP = build_jid("120363000000000042", "g.us")
 ME, BOB, CAROL = build_jid("15550000001"), build_jid("15551234567"), build_jid("15557654321")
@@ -156,3 +156,23 @@ def test_user_info_avatar_invite_join_topic_and_errors(worker, fake):  # noqa: F
     with pytest.raises(DriverError) as missing:
         worker.user_group("tok-groups", "group_info", group="120363000000000043@g.us")
     assert (missing.value.status, missing.value.message) == (404, "Failed to get group info: group not found")
+
+
+def test_group_events_become_whatsmeows_shapes(worker):  # noqa: F811
+    session = _session_with_handlers(worker, "tok-events")
+    _feed(session.client, N.GroupInfoEvent(JID=GROUP, Sender=BOB, Timestamp=NOW, Join=[CAROL],
+                                           Name=N.GroupName(Name="Renamed", NameSetAt=NOW, NameSetBy=BOB),
+                                           Locked=N.GroupLocked(isLocked=True)))
+    _feed(session.client, N.JoinedGroup(Reason="invite", Type="", GroupInfo=_group_info(
+        N.GroupParticipant(JID=ME, IsAdmin=True, IsSuperAdmin=True))))
+    (_, token, kind, info, extra), (_, _, joined_kind, joined, _) = worker.emitted.of("event")
+    assert (token, kind, extra) == ("tok-events", "GroupInfo", {})
+    assert (info["JID"], info["Sender"], info["Timestamp"], info["Join"], info["Leave"]) == (
+        "120363000000000042@g.us", "15551234567@s.whatsapp.net", "2025-10-09T08:53:20Z",
+        ["15557654321@s.whatsapp.net"], None)
+    assert info["Name"] == {"Name": "Renamed", "NameSetAt": "2025-10-09T08:53:20Z",
+                            "NameSetBy": "15551234567@s.whatsapp.net", "NameSetByPN": ""}
+    assert (info["Locked"], info["Topic"], info["Announce"]) == ({"IsLocked": True}, None, None)
+    assert joined_kind == "JoinedGroup" and (joined["Reason"], joined["JID"], joined["Name"]) == (
+        "invite", "120363000000000042@g.us", "Book club")
+    assert joined["Participants"][0]["IsSuperAdmin"] is True

@@ -72,6 +72,8 @@ def test_users_and_a_group_lifecycle_between_three_sim_accounts(stack, receiver)
     assert _members(created) == {jid(ANN): (True, True), jid(BEN): (False, False)}
     assert created["IsLocked"] is False and created["IsAnnounce"] is False and created["ParticipantCount"] == 2
     joined = wait_for(lambda: _events(receiver, "ben", "JoinedGroup", group), what="ben's JoinedGroup")
+    mine = wait_for(lambda: _events(receiver, "ann", "JoinedGroup", group, Type="new"), what="ann's JoinedGroup")
+    assert mine[0]["CreateKey"].startswith("3EB0") and mine[0]["Participants"] == created["Participants"]
     assert (joined[0]["Reason"], joined[0]["Sender"], joined[0]["Name"]) == ("add", jid(ANN), "Book club")
     assert [g["JID"] for g in _data(call("GET", "/group/list", "ben"))["Groups"]] == [group]
     assert _data(call("GET", "/group/list", "cat")) == {"Groups": []}
@@ -112,7 +114,7 @@ def test_users_and_a_group_lifecycle_between_three_sim_accounts(stack, receiver)
         "Details": "Group joined successfully", "GroupJID": group}
     wait_for(lambda: _events(receiver, "ann", "GroupInfo", group, Join=[jid(CAT)], JoinReason="invite"),
              what="ann told cat joined by link")
-    assert not _events(receiver, "cat", "JoinedGroup", group, Reason="invite")  # her own join: no event to her
+    wait_for(lambda: _events(receiver, "cat", "JoinedGroup", group, Reason="invite"), what="cat's JoinedGroup")
 
     # -- settings: name/topic by anyone until locked; announce/locked by admins --
     assert _data(call("POST", "/group/name", "cat", {"GroupJID": group, "Name": "Books & tea"})) == {

@@ -44,7 +44,7 @@ def test_concurrent_adds_all_land_and_events_reach_online_and_offline_members(gr
     assert info["ParticipantVersionID"] == str(1 + len(MEMBERS) - 1)
 
     joined = {token for token, type, event in groups.published if type == "JoinedGroup" and event["JID"] == group}
-    assert joined == {f"t{m}" for m in MEMBERS[:-1]}  # everyone added and online, not the creator's own session
+    assert joined == {f"t{m}" for m in [OWNER, *MEMBERS[:-1]]}  # the creator (type new) and everyone online
     inbox = SimInboxModel.get(SimInboxModel.key(f"t{MEMBERS[-1]}"))
     queued = [json.loads(item) for item in inbox.items]
     assert [(type, event["Reason"]) for type, event, _, _ in queued if type == "JoinedGroup"] == [("JoinedGroup", "add")]
