@@ -10,6 +10,8 @@ from chalicelib.observability import log_api_request
 from chalicelib.openapi import build_document
 from chalicelib.routes import admin_sessions, message_ops, messaging, send, server, session, webhook
 from chalicelib.routes import calls as call_routes
+from chalicelib.routes import groups as group_routes
+from chalicelib.routes import users as user_routes
 from chalicelib.routes import sim as sim_routes
 from chalicelib.routing import Auth, Call, Router, install
 from chalicelib.settings import get_settings
@@ -34,6 +36,7 @@ def openapi_document(call: Call) -> dict:
 
 ROUTERS = [server.router, admin_sessions.router, session.router, send.router, messaging.router, message_ops.router, webhook.router, docs]
 ROUTERS.append(call_routes.router)
+ROUTERS += [user_routes.router, group_routes.router]
 if settings.whatsapp_driver == "sim":
     ROUTERS.append(sim_routes.router)  # simulator controls exist only while the sim driver runs
 ROUTES = install(app, ROUTERS)

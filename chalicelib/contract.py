@@ -46,6 +46,10 @@ OPS = ("connect", "pair", "disconnect", "logout", "forget", "send_text", "send_m
        "subscribe_presence", "sim.scan", "sim.logout")
 #: Call operations (session_host/calls).
 OPS += ("call.make", "call.accept", "call.reject", "call.end", "call.offer", "call.play", "call.stop")
+#: User and group operations (session_host/group_ops.py).
+OPS += ("user.check", "user.info", "user.avatar", "user.contacts", "group.list", "group.info", "group.create",
+        "group.participants", "group.invitelink", "group.join", "group.leave", "group.name", "group.topic",
+        "group.photo", "group.announce", "group.locked")
 
 #: WaGo's wording where it has one (wuzapi lineage, research/wago-api.md §1.3 and §2.1).
 NO_SESSION = "No session"

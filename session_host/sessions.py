@@ -22,6 +22,7 @@ from session_host.media_fetch import fetch_media
 from chalicelib.models import SessionModel
 from chalicelib.observability import logger
 from session_host.drivers.base import ClientState, Driver, DriverError, OutboundMedia
+from session_host.group_ops import group_ops
 from session_host.qr import qr_data_url
 
 SESSION_MOVED = "the session is held by another session host"
@@ -136,6 +137,7 @@ class SessionManager:
             "subscribe_presence": self.op_subscribe_presence,
             "sim.scan": self.op_sim_scan,
             "sim.logout": self.op_sim_logout,
+            **group_ops(self),
         }.get(command.op)
         if op is None:
             op = self.call_ops().get(command.op)

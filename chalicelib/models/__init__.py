@@ -26,3 +26,8 @@ __all__ = [
     "SessionModel", "SessionNameModel", "SimAccountModel", "SimDeviceModel", "SimInboxModel", "SimMessageModel",
     "SimPresenceWatchModel",
 ]
+
+from chalicelib.models.sim_groups import SimGroupModel  # noqa: E402 - sim groups (chalicelib/sim_groups.py)
+
+ALL_MODELS += (SimGroupModel,)
+__all__ += ["SimGroupModel"]

@@ -164,3 +164,70 @@ class Driver(abc.ABC):
     def end_call(self, token: str, call_id: str, peer: str, link_token: str | None, ring_tokens: list[str],
                  reason: str) -> None:
         raise DriverError(501, f"the {self.name} driver cannot end an answered WhatsApp call")
+
+    # -- users and groups (a running, logged-in client; DriverError otherwise). Results are WaGo's JSON:
+    # whatsmeow's structs as Go's encoding/json writes them (GroupInfo flattened, JIDs as strings). --
+
+    @abc.abstractmethod
+    def check_users(self, token: str, phones: list[str]) -> list[dict[str, Any]]:
+        """IsOnWhatsApp: [{"Query", "IsInWhatsapp", "JID", "VerifiedName"}], one per phone, in order."""
+
+    @abc.abstractmethod
+    def user_info(self, token: str, phones: list[str]) -> dict[str, dict[str, Any]]:
+        """GetUserInfo: {jid: {"VerifiedName", "Status", "PictureID", "Devices", "LID"}}."""
+
+    @abc.abstractmethod
+    def user_avatar(self, token: str, phone: str, preview: bool) -> dict[str, Any]:
+        """ProfilePictureInfo {"url", "id", "type", "direct_path", "hash"}; DriverError 404 `No avatar found`."""
+
+    @abc.abstractmethod
+    def contacts(self, token: str) -> dict[str, dict[str, Any]]:
+        """The contact store: {jid: {"Found", "FirstName", "FullName", "PushName", "BusinessName"}}."""
+
+    @abc.abstractmethod
+    def list_groups(self, token: str) -> list[dict[str, Any]]:
+        """The groups this account is in, as GroupInfo."""
+
+    @abc.abstractmethod
+    def group_info(self, token: str, group: str) -> dict[str, Any]:
+        """One group's GroupInfo."""
+
+    @abc.abstractmethod
+    def create_group(self, token: str, name: str, participants: list[str]) -> dict[str, Any]:
+        """Create a group with these participants (phone numbers or JIDs); returns its GroupInfo."""
+
+    @abc.abstractmethod
+    def update_group_participants(self, token: str, group: str, phones: list[str], action: str) -> list[dict[str, Any]]:
+        """`add` / `remove` / `promote` / `demote`; one GroupParticipant per phone, `Error` set where it failed."""
+
+    @abc.abstractmethod
+    def group_invite_link(self, token: str, group: str, reset: bool) -> str:
+        """The group's invite link (`https://chat.whatsapp.com/...`); `reset` revokes the old one first."""
+
+    @abc.abstractmethod
+    def join_group(self, token: str, code: str) -> str:
+        """Join with an invite link or code; returns the group JID."""
+
+    @abc.abstractmethod
+    def leave_group(self, token: str, group: str) -> None:
+        """Leave the group."""
+
+    @abc.abstractmethod
+    def set_group_name(self, token: str, group: str, name: str) -> None:
+        """Rename the group."""
+
+    @abc.abstractmethod
+    def set_group_topic(self, token: str, group: str, topic: str) -> None:
+        """Set (or, with "", remove) the group's description."""
+
+    @abc.abstractmethod
+    def set_group_photo(self, token: str, group: str, data: bytes, media_key: str, sha256: str) -> str:
+        """Set the group's photo (JPEG bytes; `media_key` is where the API stored them); returns the picture id."""
+
+    @abc.abstractmethod
+    def set_group_announce(self, token: str, group: str, value: bool) -> None:
+        """Only admins may send messages (True) or everyone (False)."""
+
+    @abc.abstractmethod
+    def set_group_locked(self, token: str, group: str, value: bool) -> None:
+        """Only admins may edit the group's info (True) or everyone (False)."""

@@ -321,6 +321,59 @@ class NeonizeDriver(Driver):
     def reject_call(self, token: str, call_id: str, peer: str, link_token: str | None) -> None:
         self._client_call("reject_call", token, call_id=call_id, peer=peer)
 
+    # -- users and groups: one call into the session's worker (neonize_groups.py) ---------------------
+
+    def _user_group(self, token: str, op: str, **kwargs: Any) -> Any:
+        return self._client_call("user_group", token, op=op, **kwargs)
+
+    def check_users(self, token: str, phones: list[str]) -> list[dict]:
+        return self._user_group(token, "check_users", phones=phones)
+
+    def user_info(self, token: str, phones: list[str]) -> dict:
+        return self._user_group(token, "user_info", phones=phones)
+
+    def user_avatar(self, token: str, phone: str, preview: bool) -> dict:
+        return self._user_group(token, "user_avatar", phone=phone, preview=preview)
+
+    def contacts(self, token: str) -> dict:
+        return self._user_group(token, "contacts")
+
+    def list_groups(self, token: str) -> list[dict]:
+        return self._user_group(token, "list_groups")
+
+    def group_info(self, token: str, group: str) -> dict:
+        return self._user_group(token, "group_info", group=group)
+
+    def create_group(self, token: str, name: str, participants: list[str]) -> dict:
+        return self._user_group(token, "create_group", name=name, participants=participants)
+
+    def update_group_participants(self, token: str, group: str, phones: list[str], action: str) -> list[dict]:
+        return self._user_group(token, "update_group_participants", group=group, phones=phones, action=action)
+
+    def group_invite_link(self, token: str, group: str, reset: bool) -> str:
+        return self._user_group(token, "group_invite_link", group=group, reset=reset)
+
+    def join_group(self, token: str, code: str) -> str:
+        return self._user_group(token, "join_group", code=code)
+
+    def leave_group(self, token: str, group: str) -> None:
+        self._user_group(token, "leave_group", group=group)
+
+    def set_group_name(self, token: str, group: str, name: str) -> None:
+        self._user_group(token, "set_group_name", group=group, name=name)
+
+    def set_group_topic(self, token: str, group: str, topic: str) -> None:
+        self._user_group(token, "set_group_topic", group=group, topic=topic)
+
+    def set_group_photo(self, token: str, group: str, data: bytes, media_key: str, sha256: str) -> str:
+        return self._user_group(token, "set_group_photo", group=group, data=data)
+
+    def set_group_announce(self, token: str, group: str, value: bool) -> None:
+        self._user_group(token, "set_group_announce", group=group, value=value)
+
+    def set_group_locked(self, token: str, group: str, value: bool) -> None:
+        self._user_group(token, "set_group_locked", group=group, value=value)
+
 
 if importlib.util.find_spec("neonize") is None:  # the workers import it; fail at host start, not later
     raise ImportError("the neonize package is not installed (requirements-host.txt)")

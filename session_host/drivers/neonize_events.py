@@ -288,3 +288,9 @@ def translate(event: Proto) -> Translated | None:
     """WaGo's envelope for one neonize event, or None for events WaGo does not forward."""
     translator = TRANSLATORS.get(type(event))
     return translator(event) if translator is not None else None
+
+
+# Group events in whatsmeow's shapes (GroupInfo's changed parts, JoinedGroup with the group flattened).
+from session_host.drivers.neonize_group_events import EVENT_TRANSLATORS as _GROUP_EVENTS  # noqa: E402
+
+TRANSLATORS.update(_GROUP_EVENTS)

@@ -538,6 +538,16 @@ class NeonizeWorker:
                 stuck += session.thread.is_alive()
         return stuck
 
+    # -- users and groups (session_host/drivers/neonize_groups.py; logged-in clients only) ------------
+
+    def user_group(self, token: str, op: str, **kwargs: Any) -> Any:
+        from session_host.drivers.neonize_groups import OPS
+
+        session = self._logged_in(token)  # contact.get_all_contacts aborts the process on an unregistered client
+        if op not in OPS:
+            raise DriverError(400, f"unknown user/group operation {op!r}")
+        return OPS[op](session.client, **kwargs)
+
 
 # -- the process ---------------------------------------------------------------------------------
 

@@ -338,3 +338,78 @@ class SimDriver(Driver):
                  reason: str) -> None:
         client = self._sender(token)
         self.calls.end(client.phone, call_id, [link_token] if link_token else list(ring_tokens), reason)
+
+    # -- users and groups (chalicelib/sim_groups.py) ---------------------------------------------------
+
+    @property
+    def groups(self):
+        from chalicelib.media import MediaStore
+        from chalicelib.sim_groups import SimGroups
+
+        if getattr(self, "_groups", None) is None:
+            store = MediaStore(self.settings)
+
+            def url(key: str) -> str:
+                return store.s3.generate_presigned_url(
+                    "get_object", Params={"Bucket": store.settings.media_bucket_name, "Key": key}, ExpiresIn=3600)
+
+            self._groups = SimGroups(self.network, media_url=url)
+        return self._groups
+
+    def _group_call(self, token: str, method: str, *args, with_token: bool = False):
+        client = self._sender(token)
+        with _sim_errors():
+            call = getattr(self.groups, method)
+            return call(client.phone, token, *args) if with_token else call(client.phone, *args)
+
+    def check_users(self, token: str, phones: list[str]) -> list[dict]:
+        self._sender(token)
+        with _sim_errors():
+            return self.groups.check(phones)
+
+    def user_info(self, token: str, phones: list[str]) -> dict:
+        self._sender(token)
+        with _sim_errors():
+            return self.groups.info(phones)
+
+    def user_avatar(self, token: str, phone: str, preview: bool) -> dict:
+        return self._group_call(token, "avatar", phone, preview)
+
+    def contacts(self, token: str) -> dict:
+        return self._group_call(token, "contacts")
+
+    def list_groups(self, token: str) -> list[dict]:
+        return self._group_call(token, "list")
+
+    def group_info(self, token: str, group: str) -> dict:
+        return self._group_call(token, "get", group)
+
+    def create_group(self, token: str, name: str, participants: list[str]) -> dict:
+        return self._group_call(token, "create", name, participants, with_token=True)
+
+    def update_group_participants(self, token: str, group: str, phones: list[str], action: str) -> list[dict]:
+        return self._group_call(token, "update_participants", group, phones, action, with_token=True)
+
+    def group_invite_link(self, token: str, group: str, reset: bool) -> str:
+        return self._group_call(token, "invite_link", group, reset)
+
+    def join_group(self, token: str, code: str) -> str:
+        return self._group_call(token, "join", code, with_token=True)
+
+    def leave_group(self, token: str, group: str) -> None:
+        self._group_call(token, "leave", group, with_token=True)
+
+    def set_group_name(self, token: str, group: str, name: str) -> None:
+        self._group_call(token, "set_name", group, name, with_token=True)
+
+    def set_group_topic(self, token: str, group: str, topic: str) -> None:
+        self._group_call(token, "set_topic", group, topic, with_token=True)
+
+    def set_group_photo(self, token: str, group: str, data: bytes, media_key: str, sha256: str) -> str:
+        return self._group_call(token, "set_photo", group, media_key, sha256, with_token=True)
+
+    def set_group_announce(self, token: str, group: str, value: bool) -> None:
+        self._group_call(token, "set_announce", group, value, with_token=True)
+
+    def set_group_locked(self, token: str, group: str, value: bool) -> None:
+        self._group_call(token, "set_locked", group, value, with_token=True)

@@ -36,6 +36,22 @@ class EventsOnlyDriver(Driver):
     def subscribe_presence(self, token, jid): pass
     def state(self, token): return ClientState(connected=True, logged_in=True)
     def tokens(self): return ["t"]
+    def check_users(self, token, phones): return []
+    def user_info(self, token, phones): return {}
+    def user_avatar(self, token, phone, preview): return {}
+    def contacts(self, token): return {}
+    def list_groups(self, token): return []
+    def group_info(self, token, group): return {}
+    def create_group(self, token, name, participants): return {}
+    def update_group_participants(self, token, group, phones, action): return []
+    def group_invite_link(self, token, group, reset): return ""
+    def join_group(self, token, code): return ""
+    def leave_group(self, token, group): pass
+    def set_group_name(self, token, group, name): pass
+    def set_group_topic(self, token, group, topic): pass
+    def set_group_photo(self, token, group, data, media_key, sha256): return ""
+    def set_group_announce(self, token, group, value): pass
+    def set_group_locked(self, token, group, value): pass
 
     def reject_call(self, token, call_id, peer, link_token):
         self.rejected.append((token, call_id, peer))
