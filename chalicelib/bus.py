@@ -7,7 +7,7 @@
 - Commands go to the owner's FIFO queue (message group = token, so one session's commands run in
   order; deduplication id = command id).
 - The reply is an item in the replies table keyed by the command id. The Lambda polls it with
-  consistent reads, backing off from 20 ms to 500 ms, until the command's deadline; then it answers
+  consistent reads, backing off from 10 ms by 1.25x up to 500 ms, until the command's deadline; then it answers
   WaGo's error envelope with 504 `timed out waiting for the session host`.
 """
 
@@ -28,7 +28,7 @@ from chalicelib.settings import Settings, get_settings
 
 NO_HOST = "no session host available"
 PLACEMENT_ATTEMPTS = 4
-FIRST_POLL_DELAY = 0.02
+FIRST_POLL_DELAY = 0.01
 MAX_POLL_DELAY = 0.5
 _GONE_QUEUE_CODES = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
 
@@ -159,7 +159,7 @@ class Bus:
             if remaining <= 0:
                 raise ApiError(504, HOST_TIMEOUT)
             self.sleep(min(delay, remaining))
-            delay = min(delay * 1.6, MAX_POLL_DELAY)
+            delay = min(delay * 1.25, MAX_POLL_DELAY)
 
     def call(self, host: HostModel, token: str, op: str, args: dict | None = None,
              timeout: float | None = None) -> Reply:

@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     command_timeout_seconds: float = Field(
         20.0, gt=0, description="How long an API call waits for a session host's reply (API Gateway stops at 29 s)."
     )
+    command_short_poll_seconds: float | None = Field(
+        None, ge=0, le=5, description="Host command queue: short polls this far apart instead of long polls. "
+        "Default: 0.05 in the local and test stages (moto's long poll delays a session's next command by up to "
+        "its whole wait), 0 (long polls) elsewhere.",
+    )
     reply_ttl_seconds: int = Field(3600, gt=0, description="Reply items expire (DynamoDB TTL) after this.")
     async_command_ttl_seconds: float = Field(
         600.0, gt=0, description="Async (202) sends: a host skips the command after this long in the queue.",
@@ -223,6 +228,13 @@ class Settings(BaseSettings):
         """The FIFO command queue of one host (SQS names: 80 chars of [A-Za-z0-9_-], plus `.fifo`)."""
         safe = re.sub(r"[^A-Za-z0-9_-]", "-", host_id)
         return f"{self.prefix}-host-{safe}"[:75] + ".fifo"
+
+    @property
+    def command_poll_interval(self) -> float:
+        """COMMAND_SHORT_POLL_SECONDS, or its stage default (see the field)."""
+        if self.command_short_poll_seconds is not None:
+            return self.command_short_poll_seconds
+        return 0.05 if self.is_local else 0.0
 
     @property
     def is_local(self) -> bool:

@@ -108,12 +108,16 @@ class ReplyStore:
 
 class CommandLoop:
     def __init__(self, sqs: Any, queue_url: str, handler: Callable[[Command], Reply], replies: ReplyStore,
-                 workers: int, clock: Callable[[], float] = time.time):
+                 workers: int, clock: Callable[[], float] = time.time, short_poll_interval: float = 0.0):
         self.sqs = sqs
         self.queue_url = queue_url
         self.handler = handler
         self.replies = replies
         self.clock = clock
+        # > 0: short polls (WaitTimeSeconds=0) this far apart instead of 1 s long polls. For moto, whose
+        # long poll decides once, when it starts, which FIFO groups are busy: a session's next command
+        # waited out the whole poll (~1 s per command). Real SQS re-checks during a long poll.
+        self.short_poll_interval = short_poll_interval
         self.lanes = KeyedExecutor(workers, name="command")
         self._in_flight: set[str] = set()
         self._lock = threading.Lock()
@@ -169,7 +173,11 @@ class CommandLoop:
     def run(self, stopping: threading.Event) -> None:
         while not stopping.is_set():
             try:
-                self.poll_once()
+                if self.short_poll_interval:
+                    if not self.poll_once(wait_seconds=0):
+                        stopping.wait(self.short_poll_interval)
+                else:
+                    self.poll_once()
             except Exception as exc:  # endpoint restarting, throttled: back off and go on
                 logger.warning("command receive failed", extra={"error": str(exc)})
                 stopping.wait(1.0)

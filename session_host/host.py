@@ -76,7 +76,8 @@ class SessionHost:
         self.registry.register()
         self._last_beat = time.time()
         self.loop = CommandLoop(self.sqs, self.queue_url, self.manager.handle,
-                                ReplyStore(self.host_id, self.settings.reply_ttl_seconds), self.settings.host_workers)
+                                ReplyStore(self.host_id, self.settings.reply_ttl_seconds), self.settings.host_workers,
+                                short_poll_interval=self.settings.command_poll_interval)
         for name, target in (("commands", self.loop.run), ("heartbeat", self._heartbeat_loop)):
             thread = threading.Thread(target=target, args=(self.stopping,) if name == "commands" else (),
                                       name=name, daemon=True)

@@ -33,3 +33,11 @@ def test_admin_token_from_secrets_manager(aws):
 
     arn = boto3.client("secretsmanager").create_secret(Name="wago/admin", SecretString="from-secret\n")["ARN"]
     assert Settings(stage="prod", admin_token_secret_arn=arn).require_admin_token() == "from-secret"
+
+
+def test_host_command_polling_defaults_by_stage():
+    from chalicelib.settings import Settings
+
+    assert Settings(stage="local").command_poll_interval == 0.05  # moto: short polls (see the field)
+    assert Settings(stage="prod", admin_token="x" * 16).command_poll_interval == 0.0  # SQS: long polls
+    assert Settings(stage="prod", admin_token="x" * 16, command_short_poll_seconds=0.2).command_poll_interval == 0.2
