@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Any
+from typing import Any, Iterable
 
 #: waE2E.ProtocolMessage.Type values.
 REVOKE = 0
@@ -23,6 +23,22 @@ def new_message_id() -> str:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def text(body: str, quoted_id: str = "", quoted_sender: str = "", quoted: dict | None = None,
+         mentions: Iterable[str] = (), forwarded: bool = False) -> dict[str, Any]:
+    """A text with context (reply/quote, mentions, forwarded): WhatsApp's extendedTextMessage."""
+    context: dict[str, Any] = {}
+    if quoted_id:
+        context["stanzaID"] = quoted_id
+        context["participant"] = quoted_sender
+        context["quotedMessage"] = quoted or {"conversation": ""}
+    if mentions:
+        context["mentionedJID"] = list(mentions)
+    if forwarded:
+        context["isForwarded"] = True
+        context["forwardingScore"] = 1
+    return {"extendedTextMessage": {"text": body, "contextInfo": context}}
 
 
 def location(latitude: float, longitude: float, name: str = "", address: str = "") -> dict[str, Any]:

@@ -45,8 +45,20 @@ class Send(WagoModel):
     id: MessageId | None = Field(None, alias="Id", description="Optional message id: a repeat never sends twice.")
 
 
+class ContextInfo(WagoModel):
+    """whatsmeow's ContextInfo as WaGo takes it: a reply needs StanzaID and Participant together."""
+
+    stanza_id: str = Field("", alias="StanzaID", description="The quoted message's id.")
+    participant: str = Field("", alias="Participant", description="The quoted message's sender (JID).")
+    quoted_message: dict | None = Field(None, alias="QuotedMessage",
+                                        description="The quoted content as WhatsApp JSON, e.g. {\"conversation\": \"hi\"}.")
+    mentioned_jid: list[str] = Field(default_factory=list, alias="MentionedJID", description="JIDs mentioned in the text.")
+
+
 class SendTextRequest(Send):
     body: Body = Field(alias="Body", description="The text.")
+    context_info: ContextInfo | None = Field(None, alias="ContextInfo", description="Reply/quote and mentions.")
+    forward: bool = Field(False, alias="Forward", description="Mark as forwarded.")
 
 
 class SendImageRequest(Send):
@@ -120,8 +132,19 @@ def _run_send(call: Call, op: str, args: dict, kind: str) -> Response | SendResp
 )
 def send_text(call: Call) -> SendResponse:
     body: SendTextRequest = call.body
-    return _already_sent(call.session, body.id) or _run_send(call, "send_text", {"to": body.phone, "body": body.body},
-                                                             "text")
+    done = _already_sent(call.session, body.id)
+    if done is not None:
+        return done
+    context = body.context_info
+    if context is None and not body.forward:
+        return _run_send(call, "send_text", {"to": body.phone, "body": body.body}, "text")
+    if context is not None and bool(context.stanza_id) != bool(context.participant):
+        raise ApiError(400, "Invalid ContextInfo in Payload: StanzaID and Participant go together")
+    content = message_content.text(
+        body.body, quoted_id=context.stanza_id if context else "", quoted_sender=context.participant if context else "",
+        quoted=context.quoted_message if context else None, mentions=context.mentioned_jid if context else (),
+        forwarded=body.forward)
+    return _run_send(call, "send_content", {"to": body.phone, "content": content}, "text")
 
 
 def _send_media(call: Call, kind: str, data_url: str, caption: str = "", file_name: str = "",

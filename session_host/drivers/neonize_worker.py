@@ -452,7 +452,10 @@ class NeonizeWorker:
             except Exception as exc:
                 raise self._failed("build the poll", exc) from None
         else:
-            message = json_format.ParseDict(content, Message())
+            try:
+                message = json_format.ParseDict(content, Message())
+            except json_format.ParseError as exc:  # e.g. a client's QuotedMessage that is not WhatsApp JSON
+                raise DriverError(400, f"Invalid message content: {exc}") from None
         return self._send(session, to, message)
 
     def download_media(self, token: str, kind: str, ref: dict) -> bytes:

@@ -93,6 +93,20 @@ def test_message_kinds_and_operations_reach_the_other_session(stack, receiver):
     assert (edit["type"], edit["key"]["ID"], edit["editedMessage"]) == (14, text["Id"], {"conversation": "fixed"})
     assert (revoke["type"], revoke["key"]["ID"], revoke["key"]["fromMe"]) == (0, text["Id"], True)
 
+    # a reply quoting the location, mentioning hana, marked forwarded
+    _data(stack.call("POST", "/send/text", "ivan", {
+        "Phone": "15550004001", "Body": "there @15550004001", "Forward": True,
+        "ContextInfo": {"StanzaID": sent["Id"], "Participant": "15550004001@s.whatsapp.net",
+                        "MentionedJID": ["15550004001@s.whatsapp.net"]}}))
+    (reply,) = wait_for(lambda: [m for m in receiver.of("hana", "Message")
+                                 if "extendedTextMessage" in m["event"]["Message"]], what="the reply")
+    context = reply["event"]["Message"]["extendedTextMessage"]["contextInfo"]
+    assert (context["stanzaID"], context["mentionedJID"], context["isForwarded"]) == (
+        sent["Id"], ["15550004001@s.whatsapp.net"], True)
+    assert _data(stack.call("POST", "/send/text", "ivan", {"Phone": "15550004001", "Body": "x",
+                                                            "ContextInfo": {"StanzaID": sent["Id"]}}), 400) \
+        == "Invalid ContextInfo in Payload: StanzaID and Participant go together"
+
     # mediaurl: the host downloads it, then ivan downloads what he received
     png = _png()
     files = FileServer(png)
