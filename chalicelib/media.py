@@ -24,6 +24,8 @@ from chalicelib.envelope import ApiError
 from chalicelib.settings import Settings, get_settings
 
 OUTBOUND_PREFIX = "media/out/"
+UPLOAD_PREFIX = "media/up/"  # presigned uploads: media/up/<token hash>/<uuid>
+SNIFF_BYTES = 512
 DOWNLOAD_PREFIX = "media/dl/"
 
 
@@ -70,13 +72,22 @@ def decode_data_url(kind: str, value: str, max_bytes: int) -> tuple[bytes, str]:
         raise ApiError(400, f"Missing {spec.field} in Payload")
     if len(data) > max_bytes:
         raise ApiError(413, f"Payload too large: {spec.field} exceeds the limit of {max_bytes} bytes")
-    sniffed = filetype.guess_mime(data)
+    return data, _sniff(spec, spec.field, data)
+
+
+def _sniff(spec: MediaKind, field: str, head: bytes) -> str:
+    """The type read from the file's first bytes; ApiError if the field cannot take it."""
+    sniffed = filetype.guess_mime(head)
     if spec.families != ("",):
         if sniffed is None or not any(sniffed == f or (f.endswith("/") and sniffed.startswith(f))
                                       for f in spec.families):
-            raise ApiError(400, f"Invalid {spec.field} in Payload: the data is {sniffed or 'of an unknown type'}, "
+            raise ApiError(400, f"Invalid {field} in Payload: the data is {sniffed or 'of an unknown type'}, "
                                 f"not {' / '.join(spec.families)}")
-    return data, sniffed or "application/octet-stream"
+    return sniffed or "application/octet-stream"
+
+
+def _owner(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()[:32]
 
 
 def kind_for(mimetype: str) -> str:
@@ -104,13 +115,35 @@ class MediaStore:
         """Store a file a session downloaded (the bucket's lifecycle rule expires it)."""
         return self._put(DOWNLOAD_PREFIX, token, data, mimetype)
 
+    def presigned_upload(self, token: str, max_bytes: int, seconds: int = 900) -> tuple[str, dict]:
+        """A presigned POST for one file of at most `max_bytes` under this session's upload prefix:
+        large media goes straight to S3, never through the API body."""
+        key = f"{UPLOAD_PREFIX}{_owner(token)}/{uuid.uuid4().hex}"
+        post = self.s3.generate_presigned_post(self.settings.media_bucket_name, key, ExpiresIn=seconds,
+                                               Conditions=[["content-length-range", 1, max_bytes]])
+        return key, post
+
+    def check_upload(self, token: str, key: str, kind: str, field: str, max_bytes: int) -> StoredMedia:
+        """A presigned upload a send refers to: this session's, present, within the limit, the right type."""
+        if not key.startswith(f"{UPLOAD_PREFIX}{_owner(token)}/"):
+            raise ApiError(403, "MediaKey does not belong to this session")
+        bucket = self.settings.media_bucket_name
+        try:
+            head = self.s3.head_object(Bucket=bucket, Key=key)
+        except Exception:
+            raise ApiError(404, "MediaKey not found: upload the file first") from None
+        size = int(head["ContentLength"])
+        if size > max_bytes:
+            raise ApiError(413, f"Payload too large: {field} exceeds the limit of {max_bytes} bytes")
+        first = self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{SNIFF_BYTES - 1}")["Body"].read()
+        return StoredMedia(key, _sniff(KINDS[kind], field, first), size, "")
+
     def presigned_get(self, key: str, seconds: int = 900) -> str:
         return self.s3.generate_presigned_url("get_object", Params={"Bucket": self.settings.media_bucket_name,
                                                                    "Key": key}, ExpiresIn=seconds)
 
     def _put(self, prefix: str, token: str, data: bytes, mimetype: str) -> StoredMedia:
-        owner = hashlib.sha256(token.encode()).hexdigest()[:32]
-        key = f"{prefix}{owner}/{uuid.uuid4().hex}"
+        key = f"{prefix}{_owner(token)}/{uuid.uuid4().hex}"
         self.s3.put_object(Bucket=self.settings.media_bucket_name, Key=key, Body=data, ContentType=mimetype)
         return StoredMedia(key, mimetype, len(data), hashlib.sha256(data).hexdigest())
 

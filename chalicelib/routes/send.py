@@ -9,6 +9,7 @@ a repeated `Id` returns the first result and never sends twice (chalicelib/outbo
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator
@@ -18,7 +19,7 @@ from chalice import Response
 from chalicelib import envelope, message_content, outbox
 from chalicelib.bus import get_bus
 from chalicelib.envelope import ApiError
-from chalicelib.media import MediaStore, decode_data_url
+from chalicelib.media import KINDS, MediaStore, decode_data_url
 from chalicelib.models import SessionModel
 from chalicelib.models.messages import STATUS_ORDER
 from chalicelib.routes.fields import HttpUrl, Text
@@ -31,7 +32,6 @@ router = Router(__name__, tag="Send")
 Body = Annotated[str, StringConstraints(min_length=1, max_length=65536)]
 MessageId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128,
                                              pattern=r"^[A-Za-z0-9._:-]+$")]
-DataUrl = Annotated[str, StringConstraints(min_length=1)]
 Caption = Annotated[str, StringConstraints(max_length=4096)]
 
 
@@ -61,29 +61,34 @@ class SendTextRequest(Send):
     forward: bool = Field(False, alias="Forward", description="Mark as forwarded.")
 
 
-class SendImageRequest(Send):
-    image: DataUrl = Field(alias="Image", description="data:image/...;base64,...")
+class MediaSend(Send):
+    media_key: str = Field("", alias="MediaKey",
+                           description="Addition: a file uploaded through POST /media/upload, instead of the data URL.")
+
+
+class SendImageRequest(MediaSend):
+    image: str = Field("", alias="Image", description="data:image/...;base64,...")
     caption: Caption = Field("", alias="Caption")
 
 
-class SendAudioRequest(Send):
-    audio: DataUrl = Field(alias="Audio", description="data:audio/ogg;base64,... (OGG/Opus: a voice note)")
+class SendAudioRequest(MediaSend):
+    audio: str = Field("", alias="Audio", description="data:audio/ogg;base64,... (OGG/Opus: a voice note)")
 
 
-class SendVideoRequest(Send):
-    video: DataUrl = Field(alias="Video", description="data:video/mp4;base64,...")
+class SendVideoRequest(MediaSend):
+    video: str = Field("", alias="Video", description="data:video/mp4;base64,...")
     caption: Caption = Field("", alias="Caption")
 
 
-class SendDocumentRequest(Send):
-    document: DataUrl = Field(alias="Document", description="data:application/octet-stream;base64,... (WaGo's rule)")
+class SendDocumentRequest(MediaSend):
+    document: str = Field("", alias="Document", description="data:application/octet-stream;base64,... (WaGo's rule)")
     file_name: Text = Field(alias="FileName", description="Name shown to the recipient, e.g. invoice.pdf.")
     mimetype: str = Field("", alias="Mimetype", description="e.g. application/pdf (default: sniffed from the bytes).")
     caption: Caption = Field("", alias="Caption")
 
 
-class SendStickerRequest(Send):
-    sticker: DataUrl = Field(alias="Sticker", description="data:image/webp;base64,... (or png/jpeg)")
+class SendStickerRequest(MediaSend):
+    sticker: str = Field("", alias="Sticker", description="data:image/webp;base64,... (or png/jpeg)")
 
 
 class SendResponse(WagoModel):
@@ -154,8 +159,17 @@ def _send_media(call: Call, kind: str, data_url: str, caption: str = "", file_na
     if done is not None:
         return done
     settings = get_settings()
-    data, sniffed = decode_data_url(kind, data_url, settings.media_max_bytes)
-    stored = MediaStore(settings).put_outbound(call.session.token, data, mimetype or sniffed)
+    store = MediaStore(settings)
+    field = KINDS[kind].field
+    if body.media_key:
+        stored = store.check_upload(call.session.token, body.media_key.strip(), kind, field, settings.media_max_bytes)
+    elif data_url:
+        data, sniffed = decode_data_url(kind, data_url, settings.media_max_bytes)
+        stored = store.put_outbound(call.session.token, data, mimetype or sniffed)
+    else:
+        raise ApiError(400, f"Missing {field} in Payload")
+    if mimetype:
+        stored = replace(stored, mimetype=mimetype)
     return _run_send(call, "send_media", {
         "to": body.phone, "kind": kind, "media_key": stored.key, "mimetype": stored.mimetype,
         "sha256": stored.sha256, "caption": caption, "file_name": file_name}, kind)
@@ -288,3 +302,27 @@ def send_poll(call: Call) -> SendResponse:
     if len(set(body.options)) != len(body.options):
         raise ApiError(400, "Invalid Options in Payload: options must differ")
     return _send_content(call, message_content.poll(body.question, body.options, body.max_answer))
+
+
+class UploadRequest(WagoModel):
+    expires_in: int = Field(900, alias="ExpiresIn", ge=60, le=3600, description="Seconds the upload form is valid.")
+
+
+class UploadResponse(WagoModel):
+    media_key: str = Field(alias="MediaKey", description="Pass it as MediaKey to /send/image, /audio, ...")
+    url: str = Field(alias="Url", description="POST the file here (multipart/form-data)...")
+    fields: dict[str, str] = Field(alias="Fields", description="...with these form fields first, then `file`.")
+    max_bytes: int = Field(alias="MaxBytes")
+    expires_in: int = Field(alias="ExpiresIn")
+
+
+@router.route(
+    "POST", "/media/upload", auth=Auth.SESSION, body=UploadRequest, response=UploadResponse,
+    summary="Addition: a presigned S3 upload for one file, so large media never passes through the API.",
+)
+def media_upload(call: Call) -> UploadResponse:
+    settings = get_settings()
+    key, post = MediaStore(settings).presigned_upload(call.session.token, settings.media_max_bytes,
+                                                      call.body.expires_in)
+    return UploadResponse(media_key=key, url=post["url"], fields=post["fields"], max_bytes=settings.media_max_bytes,
+                          expires_in=call.body.expires_in)

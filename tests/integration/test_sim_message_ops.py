@@ -170,3 +170,31 @@ def test_async_sends_answer_202_and_report_through_status_and_webhooks(stack, re
     failed = wait_for(lambda: [e for e in receiver.of("jade", "MessageStatus") if e["event"]["Status"] == "failed"],
                       what="the failure webhook")
     assert failed[0]["event"]["Id"] == "3EB0ASYNCFAIL"
+
+
+def test_presigned_upload_then_send_by_media_key(stack, receiver):
+    import httpx
+
+    _login(stack, receiver, "lia", "15550006001", ["All"])
+    _login(stack, receiver, "max", "15550006002", ["Message"])
+    png = _png()
+    upload = _data(stack.call("POST", "/media/upload", "lia", {}))
+    assert upload["MediaKey"].startswith("media/up/") and upload["MaxBytes"] == 16 << 20
+    stored = httpx.post(upload["Url"], data=upload["Fields"], files={"file": ("pic.png", png, "image/png")},
+                        timeout=10)
+    assert stored.status_code in (200, 204), stored.text
+    sent = _data(stack.call("POST", "/send/image", "lia", {"Phone": "15550006002", "MediaKey": upload["MediaKey"],
+                                                            "Caption": "uploaded"}))
+    (image,) = wait_for(lambda: [m for m in receiver.of("max", "Message") if m["event"]["Info"]["ID"] == sent["Id"]],
+                        what="the uploaded image")
+    assert image["event"]["Message"]["imageMessage"]["fileLength"] == len(png)
+    assert wait_for(lambda: receiver.files.get(sent["Id"]), what="its file part")[2] == png
+
+    assert _data(stack.call("POST", "/send/image", "max", {"Phone": "15550006001", "MediaKey": upload["MediaKey"]}),
+                 403) == "MediaKey does not belong to this session"
+    missing = upload["MediaKey"].rsplit("/", 1)[0] + "/nothing-here"
+    assert _data(stack.call("POST", "/send/image", "lia", {"Phone": "15550006002", "MediaKey": missing}), 404) \
+        == "MediaKey not found: upload the file first"
+    assert _data(stack.call("POST", "/send/audio", "lia", {"Phone": "15550006002", "MediaKey": upload["MediaKey"]}),
+                 400) == "Invalid Audio in Payload: the data is image/png, not audio/"
+    assert _data(stack.call("POST", "/send/image", "lia", {"Phone": "15550006002"}), 400) == "Missing Image in Payload"
