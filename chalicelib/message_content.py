@@ -41,6 +41,34 @@ def text(body: str, quoted_id: str = "", quoted_sender: str = "", quoted: dict |
     return {"extendedTextMessage": {"text": body, "contextInfo": context}}
 
 
+def link_preview(body: str, url: str, title: str = "", description: str = "",
+                 thumbnail_jpeg_b64: str = "") -> dict[str, Any]:
+    """A text whose link shows a preview card; the metadata comes from the caller (nothing is fetched)."""
+    message: dict[str, Any] = {"text": body, "matchedText": url, "previewType": 0}
+    if title:
+        message["title"] = title
+    if description:
+        message["description"] = description
+    if thumbnail_jpeg_b64:
+        message["JPEGThumbnail"] = thumbnail_jpeg_b64
+    return {"extendedTextMessage": message}
+
+
+def ad_reply_preview(body: str, title: str, description: str, source_url: str, thumbnail_url: str = "",
+                     large_thumbnail: bool = True) -> dict[str, Any]:
+    """WaGo's preview2: the "external ad reply" card (title, body, image link, target link)."""
+    card: dict[str, Any] = {"title": title, "body": description, "mediaType": 1, "sourceURL": source_url,
+                            "renderLargerThumbnail": large_thumbnail}
+    if thumbnail_url:
+        card["thumbnailURL"] = thumbnail_url
+    return {"extendedTextMessage": {"text": body, "contextInfo": {"externalAdReply": card}}}
+
+
+def group_invite(group_jid: str, code: str, group_name: str, expiration: int, caption: str = "") -> dict[str, Any]:
+    return {"groupInviteMessage": {"groupJID": group_jid, "inviteCode": code, "inviteExpiration": expiration,
+                                   "groupName": group_name, "caption": caption}}
+
+
 def location(latitude: float, longitude: float, name: str = "", address: str = "") -> dict[str, Any]:
     body: dict[str, Any] = {"degreesLatitude": latitude, "degreesLongitude": longitude}
     if name:

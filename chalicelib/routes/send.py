@@ -1,6 +1,6 @@
 """Sending: `/send/text`, the media kinds `/send/image`, `/send/audio`, `/send/video`, `/send/document`,
-`/send/sticker`, `/send/mediaurl` (the host downloads it), and `/send/location`, `/send/contact`,
-`/send/poll`.
+`/send/sticker`, `/send/mediaurl` (the host downloads it), `/send/location`, `/send/contact`,
+`/send/poll`, the link previews `/send/preview` and `/send/preview2`, and `/send/groupinvite`.
 
 Media arrives as WaGo's base64 data URLs; the Lambda checks and stores it in S3 (chalicelib/media.py)
 and the command carries the S3 key. The answer comes once WhatsApp accepted the message, as WaGo's;
@@ -9,6 +9,9 @@ a repeated `Id` returns the first result and never sends twice (chalicelib/outbo
 
 from __future__ import annotations
 
+import base64
+import re
+import time
 from dataclasses import replace
 from typing import Annotated, Literal
 
@@ -326,3 +329,70 @@ def media_upload(call: Call) -> UploadResponse:
                                                       call.body.expires_in)
     return UploadResponse(media_key=key, url=post["url"], fields=post["fields"], max_bytes=settings.media_max_bytes,
                           expires_in=call.body.expires_in)
+
+
+URL_IN_TEXT = re.compile(r"https?://\S+")
+THUMBNAIL_MAX_BYTES = 100 << 10
+
+
+class SendPreviewRequest(Send):
+    body: Body = Field(alias="Body", description="The text, containing the link.")
+    url: str = Field("", alias="Url", description="The link the card is for (default: the first one in Body).")
+    title: str = Field("", alias="Title", max_length=512)
+    description: str = Field("", alias="Description", max_length=2048)
+    thumbnail: str = Field("", alias="Thumbnail", description="Optional data:image/jpeg;base64,... (≤ 100 KiB).")
+
+
+class SendPreview2Request(Send):
+    body: Body = Field(alias="Body")
+    title: Text = Field(alias="Title")
+    description: str = Field("", alias="Description", max_length=2048)
+    source_url: HttpUrl = Field(alias="SourceUrl", description="Where tapping the card leads.")
+    thumbnail_url: str = Field("", alias="ThumbnailUrl", description="Image shown on the card (https URL).")
+
+
+class SendGroupInviteRequest(Send):
+    group_jid: Text = Field(alias="GroupJID", description="…@g.us")
+    code: Text = Field(alias="Code", description="The group's invite code (from /group/invitelink).")
+    group_name: Text = Field(alias="GroupName")
+    caption: str = Field("", alias="Caption", max_length=1024)
+    expiration: int = Field(0, alias="Expiration", ge=0, description="Unix seconds; default three days from now.")
+
+
+@router.route(
+    "POST", "/send/preview", auth=Auth.SESSION, body=SendPreviewRequest, response=SendResponse,
+    summary="Send a text with a link preview card built from the given metadata (the link is not fetched).",
+)
+def send_preview(call: Call) -> SendResponse:
+    body: SendPreviewRequest = call.body
+    url = body.url.strip() or next(iter(URL_IN_TEXT.findall(body.body)), "")
+    if not url:
+        raise ApiError(400, "Missing Url in Payload: no link in Body either")
+    thumbnail = ""
+    if body.thumbnail:
+        data, _ = decode_data_url("image", body.thumbnail, THUMBNAIL_MAX_BYTES)
+        thumbnail = base64.b64encode(data).decode()
+    return _send_content(call, message_content.link_preview(body.body, url, body.title, body.description, thumbnail))
+
+
+@router.route(
+    "POST", "/send/preview2", auth=Auth.SESSION, body=SendPreview2Request, response=SendResponse,
+    summary="Send a text with an external-ad-reply style card (title, description, image, target link).",
+)
+def send_preview2(call: Call) -> SendResponse:
+    body: SendPreview2Request = call.body
+    return _send_content(call, message_content.ad_reply_preview(body.body, body.title, body.description,
+                                                                body.source_url, body.thumbnail_url.strip()))
+
+
+@router.route(
+    "POST", "/send/groupinvite", auth=Auth.SESSION, body=SendGroupInviteRequest, response=SendResponse,
+    summary="Send a group invite as a message (the recipient can join with one tap).",
+)
+def send_group_invite(call: Call) -> SendResponse:
+    body: SendGroupInviteRequest = call.body
+    if not body.group_jid.endswith("@g.us"):
+        raise ApiError(400, "Invalid GroupJID in Payload: must end with @g.us")
+    expiration = body.expiration or int(time.time()) + 3 * 24 * 3600
+    return _send_content(call, message_content.group_invite(body.group_jid, body.code, body.group_name, expiration,
+                                                            body.caption))

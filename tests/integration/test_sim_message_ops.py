@@ -198,3 +198,27 @@ def test_presigned_upload_then_send_by_media_key(stack, receiver):
     assert _data(stack.call("POST", "/send/audio", "lia", {"Phone": "15550006002", "MediaKey": upload["MediaKey"]}),
                  400) == "Invalid Audio in Payload: the data is image/png, not audio/"
     assert _data(stack.call("POST", "/send/image", "lia", {"Phone": "15550006002"}), 400) == "Missing Image in Payload"
+
+
+def test_link_previews_and_group_invites(stack, receiver):
+    _login(stack, receiver, "nia", "15550008001", ["All"])
+    _login(stack, receiver, "oto", "15550008002", ["Message"])
+    jpeg = base64.b64encode(bytes.fromhex("ffd8ffe000104a46494600010100000100010000ffd9")).decode()
+    _data(stack.call("POST", "/send/preview", "nia", {"Phone": "15550008002", "Body": "see https://example.org/a",
+                                                       "Title": "Example", "Description": "An example",
+                                                       "Thumbnail": f"data:image/jpeg;base64,{jpeg}"}))
+    _data(stack.call("POST", "/send/preview2", "nia", {"Phone": "15550008002", "Body": "offer", "Title": "Shop",
+                                                        "SourceUrl": "https://example.org/shop"}))
+    _data(stack.call("POST", "/send/groupinvite", "nia", {"Phone": "15550008002", "GroupJID": "120363000000@g.us",
+                                                           "Code": "AbCdEf123", "GroupName": "Team"}))
+    got = wait_for(lambda: (m := receiver.of("oto", "Message")) and len(m) == 3 and m, what="three messages")
+    preview, ad, invite = (m["event"]["Message"] for m in got)
+    assert preview["extendedTextMessage"]["matchedText"] == "https://example.org/a"
+    assert (preview["extendedTextMessage"]["title"], preview["extendedTextMessage"]["JPEGThumbnail"]) == ("Example", jpeg)
+    assert ad["extendedTextMessage"]["contextInfo"]["externalAdReply"]["sourceURL"] == "https://example.org/shop"
+    assert (invite["groupInviteMessage"]["inviteCode"], invite["groupInviteMessage"]["groupName"]) == ("AbCdEf123", "Team")
+    assert _data(stack.call("POST", "/send/preview", "nia", {"Phone": "15550008002", "Body": "no link"}), 400) \
+        == "Missing Url in Payload: no link in Body either"
+    assert _data(stack.call("POST", "/send/groupinvite", "nia", {"Phone": "15550008002", "GroupJID": "123@s.whatsapp.net",
+                                                                  "Code": "x", "GroupName": "y"}), 400) \
+        == "Invalid GroupJID in Payload: must end with @g.us"
