@@ -363,3 +363,35 @@ def test_content_messages_become_the_real_protobufs(worker):
         0, "3EB0OLD", True)
     assert (reaction.reactionMessage.text, reaction.reactionMessage.key.remoteJID) == (
         "👍", "15551234567@s.whatsapp.net")
+
+
+def test_polls_are_built_by_go_and_edits_and_replies_parse_into_protobufs(worker):
+    from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import PollCreationMessage
+
+    from chalicelib import message_content
+
+    class PollGo(FakeGo):
+        def BuildPollVoteCreation(self, uuid, name, options, options_len, selectable):  # noqa: N802
+            self.poll = (name.decode(), N.ArrayString.FromString(options).data, selectable)
+            built = WAMessage(pollCreationMessage=PollCreationMessage(name=name.decode(), selectableOptionsCount=selectable))
+            return N.BuildMessageReturnFunction(Message=built).SerializePartialToString()
+
+    session = _session_with_handlers(worker, "tok-poll")
+    session.state.logged_in = True
+    fake = PollGo()
+    session.client._NewClient__client = fake
+    worker.send_content("tok-poll", "15551234567", message_content.poll("Lunch?", ["Pizza", "Sushi"], 1))
+    assert fake.poll == ("Lunch?", ["Pizza", "Sushi"], 1)  # VoteType.SINGLE
+    assert fake.sent[-1][1].pollCreationMessage.name == "Lunch?"
+    worker.send_content("tok-poll", "15551234567", message_content.edit("15551234567@s.whatsapp.net", "3EB0A", "new"))
+    assert (fake.sent[-1][1].protocolMessage.type, fake.sent[-1][1].protocolMessage.editedMessage.conversation) == (
+        14, "new")
+    worker.send_content("tok-poll", "15551234567", message_content.text(
+        "re", quoted_id="3EB0A", quoted_sender="15551234567@s.whatsapp.net", quoted={"conversation": "orig"}))
+    context = fake.sent[-1][1].extendedTextMessage.contextInfo
+    assert (context.stanzaID, context.participant, context.quotedMessage.conversation) == (
+        "3EB0A", "15551234567@s.whatsapp.net", "orig")
+    with pytest.raises(DriverError) as bad:
+        worker.send_content("tok-poll", "15551234567", {"extendedTextMessage": {"text": "x", "contextInfo": {
+            "quotedMessage": {"noSuchField": 1}}}})
+    assert bad.value.status == 400 and bad.value.message.startswith("Invalid message content")
