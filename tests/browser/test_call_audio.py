@@ -4,12 +4,11 @@ Hang-up from one page frees the call on both sides."""
 
 from __future__ import annotations
 
-import signal
 import time
 
 import pytest
 
-from tests.integration.test_local_stack import Launcher, _processes_with_marker
+from tests.integration.test_local_stack import Launcher
 from tests.conftest import wait_for
 from tests.integration.test_session_lifecycle import FAST, Stack, _data
 from tests.integration.test_sim_messaging import Receiver, _login
@@ -30,10 +29,7 @@ def call_stack():
         launcher.wait_ready()
         yield running
     finally:
-        if launcher.process.poll() is None:
-            launcher.stop(signal.SIGKILL)
-        for pid in _processes_with_marker(launcher.marker):
-            os.kill(pid, signal.SIGKILL)
+        launcher.close()
 
 
 def _open_page(browser, base: str, token: str, call_id: str):

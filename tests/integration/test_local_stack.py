@@ -66,6 +66,13 @@ class Launcher:
             time.sleep(0.25)
         raise AssertionError("the gateway did not start in time")
 
+    def close(self) -> None:
+        """Whatever happened, leave nothing behind for the next test."""
+        if self.process.poll() is None:
+            self.stop(signal.SIGKILL)
+        for pid in _processes_with_marker(self.marker):
+            os.kill(pid, signal.SIGKILL)
+
     def stop(self, sig: int = signal.SIGINT) -> tuple[int, str]:
         if self.process.poll() is None:
             self.process.send_signal(sig)
@@ -86,10 +93,7 @@ def launcher():
         running.wait_ready()
         yield running
     finally:
-        running.stop(signal.SIGKILL) if running.process.poll() is None else None
-        # Whatever happened, leave nothing behind for the next test.
-        for pid in _processes_with_marker(running.marker):
-            os.kill(pid, signal.SIGKILL)
+        running.close()
 
 
 def test_run_serves_wago_and_stops_clean(launcher):

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN, PROJECT_DIR, wait_for
-from tests.integration.test_local_stack import Launcher, _processes_with_marker
+from tests.integration.test_local_stack import Launcher
 
 pytestmark = pytest.mark.integration
 
@@ -69,10 +69,7 @@ def stack():
             if process.poll() is None:
                 process.kill()
                 process.wait(timeout=10)
-        if launcher.process.poll() is None:
-            launcher.stop(signal.SIGKILL)
-        for pid in _processes_with_marker(launcher.marker):
-            os.kill(pid, signal.SIGKILL)
+        launcher.close()
 
 
 def _data(response, status: int = 200):

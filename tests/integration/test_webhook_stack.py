@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
-import signal
 import time
 import uuid
 
@@ -16,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN
-from tests.integration.test_local_stack import Launcher, _processes_with_marker
+from tests.integration.test_local_stack import Launcher
 from tests.unit.webhook_helpers import Receiver, fail_first
 
 pytestmark = pytest.mark.integration
@@ -30,9 +28,7 @@ def fast_launcher():
         running.wait_ready()
         yield running
     finally:
-        running.stop(signal.SIGKILL) if running.process.poll() is None else None
-        for pid in _processes_with_marker(running.marker):
-            os.kill(pid, signal.SIGKILL)
+        running.close()
 
 
 def test_event_reaches_the_receiver_through_the_poller(fast_launcher):
