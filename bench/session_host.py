@@ -275,7 +275,7 @@ def main() -> int:
               f"over {len(lat)} (HTTP->bus->SQS FIFO->host->reply item, on moto)")
         cpu_per = sim["cpu_share"] / args.sim_sessions
         print(f"sim host idle CPU with {args.sim_sessions} sessions: {100 * sim['cpu_share']:.2f} % of one core "
-              f"(heartbeat, adoption scan, command long-poll)")
+              f"(heartbeat, adoption scan, command queue polling)")
         sim["host"][0].kill()
         sim["host"][0].wait(10)
         retire("sim-")
