@@ -59,6 +59,21 @@ def _wait_ready(url: str, children, timeout: float) -> None:
     raise SystemExit(f"error: the API did not answer {url} within {timeout:.0f} s")
 
 
+def _wait_host_registered(pid: int, children, timeout: float) -> None:
+    """Ready means a connect can be placed: our session host is in the hosts table."""
+    from chalicelib.models import HostModel
+
+    marker = f"-{pid}-"  # session_host.registry.new_host_id: <hostname>-<pid>-<random>
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if children.exited():
+            raise SystemExit(f"error: a process exited during start-up: {children.exited()}")
+        if any(marker in host.host_id for host in HostModel.scan(consistent_read=True)):
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"error: the session host did not register within {timeout:.0f} s")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     os.environ.setdefault("STAGE", "local")
@@ -95,10 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     exit_code = 0
     try:
         children.start("api", "-m", "local_gateway.api_server", "--host", args.host, "--port", str(args.api_port))
-        children.start("host", "-m", "session_host")
+        host = children.start("host", "-m", "session_host")
         children.start("poller", "-m", "local_gateway.poller")
         base = f"http://{args.host}:{args.api_port}"
         _wait_ready(f"{base}/server/ok", children, args.ready_timeout)
+        _wait_host_registered(host.pid, children, args.ready_timeout)
         print(
             f"WaGo gateway ready: API {base} (stage {settings.stage}, WhatsApp driver {settings.whatsapp_driver}), "
             f"AWS endpoint {os.environ['AWS_ENDPOINT_URL']}, "
