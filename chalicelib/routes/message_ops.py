@@ -9,9 +9,10 @@ in S3, and comes back as WaGo's data URL plus an additive presigned `Url`.
 from __future__ import annotations
 
 import base64
+import binascii
 import re
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from chalicelib import message_content
 from chalicelib.bus import get_bus
@@ -71,6 +72,15 @@ class DownloadRequest(WagoModel):
     file_enc_sha256: str = Field("", alias="FileEncSHA256")
     file_sha256: str = Field("", alias="FileSHA256")
     file_length: int = Field(0, alias="FileLength", ge=0)
+
+    @field_validator("media_key", "file_enc_sha256", "file_sha256")
+    @classmethod
+    def _base64(cls, value: str) -> str:
+        try:
+            base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("must be base64, as in the webhook") from None
+        return value
 
 
 class DownloadResponse(WagoModel):

@@ -41,7 +41,8 @@ def playwright_sync():
         if os.environ.get("CI"):
             pytest.fail(missing)  # CI must have installed it: never pass by skipping
         pytest.skip(missing)
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)")
+    from playwright import sync_api  # requirements-dev.txt
+
     with sync_api.sync_playwright() as pw:
         yield pw
 

@@ -25,8 +25,6 @@ import pytest
 from session_host.drivers.base import DriverError
 from tests.conftest import wait_for
 
-pytest.importorskip("neonize")  # requirements-host.txt: always installed by `make test`
-
 from neonize.events import EVENT_TO_INT  # noqa: E402
 from neonize.proto import Neonize_pb2 as N  # noqa: E402
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as WAMessage  # noqa: E402

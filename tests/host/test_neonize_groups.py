@@ -8,8 +8,6 @@ import pytest
 
 from session_host.drivers.base import DriverError
 
-pytest.importorskip("neonize")
-
 from neonize.proto import Neonize_pb2 as N  # noqa: E402
 from neonize.utils.jid import build_jid  # noqa: E402
 

@@ -53,7 +53,7 @@ stack = WagoStack(app, f"wago-{stage}", StageConfig(stage=stage))
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    pytest.importorskip("aws_cdk")
+    import aws_cdk  # noqa: F401 - requirements-infra.txt, installed by make test: a missing one must fail
     work = tmp_path_factory.mktemp("infra")
     env = dict(os.environ, JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION="1", AWS_DEFAULT_REGION="us-east-1",
                JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="18,20",
