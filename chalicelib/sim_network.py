@@ -135,9 +135,33 @@ class SimNetwork:
             return None
 
     def devices_of(self, phone: str) -> list[SimDeviceModel]:
-        return list(SimDeviceModel.scan(
-            (SimDeviceModel.pk.startswith(SimDeviceModel.key(""))) & (SimDeviceModel.phone == phone),
-            consistent_read=True))
+        """The devices linked to an account: its device set, then one batch read (no table scan: the
+        sim table also holds every message sent, and this runs on every send)."""
+        try:
+            account = SimAccountModel.get(SimAccountModel.key(phone), consistent_read=True)
+        except DoesNotExist:
+            return []
+        keys = [SimDeviceModel.key(token) for token in sorted(account.device_tokens or ())]
+        return sorted(SimDeviceModel.batch_get(keys, consistent_read=True), key=lambda d: d.token) if keys else []
+
+    def link_device(self, token: str, account: SimAccountModel, jid: str) -> SimDeviceModel:
+        device = SimDeviceModel(SimDeviceModel.key(token), token=token, phone=account.phone, jid=jid,
+                                push_name=account.push_name, linked_at=self.clock())
+        device.save()
+        SimAccountModel(account.pk).update(actions=[SimAccountModel.device_tokens.add({token})])
+        return device
+
+    def unlink_device(self, token: str) -> bool:
+        """Remove a session's linked device (logout, deletion); False if it had none."""
+        drop_inbox(token)
+        try:
+            device = SimDeviceModel.get(SimDeviceModel.key(token), consistent_read=True)
+        except DoesNotExist:
+            return False
+        device.delete()
+        SimAccountModel(SimAccountModel.key(device.phone)).update(
+            actions=[SimAccountModel.device_tokens.delete({token})])
+        return True
 
     # -- delivery --------------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ class SimAccountModel(Model):
     jid = UnicodeAttribute()
     push_name = UnicodeAttribute(default="")
     created_at = NumberAttribute(default=0)
+    device_tokens = UnicodeSetAttribute(null=True)  # sessions linked to this account (SimDeviceModel keys)
 
     @staticmethod
     def key(phone: str) -> str:

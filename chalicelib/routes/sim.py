@@ -14,7 +14,7 @@ from pydantic import Field
 from chalicelib import contract
 from chalicelib.bus import get_bus
 from chalicelib.envelope import ApiError
-from chalicelib.models import SessionModel, SimDeviceModel
+from chalicelib.models import SessionModel
 from chalicelib.events import EventPublisher
 from chalicelib.routes.fields import Text, Token
 from chalicelib.routes.messaging import ChatPresenceRequest, MarkReadRequest, PresenceRequest
@@ -75,10 +75,8 @@ def sim_logout(call: Call) -> DetailsResponse:
         get_bus().command(session, "sim.logout")
         return DetailsResponse(details="Logged out")
     # No host holds the session: the phone still unlinks the device; nothing is connected to tell.
-    try:
-        SimDeviceModel.get(SimDeviceModel.key(session.token), consistent_read=True).delete()
-    except SimDeviceModel.DoesNotExist:
-        raise ApiError(500, contract.NOT_LOGGED_IN_LOGOUT) from None
+    if not _network().unlink_device(session.token):
+        raise ApiError(500, contract.NOT_LOGGED_IN_LOGOUT)
     session.update(
         actions=[SessionModel.jid.remove(), SessionModel.logged_in.set(False),
                  SessionModel.updated_at.set(datetime.now(timezone.utc))],

@@ -25,7 +25,6 @@ from contextlib import contextmanager
 from typing import Callable
 
 from chalicelib import contract, sim_network
-from chalicelib.models import SimDeviceModel
 from chalicelib.sim_network import SimError, SimNetwork
 from session_host.drivers.base import ClientState, Driver, DriverCallbacks, DriverError, OutboundMedia
 
@@ -120,13 +119,6 @@ class SimDriver(Driver):
     def _publish_state(self, client: SimClient) -> None:
         self.callbacks.on_state(client.token, dataclasses.replace(client.state))
 
-    @staticmethod
-    def _device(token: str) -> SimDeviceModel | None:
-        try:
-            return SimDeviceModel.get(SimDeviceModel.key(token), consistent_read=True)
-        except SimDeviceModel.DoesNotExist:
-            return None
-
     def _show_qr(self, client: SimClient, lifetime: float) -> None:
         client.cancel_timer()
         code = new_qr_payload()
@@ -160,7 +152,7 @@ class SimDriver(Driver):
                 raise DriverError(500, contract.ALREADY_CONNECTED)
             self._clients[token] = client
         with client.lock:
-            device = self._device(token)
+            device = self.network.device_of(token)
             if device is not None:
                 client.state = ClientState(connected=True, logged_in=True, jid=device.jid, push_name=device.push_name)
                 client.phone = device.phone
@@ -194,8 +186,7 @@ class SimDriver(Driver):
         with client.lock:
             if not client.state.logged_in:
                 raise DriverError(500, contract.NOT_LOGGED_IN_LOGOUT)
-            SimDeviceModel(SimDeviceModel.key(token)).delete()
-            sim_network.drop_inbox(token)
+            self.network.unlink_device(token)
             self._remove(client)
         return client
 
@@ -205,8 +196,7 @@ class SimDriver(Driver):
         if client is not None:
             with client.lock:
                 self._remove(client)
-        SimDeviceModel(SimDeviceModel.key(token)).delete()
-        sim_network.drop_inbox(token)
+        self.network.unlink_device(token)
 
     def state(self, token: str) -> ClientState | None:
         with self._lock:
@@ -235,10 +225,7 @@ class SimDriver(Driver):
                 raise DriverError(500, "no QR code to scan")
             account = self.network.account(digits, push_name, create=True)
             jid = f"{digits}:{secrets.randbelow(60) + 1}@{SERVER}"
-            SimDeviceModel(
-                SimDeviceModel.key(token), token=token, phone=digits, jid=jid,
-                push_name=account.push_name, linked_at=self.clock(),
-            ).save()
+            self.network.link_device(token, account, jid)
             client.cancel_timer()
             client.state = ClientState(connected=True, logged_in=True, jid=jid, push_name=account.push_name)
             client.phone = digits

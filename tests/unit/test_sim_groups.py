@@ -13,16 +13,14 @@ OWNER, MEMBERS = "15550007000", [f"155500070{i:02d}" for i in range(1, 9)]
 
 @pytest.fixture
 def groups(aws):
-    from chalicelib.models import SessionModel, SimDeviceModel
+    from chalicelib.models import SessionModel
     from chalicelib.sim_groups import SimGroups
     from chalicelib.sim_network import SimNetwork
 
     published: list[tuple[str, str, dict]] = []
     network = SimNetwork(lambda token, type, event, extra, media_key=None: published.append((token, type, event)))
     for phone in [OWNER, *MEMBERS]:
-        network.account(phone, create=True)
-        SimDeviceModel(SimDeviceModel.key(f"t{phone}"), token=f"t{phone}", phone=phone,
-                       jid=f"{phone}:1@s.whatsapp.net").save()
+        network.link_device(f"t{phone}", network.account(phone, create=True), f"{phone}:1@s.whatsapp.net")
         online = phone != MEMBERS[-1]  # the last member's session is offline
         SessionModel(f"t{phone}", id=int(phone[-2:]) + 1, name=phone, connected=online, logged_in=online,
                      owner_host="h1" if online else None).save()
