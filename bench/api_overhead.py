@@ -17,21 +17,12 @@ import sys
 import time
 from pathlib import Path
 
+from common import free_port, percentile  # noqa: E402 - bench/ is on sys.path
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def measure(fn, rounds: int, warmup: int = 20) -> list[float]:

@@ -29,17 +29,10 @@ sys.path.insert(0, str(PROJECT_DIR))
 from bench.session_host import cpu_seconds, free_port, rss_mib, tree  # noqa: E402
 from tests.browser.conftest import CHROMIUM, CHROMIUM_FLAGS, write_tone  # noqa: E402
 
+from common import wait_for  # noqa: E402 - bench/ is on sys.path
+
 ADMIN = {"admintoken": "qwert"}
 
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise RuntimeError(f"timed out waiting for {what}")
 
 
 def host_pid(launcher_pid: int) -> int:

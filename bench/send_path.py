@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -19,19 +18,12 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from common import free_port, percentile  # noqa: E402 - bench/ is on sys.path
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 ADMIN = {"admintoken": "qwert"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def p95(samples: list[float]) -> float:
-    ordered = sorted(samples)
-    return ordered[int(0.95 * (len(ordered) - 1))]
 
 
 def start_gateway(api_port: int, aws_port: int) -> subprocess.Popen:
@@ -112,8 +104,8 @@ def main() -> int:
         latencies = [send(api, sender) for _ in range(args.rounds)]
         floor = floor_samples(f"http://127.0.0.1:{aws_port}", args.rounds)
         s50, f50 = statistics.median(latencies), statistics.median(floor)
-        print(f"send text end to end: p50 {s50:.1f} ms, p95 {p95(latencies):.1f} ms over {len(latencies)}")
-        print(f"floor (SQS FIFO send+receive+delete, DynamoDB put+get): p50 {f50:.1f} ms, p95 {p95(floor):.1f} ms")
+        print(f"send text end to end: p50 {s50:.1f} ms, p95 {percentile(latencies, 0.95):.1f} ms over {len(latencies)}")
+        print(f"floor (SQS FIFO send+receive+delete, DynamoDB put+get): p50 {f50:.1f} ms, p95 {percentile(floor, 0.95):.1f} ms")
         print(f"ratio send/floor p50: {s50 / f50:.2f}")
         print(f"one session, sequential: {1000 / s50:.1f} sends/s")
 

@@ -16,7 +16,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,15 +23,12 @@ import time
 import uuid
 from pathlib import Path
 
+from common import free_port, wait_for  # noqa: E402 - bench/ is on sys.path
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 CONCURRENCY = 10
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def receiver_main(port: int, counter, ready) -> None:
@@ -66,13 +62,6 @@ def receiver_main(port: int, counter, ready) -> None:
     asyncio.run(serve())
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.005)
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -97,7 +86,7 @@ def main() -> int:
     try:
         import httpx
 
-        wait_for(lambda: _up(endpoint), 60, "the moto server")
+        wait_for(lambda: _up(endpoint), 60, "the moto server", interval=0.005)
         from chalicelib.contract import WireEvent
         from chalicelib.models import SessionModel
         from chalicelib.settings import get_settings
