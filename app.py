@@ -6,15 +6,15 @@ import os
 
 from chalice import Chalice
 
-from chalicelib.observability import log_api_request
+from chalicelib.core.observability import log_api_request
+from chalicelib.core.settings import get_settings
 from chalicelib.openapi import build_document
 from chalicelib.routes import admin_sessions, message_ops, messaging, send, server, session, webhook
 from chalicelib.routes import calls as call_routes
 from chalicelib.routes import groups as group_routes
-from chalicelib.routes import users as user_routes
 from chalicelib.routes import sim as sim_routes
+from chalicelib.routes import users as user_routes
 from chalicelib.routing import Auth, Call, Router, install
-from chalicelib.settings import get_settings
 from chalicelib.webhooks.fanout import handle_events
 
 settings = get_settings()

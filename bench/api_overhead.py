@@ -55,7 +55,7 @@ def main() -> int:
 
     import httpx
 
-    from chalicelib.models import SessionModel
+    from chalicelib.core.models import SessionModel
     from chalicelib.sessions import create_session
     from local_gateway import provision
 

@@ -93,7 +93,7 @@ class Fleet:
         self.processes: list[subprocess.Popen] = []
 
     def start(self, driver: str, **env_extra: str) -> tuple[subprocess.Popen, str]:
-        from chalicelib.models import HostModel
+        from chalicelib.core.models import HostModel
 
         before = {h.host_id for h in HostModel.scan(consistent_read=True)}
         env = {**os.environ, "STAGE": "test", "AWS_ENDPOINT_URL": self.endpoint, "WHATSAPP_DRIVER": driver,
@@ -128,7 +128,7 @@ def new_session(token: str):
 def retire(prefix: str) -> None:
     """Delete a phase's sessions, so the next phase's hosts do not adopt them as orphans."""
     from chalicelib import sessions
-    from chalicelib.models import SessionModel
+    from chalicelib.core.models import SessionModel
 
     for row in SessionModel.scan(SessionModel.token.startswith(prefix), consistent_read=True):
         sessions.delete_session(row.token)
@@ -136,7 +136,7 @@ def retire(prefix: str) -> None:
 
 def place_on(host_id: str, drain_others: bool = True):
     """Make `host_id` the only host taking placements (others draining) while a block of connects runs."""
-    from chalicelib.models import HostModel
+    from chalicelib.core.models import HostModel
 
     for host in HostModel.scan(consistent_read=True):
         if host.host_id == host_id or drain_others:
@@ -149,7 +149,7 @@ def sim_sessions(fleet: Fleet, count: int, prefix: str, workers: int = 8) -> dic
     time.sleep(2)
     idle_rss, cpu0 = rss_mib(process.pid), cpu_seconds(process.pid)
     latencies: list[float] = []
-    from chalicelib.models import SessionModel
+    from chalicelib.core.models import SessionModel
 
     def one(i: int):
         token = f"{prefix}-{i}"
@@ -200,7 +200,7 @@ def neonize_sessions(fleet: Fleet, count: int, workers: int) -> dict:
 
 
 def failover_round(fleet: Fleet, round_no: int, sessions: int) -> float:
-    from chalicelib.models import SessionModel
+    from chalicelib.core.models import SessionModel
 
     survivor, survivor_id = fleet.start("sim")
     victim, victim_id = fleet.start("sim")
@@ -240,9 +240,9 @@ def main() -> int:
 
     os.environ.update(STAGE="test", AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
                       AWS_DEFAULT_REGION="us-east-1", COMMAND_TIMEOUT_SECONDS="20")
-    from moto.server import ThreadedMotoServer
-
     import logging
+
+    from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)

@@ -87,14 +87,13 @@ def main() -> int:
         import httpx
 
         wait_for(lambda: _up(endpoint), 60, "the moto server", interval=0.005)
-        from chalicelib.contract import WireEvent
-        from chalicelib.models import SessionModel
-        from chalicelib.settings import get_settings
+        from app import deliver_events
+        from chalicelib.core.contract import WireEvent
+        from chalicelib.core.models import SessionModel
+        from chalicelib.core.settings import get_settings
         from chalicelib.webhooks.delivery import form_fields
         from local_gateway import provision
         from local_gateway.poller import QueuePoller
-
-        from app import deliver_events
 
         provision.ensure_all()
         url = f"http://127.0.0.1:{receiver_port}/hook"

@@ -6,9 +6,9 @@ import hmac
 
 from chalice.app import Request
 
-from chalicelib.envelope import ApiError
-from chalicelib.models import SessionModel
-from chalicelib.settings import get_settings
+from chalicelib.core.errors import DomainError
+from chalicelib.core.models import SessionModel
+from chalicelib.core.settings import get_settings
 
 UNAUTHORIZED = "Unauthorized"
 INVALID_TOKEN = "invalid token"
@@ -31,15 +31,15 @@ def request_token(request: Request) -> str:
 def require_session(request: Request) -> SessionModel:
     token = request_token(request)
     if not token:
-        raise ApiError(401, UNAUTHORIZED)
+        raise DomainError(401, UNAUTHORIZED)
     try:
         return SessionModel.get(token, consistent_read=True)
     except SessionModel.DoesNotExist:
-        raise ApiError(401, INVALID_TOKEN) from None
+        raise DomainError(401, INVALID_TOKEN) from None
 
 
 def require_admin(request: Request) -> None:
     supplied = ((request.headers or {}).get("admintoken") or "").strip()
     expected = get_settings().require_admin_token()
     if not supplied or not hmac.compare_digest(supplied.encode(), expected.encode()):
-        raise ApiError(401, INVALID_ADMIN_TOKEN)
+        raise DomainError(401, INVALID_ADMIN_TOKEN)

@@ -21,10 +21,10 @@ import boto3
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import UpdateError
 
-from chalicelib.contract import HOST_TIMEOUT, NO_SESSION, Command, Reply
-from chalicelib.envelope import ApiError
-from chalicelib.models import HostModel, ReplyModel, SessionModel
-from chalicelib.settings import Settings, get_settings
+from chalicelib.core.contract import HOST_TIMEOUT, NO_SESSION, Command, Reply
+from chalicelib.core.errors import DomainError
+from chalicelib.core.models import HostModel, ReplyModel, SessionModel
+from chalicelib.core.settings import Settings, get_settings
 
 NO_HOST = "no session host available"
 PLACEMENT_ATTEMPTS = 4
@@ -103,7 +103,7 @@ class Bus:
                     return owner
             hosts = self.candidates(exclude)
             if not hosts:
-                raise ApiError(503, NO_HOST)
+                raise DomainError(503, NO_HOST)
             chosen = hosts[0]
             previous = session.owner_host
             # Take it only if nobody else did meanwhile: unowned, or still owned by the dead host we saw.
@@ -118,11 +118,11 @@ class Bus:
                 try:
                     session.refresh(consistent_read=True)
                 except SessionModel.DoesNotExist:
-                    raise ApiError(401, "invalid token") from None
+                    raise DomainError(401, "invalid token") from None
                 continue
             self._count_placement(chosen)
             return chosen
-        raise ApiError(503, "could not place the session on a session host; try again")
+        raise DomainError(503, "could not place the session on a session host; try again")
 
     def _count_placement(self, host: HostModel) -> None:
         """Raise the host's load at once, so a burst of connects spreads before the next heartbeat."""
@@ -157,7 +157,7 @@ class Bus:
                 pass
             remaining = command.deadline - self.clock()
             if remaining <= 0:
-                raise ApiError(504, HOST_TIMEOUT)
+                raise DomainError(504, HOST_TIMEOUT)
             self.sleep(min(delay, remaining))
             delay = min(delay * 1.25, MAX_POLL_DELAY)
 
@@ -173,13 +173,13 @@ class Bus:
         Returns the command id. `No session` when no live host holds the session."""
         host = self.live_owner(session)
         if host is None:
-            raise ApiError(500, NO_SESSION)
+            raise DomainError(500, NO_SESSION)
         command = Command(token=session.token, op=op, args=args or {}, reply_to="discard",
                           deadline=self.clock() + self.settings.async_command_ttl_seconds)
         try:
             self.send(host, command)
         except HostGone:
-            raise ApiError(500, NO_SESSION) from None
+            raise DomainError(500, NO_SESSION) from None
         return command.command_id
 
     def command(self, session: SessionModel, op: str, args: dict | None = None, *, place: bool = False,
@@ -193,18 +193,18 @@ class Bus:
         for _ in range(2):
             host = self.place(session, exclude=tried) if place else self.live_owner(session)
             if host is None:
-                raise ApiError(500, NO_SESSION)
+                raise DomainError(500, NO_SESSION)
             try:
                 reply = self.call(host, session.token, op, args, timeout)
             except HostGone:
                 if not place:
-                    raise ApiError(500, NO_SESSION) from None
+                    raise DomainError(500, NO_SESSION) from None
                 tried.add(host.host_id)  # it shut down between its last heartbeat and now
                 continue
             if not reply.ok:
-                raise ApiError(reply.status, reply.error or "session host error")
+                raise DomainError(reply.status, reply.error or "session host error")
             return reply.data
-        raise ApiError(503, NO_HOST)
+        raise DomainError(503, NO_HOST)
 
 
 _bus: Bus | None = None

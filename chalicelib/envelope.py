@@ -10,13 +10,6 @@ from chalice import Response
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
-class ApiError(Exception):
-    """A client-visible failure: rendered as WaGo's error envelope with this status."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def success(data: Any, status: int = 200) -> Response:

@@ -18,10 +18,10 @@ from chalice.app import Request
 
 from chalicelib import envelope
 from chalicelib.auth import require_admin, require_session
-from chalicelib.envelope import ApiError
-from chalicelib.models import SessionModel
-from chalicelib.observability import logger
-from chalicelib.settings import ConfigurationError, get_settings
+from chalicelib.core.errors import DomainError
+from chalicelib.core.models import SessionModel
+from chalicelib.core.observability import logger
+from chalicelib.core.settings import ConfigurationError, get_settings
 from chalicelib.validation import WagoModel, parse_body
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -92,7 +92,7 @@ class Router:
                         limit = max_body_bytes or get_settings().max_body_bytes
                         call.body = parse_body(body, request.raw_body, limit)
                     return _render(handler(call), spec)
-                except ApiError as exc:
+                except DomainError as exc:
                     return envelope.failure(exc.status, exc.message)
                 except ConfigurationError as exc:
                     logger.error("configuration error", extra={"error": str(exc)})

@@ -8,9 +8,9 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.envelope import ApiError
-from chalicelib.models import CounterModel, SessionModel, SessionNameModel
-from chalicelib.settings import get_settings
+from chalicelib.core.errors import DomainError
+from chalicelib.core.models import CounterModel, SessionModel, SessionNameModel
+from chalicelib.core.settings import get_settings
 
 SESSION_ID_COUNTER = "session-id"
 
@@ -35,9 +35,9 @@ def create_session(name: str, token: str, os_name: str) -> SessionModel:
     except TransactWriteError as exc:
         reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
         if reasons and reasons[0] == "ConditionalCheckFailed":
-            raise ApiError(409, "Token already exists") from None
+            raise DomainError(409, "Token already exists") from None
         if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
-            raise ApiError(409, f"Name already exists: {name}") from None
+            raise DomainError(409, f"Name already exists: {name}") from None
         raise
     return session
 
@@ -53,7 +53,7 @@ def delete_session(token: str) -> SessionModel:
     try:
         session = SessionModel.get(token, consistent_read=True)
     except SessionModel.DoesNotExist:
-        raise ApiError(404, "invalid token") from None
+        raise DomainError(404, "invalid token") from None
     try:
         with _transaction() as tx:
             tx.delete(session, condition=SessionModel.token.exists())
@@ -61,7 +61,7 @@ def delete_session(token: str) -> SessionModel:
     except TransactWriteError as exc:
         reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
         if reasons and reasons[0] == "ConditionalCheckFailed":
-            raise ApiError(404, "invalid token") from None
+            raise DomainError(404, "invalid token") from None
         raise
     return session
 

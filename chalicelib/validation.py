@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from chalicelib.envelope import ApiError
+from chalicelib.core.errors import DomainError
 
 DECODE_ERROR = "Could not decode Payload"
 
@@ -78,28 +78,28 @@ def decode_json(raw: bytes | str | None, max_bytes: int) -> Any:
         return {}
     size = len(raw)
     if size > max_bytes:
-        raise ApiError(413, f"Payload too large: {size} bytes exceeds the limit of {max_bytes} bytes")
+        raise DomainError(413, f"Payload too large: {size} bytes exceeds the limit of {max_bytes} bytes")
     if isinstance(raw, bytes):
         try:
             raw = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise ApiError(400, f"{DECODE_ERROR}: body is not UTF-8") from None
+            raise DomainError(400, f"{DECODE_ERROR}: body is not UTF-8") from None
     if not raw.strip():
         return {}
     try:
         return json.loads(raw)
     except (json.JSONDecodeError, RecursionError):
-        raise ApiError(400, DECODE_ERROR) from None
+        raise DomainError(400, DECODE_ERROR) from None
 
 
 def parse_body(model: type[M], raw: bytes | str | None, max_bytes: int) -> M:
     data = decode_json(raw, max_bytes)
     if not isinstance(data, dict):
-        raise ApiError(400, f"{DECODE_ERROR}: expected a JSON object")
+        raise DomainError(400, f"{DECODE_ERROR}: expected a JSON object")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ApiError(400, describe(exc)) from None
+        raise DomainError(400, describe(exc)) from None
 
 
 def describe(exc: ValidationError) -> str:

@@ -61,7 +61,7 @@ def _wait_ready(url: str, children, timeout: float) -> None:
 
 def _wait_host_registered(pid: int, children, timeout: float) -> None:
     """Ready means a connect can be placed: our session host is in the hosts table."""
-    from chalicelib.models import HostModel
+    from chalicelib.core.models import HostModel
 
     marker = f"-{pid}-"  # session_host.registry.new_host_id: <hostname>-<pid>-<random>
     deadline = time.monotonic() + timeout
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         moto_server, endpoint = _start_moto(args.aws_port)
         os.environ["AWS_ENDPOINT_URL"] = endpoint
 
-    from chalicelib.settings import ConfigurationError, get_settings
+    from chalicelib.core.settings import ConfigurationError, get_settings
     from local_gateway import provision
     from local_gateway.supervisor import Supervisor, port_is_free
 

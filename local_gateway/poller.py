@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import boto3
 
-from chalicelib.settings import get_settings
+from chalicelib.core.settings import get_settings
 
 
 class LambdaContext:

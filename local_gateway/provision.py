@@ -10,8 +10,8 @@ import json
 import boto3
 from botocore.exceptions import ClientError
 
-from chalicelib.models import ALL_MODELS
-from chalicelib.settings import Settings, get_settings
+from chalicelib.core.models import ALL_MODELS
+from chalicelib.core.settings import Settings, get_settings
 
 EVENTS_VISIBILITY_SECONDS = 60
 EVENTS_MAX_RECEIVES = 8

@@ -6,8 +6,8 @@ import signal
 import sys
 import time
 
-from chalicelib.observability import logger
-from chalicelib.settings import ConfigurationError, get_settings
+from chalicelib.core.observability import logger
+from chalicelib.core.settings import ConfigurationError, get_settings
 from session_host.drivers import DriverUnavailable
 
 

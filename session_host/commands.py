@@ -9,7 +9,7 @@ sessions' commands concurrently, write each reply, then acknowledge the message.
   command to reappear (to a new host of the same queue, or to expire).
 - A command past its deadline is not run: it gets a 504 reply (nobody is waiting any more).
 - A redelivered command whose reply already exists is not run again (its deletion was lost); sends
-  are also idempotent by their own Id (chalicelib/outbox.py) for the case where it died mid-run.
+  are also idempotent by their own Id (chalicelib/core/outbox.py) for the case where it died mid-run.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from typing import Any, Callable
 
 from pydantic import ValidationError
 
-from chalicelib.contract import COMMAND_EXPIRED, Command, Reply
-from chalicelib.models import ReplyModel
-from chalicelib.observability import logger
+from chalicelib.core.contract import COMMAND_EXPIRED, Command, Reply
+from chalicelib.core.models import ReplyModel
+from chalicelib.core.observability import logger
 
 RECEIVE_WAIT_SECONDS = 1  # bounds how long a stop request waits for the receive in progress
 RECEIVE_BATCH = 10

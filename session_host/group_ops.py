@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 Op = Callable[[str, dict], Any]
 
-#: Operation names, as in chalicelib/contract.py OPS.
+#: Operation names, as in chalicelib/core/contract.py OPS.
 USER_OPS = ("user.check", "user.info", "user.avatar", "user.contacts")
 GROUP_OPS = ("group.list", "group.info", "group.create", "group.participants", "group.invitelink", "group.join",
              "group.leave", "group.name", "group.topic", "group.photo", "group.announce", "group.locked")

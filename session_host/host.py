@@ -23,8 +23,8 @@ from typing import Any
 import boto3
 from pynamodb.exceptions import UpdateError
 
-from chalicelib.models import HostModel, SessionModel
-from chalicelib.observability import logger
+from chalicelib.core.models import HostModel, SessionModel
+from chalicelib.core.observability import logger
 from session_host.commands import CommandLoop, ReplyStore
 from session_host.drivers import load_driver
 from session_host.registry import HostRegistry

@@ -1,7 +1,7 @@
 """`/send/mediaurl`: the session host downloads a tenant's URL before sending it.
 
 The URL is the tenant's choice and the request leaves from inside our network, so it gets the same
-SSRF guard as webhooks (chalicelib/webhooks/ssrf.py: private, loopback, link-local and metadata
+SSRF guard as webhooks (chalicelib/core/ssrf.py: private, loopback, link-local and metadata
 addresses refused unless allow-listed, checked after DNS resolution and pinned to the checked
 address), no redirects, a size cap enforced while streaming, and a bounded timeout.
 """
@@ -11,23 +11,23 @@ from __future__ import annotations
 import filetype
 import httpx
 
-from chalicelib.webhooks.ssrf import BlockedDestination, Guard
-from session_host.drivers.base import DriverError
+from chalicelib.core.errors import DomainError
+from chalicelib.core.ssrf import BlockedDestination, Guard
 
 CHUNK = 64 << 10
 
 
 def fetch_media(url: str, max_bytes: int, timeout: float, guard: Guard | None = None) -> tuple[bytes, str]:
-    """(bytes, mimetype sniffed from the bytes, else the server's Content-Type); DriverError otherwise."""
+    """(bytes, mimetype sniffed from the bytes, else the server's Content-Type); DomainError otherwise."""
     original = httpx.URL(url)
     if original.scheme not in ("http", "https"):
-        raise DriverError(400, "Invalid Url in Payload: must be an http:// or https:// URL")
+        raise DomainError(400, "Invalid Url in Payload: must be an http:// or https:// URL")
     try:
         target = (guard or Guard.from_settings()).resolve(url)
     except BlockedDestination as exc:
-        raise DriverError(400, f"Invalid Url in Payload: {exc}") from None
+        raise DomainError(400, f"Invalid Url in Payload: {exc}") from None
     except OSError as exc:
-        raise DriverError(502, f"Failed to download media: {exc}") from None
+        raise DomainError(502, f"Failed to download media: {exc}") from None
     headers = {"Host": original.netloc.decode("ascii"), "Accept": "*/*"}
     extensions = {"sni_hostname": target.host} if original.scheme == "https" else {}
     pinned = original.copy_with(host=target.address)
@@ -38,21 +38,21 @@ def fetch_media(url: str, max_bytes: int, timeout: float, guard: Guard | None = 
             response = client.send(request, stream=True)
             try:
                 if response.status_code != 200:
-                    raise DriverError(502, f"Failed to download media: the server answered {response.status_code}")
+                    raise DomainError(502, f"Failed to download media: the server answered {response.status_code}")
                 declared = int(response.headers.get("Content-Length") or 0)
                 if declared > max_bytes:
-                    raise DriverError(413, f"Payload too large: the media at Url exceeds the limit of {max_bytes} bytes")
+                    raise DomainError(413, f"Payload too large: the media at Url exceeds the limit of {max_bytes} bytes")
                 for chunk in response.iter_bytes(CHUNK):
                     body += chunk
                     if len(body) > max_bytes:
-                        raise DriverError(413, f"Payload too large: the media at Url exceeds the limit of {max_bytes} bytes")
+                        raise DomainError(413, f"Payload too large: the media at Url exceeds the limit of {max_bytes} bytes")
                 content_type = response.headers.get("Content-Type", "")
             finally:
                 response.close()
     except httpx.HTTPError as exc:
-        raise DriverError(502, f"Failed to download media: {type(exc).__name__}: {exc}") from None
+        raise DomainError(502, f"Failed to download media: {type(exc).__name__}: {exc}") from None
     if not body:
-        raise DriverError(502, "Failed to download media: the server sent no bytes")
+        raise DomainError(502, "Failed to download media: the server sent no bytes")
     data = bytes(body)
     mimetype = filetype.guess_mime(data) or content_type.split(";", 1)[0].strip() or "application/octet-stream"
     return data, mimetype

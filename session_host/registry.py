@@ -7,8 +7,8 @@ import socket
 import time
 import uuid
 
-from chalicelib.models import HostModel
-from chalicelib.settings import Settings
+from chalicelib.core.models import HostModel
+from chalicelib.core.settings import Settings
 
 
 def new_host_id() -> str:

@@ -13,16 +13,17 @@ from typing import Any
 
 from pynamodb.exceptions import UpdateError
 
-from chalicelib import contract, outbox
-from chalicelib.contract import Command, Reply
-from chalicelib.events import EventPublisher
-from chalicelib.media import MediaStore, kind_for
-from chalicelib.message_content import kind_of
-from session_host.media_fetch import fetch_media
-from chalicelib.models import SessionModel
-from chalicelib.observability import logger
-from session_host.drivers.base import ClientState, Driver, DriverError, OutboundMedia
+from chalicelib.core import contract, outbox
+from chalicelib.core.contract import Command, Reply
+from chalicelib.core.errors import DomainError
+from chalicelib.core.events import EventPublisher
+from chalicelib.core.media import MediaStore, kind_for
+from chalicelib.core.message_content import kind_of
+from chalicelib.core.models import SessionModel
+from chalicelib.core.observability import logger
+from session_host.drivers.base import ClientState, Driver, OutboundMedia
 from session_host.group_ops import group_ops
+from session_host.media_fetch import fetch_media
 from session_host.qr import qr_data_url
 
 SESSION_MOVED = "the session is held by another session host"
@@ -87,7 +88,7 @@ class SessionManager:
         logger.warning("session owned elsewhere; stopping local client", extra={"token": token})
         try:
             self.driver.disconnect(token)
-        except DriverError:
+        except DomainError:
             pass
 
     # -- DriverCallbacks ---------------------------------------------------------------------------
@@ -145,7 +146,7 @@ class SessionManager:
             return Reply.failure(command.command_id, f"unknown command {command.op!r}", 400)
         try:
             reply = Reply.success(command.command_id, op(command.token, command.args))
-        except DriverError as exc:
+        except DomainError as exc:
             reply = Reply.failure(command.command_id, exc.message, exc.status)
         except OwnershipLost:
             self._fence(command.token)
@@ -169,7 +170,7 @@ class SessionManager:
         try:
             session = SessionModel.get(token, consistent_read=True)
         except SessionModel.DoesNotExist:
-            raise DriverError(401, "invalid token") from None
+            raise DomainError(401, "invalid token") from None
         if session.owner_host != self.host_id:
             raise OwnershipLost(token)  # handle() stops any local client and answers 409
         return session
@@ -178,10 +179,10 @@ class SessionManager:
         """Start the client of a session this host owns (connect, pair, restore)."""
         token = session.token
         if self.driver.state(token) is not None:
-            raise DriverError(500, contract.ALREADY_CONNECTED)
+            raise DomainError(500, contract.ALREADY_CONNECTED)
         if self.load() >= self.settings.host_capacity:
             self.write(token, [], release=True)
-            raise DriverError(503, HOST_FULL)
+            raise DomainError(503, HOST_FULL)
         actions = [SessionModel.auto_connect.set(True), SessionModel.last_error.remove()]
         if events is not None:
             actions.append(SessionModel.events.set([str(e) for e in events]))
@@ -200,15 +201,15 @@ class SessionManager:
         elif args.get("events") is not None:
             self.write(token, [SessionModel.events.set([str(e) for e in args["events"]])])
         if current.logged_in:
-            raise DriverError(500, contract.ALREADY_PAIRED)
+            raise DomainError(500, contract.ALREADY_PAIRED)
         return {"LinkingCode": self.driver.pair_phone(token, str(args.get("phone", "")))}
 
     def op_disconnect(self, token: str, args: dict) -> dict:
         state = self.driver.state(token)
         if state is None:
-            raise DriverError(500, contract.NO_SESSION)
+            raise DomainError(500, contract.NO_SESSION)
         if not state.logged_in:
-            raise DriverError(500, contract.NOT_LOGGED_IN_DISCONNECT)
+            raise DomainError(500, contract.NOT_LOGGED_IN_DISCONNECT)
         self.driver.disconnect(token)
         self.write(token, [SessionModel.connected.set(False), SessionModel.logged_in.set(False),
                            SessionModel.auto_connect.set(False)], release=True)
@@ -217,7 +218,7 @@ class SessionManager:
     def op_logout(self, token: str, args: dict) -> dict:
         state = self.driver.state(token)
         if state is None:
-            raise DriverError(500, contract.NO_SESSION)
+            raise DomainError(500, contract.NO_SESSION)
         self.driver.logout(token)
         self.write(token, [SessionModel.connected.set(False), SessionModel.logged_in.set(False),
                            SessionModel.auto_connect.set(False), SessionModel.jid.remove(),
@@ -238,7 +239,7 @@ class SessionManager:
 
     def _running(self, token: str) -> None:
         if self.driver.state(token) is None:
-            raise DriverError(500, contract.NO_SESSION)
+            raise DomainError(500, contract.NO_SESSION)
 
     def _send_once(self, token: str, args: dict, kind: str, send) -> dict:
         self._running(token)
@@ -246,7 +247,7 @@ class SessionManager:
         try:
             return outbox.send_once(token, message_id, kind, str(args["to"]), lambda: send(message_id))
         except outbox.SendInProgress:
-            raise DriverError(409, f"message {message_id} is already being sent") from None
+            raise DomainError(409, f"message {message_id} is already being sent") from None
 
     def op_send_text(self, token: str, args: dict) -> dict:
         return self._send_once(token, args, "text",
@@ -308,7 +309,7 @@ class SessionManager:
     def _sim(self, name: str):
         method = getattr(self.driver, name, None)
         if method is None:
-            raise DriverError(400, f"the {self.driver.name} driver has no simulator controls")
+            raise DomainError(400, f"the {self.driver.name} driver has no simulator controls")
         return method
 
     def op_sim_scan(self, token: str, args: dict) -> dict:
@@ -331,7 +332,7 @@ class SessionManager:
             logger.info("session restored", extra={"token": token})
         except SessionModel.DoesNotExist:
             pass  # deleted meanwhile
-        except (DriverError, OwnershipLost) as exc:
+        except (DomainError, OwnershipLost) as exc:
             logger.warning("session restore failed", extra={"token": token, "error": str(exc)})
 
     def release_all(self) -> int:
@@ -340,7 +341,7 @@ class SessionManager:
         for token in self.driver.tokens():
             try:
                 self.driver.disconnect(token)
-            except DriverError:
+            except DomainError:
                 continue
             try:
                 self.write(token, [SessionModel.connected.set(False), SessionModel.logged_in.set(False),
@@ -361,7 +362,7 @@ class SessionManager:
     @property
     def call_tracker(self):
         if getattr(self, "_call_tracker", None) is None:
-            from chalicelib.calls.registry import CallRegistry
+            from chalicelib.core.calls.registry import CallRegistry
             from session_host.calls.tracker import CallTracker
 
             self.call_registry = CallRegistry(self.settings.call_ttl_seconds)
@@ -392,23 +393,23 @@ class SessionManager:
             self._call_media.close(token, call_id, "call over")
 
     def _tracked_call(self, token: str, args: dict):
-        from chalicelib.calls import states
+        from chalicelib.core.calls import states
 
         self.call_tracker
         call = self.call_registry.get(token, str(args.get("call_id") or ""))
         if call is None:
-            raise DriverError(404, "call not found")
+            raise DomainError(404, "call not found")
         if states.is_terminal(call.state):
-            raise DriverError(409, f"the call is {call.state}")
+            raise DomainError(409, f"the call is {call.state}")
         return call
 
     def _call_act(self, token: str, call_id: str, action: str, kind: str, reason: str | None = None) -> dict:
-        from chalicelib.calls.states import InvalidTransition
+        from chalicelib.core.calls.states import InvalidTransition
 
         try:
             _, call = self.call_tracker.act(token, call_id, action, kind, reason)
         except InvalidTransition as exc:
-            raise DriverError(409, str(exc)) from None
+            raise DomainError(409, str(exc)) from None
         return {"CallID": call_id, "State": call.state}
 
     def op_call_make(self, token: str, args: dict) -> dict:
@@ -424,7 +425,7 @@ class SessionManager:
         self._running(token)
         call = self._tracked_call(token, args)
         if call.direction != "incoming" or call.state != "ringing":
-            raise DriverError(409, "only a ringing incoming call can be accepted")
+            raise DomainError(409, "only a ringing incoming call can be accepted")
         self.driver.accept_call(token, call.call_id, call.peer, call.link_token)
         return {"Details": "Call accepted", **self._call_act(token, call.call_id, "accept", "CallAccept")}
 
@@ -432,7 +433,7 @@ class SessionManager:
         self._running(token)
         call = self._tracked_call(token, args)
         if call.direction != "incoming" or call.state != "ringing":
-            raise DriverError(409, "only a ringing incoming call can be rejected")
+            raise DomainError(409, "only a ringing incoming call can be rejected")
         self.driver.reject_call(token, call.call_id, call.peer, call.link_token)
         return {"Details": "Call rejected", **self._call_act(token, call.call_id, "reject", "CallReject")}
 
@@ -449,7 +450,7 @@ class SessionManager:
         self._running(token)
         call = self._tracked_call(token, args)
         if not self.driver.carries_call_media:
-            raise DriverError(501, self.NO_CALL_MEDIA.format(driver=self.driver.name))
+            raise DomainError(501, self.NO_CALL_MEDIA.format(driver=self.driver.name))
         sdp = self.call_media.offer(token, call.call_id, str(args.get("sdp") or ""), call.link_token, call.state)
         return {"sdp": sdp}
 
@@ -457,9 +458,9 @@ class SessionManager:
         self._running(token)
         call = self._tracked_call(token, args)
         if not self.driver.carries_call_media:
-            raise DriverError(501, self.NO_CALL_MEDIA.format(driver=self.driver.name))
+            raise DomainError(501, self.NO_CALL_MEDIA.format(driver=self.driver.name))
         if call.state != "active":
-            raise DriverError(409, "audio can be played into an active call only")
+            raise DomainError(409, "audio can be played into an active call only")
         path = str(args.get("path") or "")
         self.call_media.play(token, call.call_id, path)
         return {"Details": "Playing", "CallID": call.call_id, "AudioFile": path}
@@ -468,12 +469,12 @@ class SessionManager:
         self.call_tracker
         call_id = str(args.get("call_id") or "")
         if self.call_registry.get(token, call_id) is None:
-            raise DriverError(404, "call not found")
+            raise DomainError(404, "call not found")
         self.call_media.stop(token, call_id)
         return {"Details": "Stopped", "CallID": call_id}
 
     def _call_end_quietly(self, token: str, call_id: str, reason: str, ringing_only: bool = False) -> None:
-        from chalicelib.calls import states
+        from chalicelib.core.calls import states
 
         try:
             call = self.call_registry.get(token, call_id)
@@ -481,7 +482,7 @@ class SessionManager:
                 return
             try:
                 self.driver.end_call(token, call_id, call.peer, call.link_token, list(call.ring_tokens or []), reason)
-            except DriverError as exc:
+            except DomainError as exc:
                 logger.info("could not end the call on WhatsApp", extra={"call_id": call_id, "error": exc.message})
             self.call_tracker.act(token, call_id, "end", "CallTerminate", reason)
         except Exception as exc:

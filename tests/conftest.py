@@ -39,7 +39,7 @@ def wait_for(predicate, timeout: float = 30.0, what: str = "condition", interval
 
 def reset_pynamodb_connections() -> None:
     """pynamodb caches one connection per model; a new moto backend needs new ones."""
-    from chalicelib.models import ALL_MODELS
+    from chalicelib.core.models import ALL_MODELS
 
     for model in ALL_MODELS:
         model._connection = None

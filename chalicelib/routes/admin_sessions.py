@@ -6,9 +6,9 @@ from pydantic import Field
 
 from chalicelib import sessions
 from chalicelib.bus import get_bus
-from chalicelib.envelope import ApiError
-from chalicelib.models import SessionModel
-from chalicelib.observability import logger
+from chalicelib.core.errors import DomainError
+from chalicelib.core.models import SessionModel
+from chalicelib.core.observability import logger
 from chalicelib.routes.fields import Text, Token
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import WagoModel
@@ -107,5 +107,5 @@ def _forget_device(session: SessionModel) -> None:
         return  # never connected: nothing on any host or in the device store
     try:
         get_bus().command(session, "forget", place=True)
-    except ApiError as exc:
+    except DomainError as exc:
         logger.warning("device not forgotten before delete", extra={"token": session.token, "error": exc.message})

@@ -15,12 +15,12 @@ from chalice import Response
 from pydantic import BeforeValidator, Field, StringConstraints
 
 from chalicelib.bus import get_bus
-from chalicelib.calls.registry import CallRegistry
-from chalicelib.calls.turn import turn_status, webrtc_config
-from chalicelib.envelope import ApiError
+from chalicelib.core.calls.registry import CallRegistry
+from chalicelib.core.calls.turn import turn_status, webrtc_config
+from chalicelib.core.errors import DomainError
+from chalicelib.core.settings import get_settings
 from chalicelib.routes.fields import Text
 from chalicelib.routing import Auth, Call, Router
-from chalicelib.settings import get_settings
 from chalicelib.validation import WagoModel
 
 router = Router(__name__, tag="Calls")
@@ -60,14 +60,14 @@ class PlayRequest(WagoModel):
 
 def _call_id(value: str) -> str:
     if not value:
-        raise ApiError(400, MISSING_CALL_ID)
+        raise DomainError(400, MISSING_CALL_ID)
     return value
 
 
 def _tracked(call: Call, call_id: str):
     found = CallRegistry().get(call.session.token, _call_id(call_id))
     if found is None:
-        raise ApiError(404, CALL_NOT_FOUND)
+        raise DomainError(404, CALL_NOT_FOUND)
     return found
 
 
@@ -76,7 +76,7 @@ def _tracked(call: Call, call_id: str):
 def make_call(call: Call) -> dict:
     body: MakeCallRequest = call.body
     if body.video:
-        raise ApiError(400, "video calls are not supported")
+        raise DomainError(400, "video calls are not supported")
     return get_bus().command(call.session, "call.make", {"to": body.phone})
 
 

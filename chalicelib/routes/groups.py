@@ -14,12 +14,12 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
 from chalicelib.bus import get_bus
-from chalicelib.envelope import ApiError
-from chalicelib.media import MediaStore, decode_data_url
+from chalicelib.core.errors import DomainError
+from chalicelib.core.media import MediaStore, decode_data_url
+from chalicelib.core.settings import get_settings
 from chalicelib.routes.fields import Text, _printable
 from chalicelib.routes.users import MAX_PHONES, PhoneList, query_body
 from chalicelib.routing import Auth, Call, Router
-from chalicelib.settings import get_settings
 from chalicelib.validation import WagoModel
 
 router = Router(__name__, tag="Groups")
@@ -39,7 +39,7 @@ def _lower(value: object) -> object:
 def group_jid(value: str) -> str:
     value = value.strip()
     if not GROUP_JID.match(value):
-        raise ApiError(400, BAD_GROUP_JID)
+        raise DomainError(400, BAD_GROUP_JID)
     return value
 
 
@@ -180,7 +180,7 @@ def set_photo(call: Call) -> dict:
     settings = get_settings()
     data, mimetype = decode_data_url("image", body.image, settings.media_max_bytes)
     if mimetype != "image/jpeg":
-        raise ApiError(400, f"Image must be a JPEG (data:image/jpeg;base64,...), not {mimetype}")
+        raise DomainError(400, f"Image must be a JPEG (data:image/jpeg;base64,...), not {mimetype}")
     stored = MediaStore(settings).put_outbound(call.session.token, data, mimetype)
     return _command(call, "group.photo", {"group": jid, "media_key": stored.key, "sha256": stored.sha256})
 

@@ -1,7 +1,7 @@
 """Operations on existing messages: `/message/react`, `/message/edit`, `/message/delete`, and the
 media downloads `/message/download/{image,video,document,audio,sticker}` (+ `/message/downloadimage`).
 
-Reactions, edits and deletes are messages themselves (chalicelib/message_content.py), sent through
+Reactions, edits and deletes are messages themselves (chalicelib/core/message_content.py), sent through
 the session's host like any send. A download runs on the host (the client decrypts the file), lands
 in S3, and comes back as WaGo's data URL plus an additive presigned `Url`.
 """
@@ -14,10 +14,10 @@ import re
 
 from pydantic import Field, field_validator
 
-from chalicelib import message_content
 from chalicelib.bus import get_bus
-from chalicelib.envelope import ApiError
-from chalicelib.media import MediaStore
+from chalicelib.core import message_content
+from chalicelib.core.errors import DomainError
+from chalicelib.core.media import MediaStore
 from chalicelib.routes.fields import Text
 from chalicelib.routes.send import SendResponse, _sent
 from chalicelib.routing import Auth, Call, Router
@@ -35,11 +35,11 @@ def chat_jid(value: str, field: str = "Phone") -> str:
     if "@" in value:
         user, _, server = value.partition("@")
         if not user or not server:
-            raise ApiError(400, f"Invalid {field} in Payload: {value} is not a JID")
+            raise DomainError(400, f"Invalid {field} in Payload: {value} is not a JID")
         return value
     digits = re.sub(r"[\s\-().+]", "", value)
     if not digits.isdigit() or not 7 <= len(digits) <= 15:
-        raise ApiError(400, f"Could not parse {field}")
+        raise DomainError(400, f"Could not parse {field}")
     return f"{digits}@s.whatsapp.net"
 
 

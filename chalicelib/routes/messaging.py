@@ -10,9 +10,9 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field
 
-from chalicelib import outbox
 from chalicelib.bus import get_bus
-from chalicelib.envelope import ApiError
+from chalicelib.core import outbox
+from chalicelib.core.errors import DomainError
 from chalicelib.routes.fields import Text
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import WagoModel
@@ -115,6 +115,6 @@ class StatusResponse(WagoModel):
 def message_status(call: Call) -> StatusResponse:
     record = outbox.status_of(call.session.token, call.body.id)
     if record is None:
-        raise ApiError(404, f"message {call.body.id} not found")
+        raise DomainError(404, f"message {call.body.id} not found")
     return StatusResponse(id=record.whatsapp_id or record.message_id, status=record.status, to=record.to,
                           kind=record.kind, timestamp=record.sent_at or "", error=record.error or "")

@@ -2,9 +2,9 @@
 `/send/sticker`, `/send/mediaurl` (the host downloads it), `/send/location`, `/send/contact`,
 `/send/poll`, the link previews `/send/preview` and `/send/preview2`, and `/send/groupinvite`.
 
-Media arrives as WaGo's base64 data URLs; the Lambda checks and stores it in S3 (chalicelib/media.py)
+Media arrives as WaGo's base64 data URLs; the Lambda checks and stores it in S3 (chalicelib/core/media.py)
 and the command carries the S3 key. The answer comes once WhatsApp accepted the message, as WaGo's;
-a repeated `Id` returns the first result and never sends twice (chalicelib/outbox.py).
+a repeated `Id` returns the first result and never sends twice (chalicelib/core/outbox.py).
 """
 
 from __future__ import annotations
@@ -15,19 +15,19 @@ import time
 from dataclasses import replace
 from typing import Annotated, Literal
 
+from chalice import Response
 from pydantic import Field, StringConstraints, field_validator
 
-from chalice import Response
-
-from chalicelib import envelope, message_content, outbox
+from chalicelib import envelope
 from chalicelib.bus import get_bus
-from chalicelib.envelope import ApiError
-from chalicelib.media import KINDS, MediaStore, decode_data_url
-from chalicelib.models import SessionModel
-from chalicelib.models.messages import STATUS_ORDER
+from chalicelib.core import message_content, outbox
+from chalicelib.core.errors import DomainError
+from chalicelib.core.media import KINDS, MediaStore, decode_data_url
+from chalicelib.core.models import SessionModel
+from chalicelib.core.models.messages import STATUS_ORDER
+from chalicelib.core.settings import get_settings
 from chalicelib.routes.fields import HttpUrl, Text
 from chalicelib.routing import Auth, Call, Router
-from chalicelib.settings import get_settings
 from chalicelib.validation import WagoModel
 
 router = Router(__name__, tag="Send")
@@ -128,7 +128,7 @@ def _run_send(call: Call, op: str, args: dict, kind: str) -> Response | SendResp
     if outbox.queue(call.session.token, message_id, kind, body.phone):
         try:
             get_bus().dispatch(call.session, op, {**args, "id": message_id})
-        except ApiError as exc:
+        except DomainError as exc:
             outbox.mark_failed(call.session.token, message_id, exc.message)
             raise
     return envelope.success({"Details": "Queued", "Timestamp": "", "Id": message_id}, status=202)
@@ -147,7 +147,7 @@ def send_text(call: Call) -> SendResponse:
     if context is None and not body.forward:
         return _run_send(call, "send_text", {"to": body.phone, "body": body.body}, "text")
     if context is not None and bool(context.stanza_id) != bool(context.participant):
-        raise ApiError(400, "Invalid ContextInfo in Payload: StanzaID and Participant go together")
+        raise DomainError(400, "Invalid ContextInfo in Payload: StanzaID and Participant go together")
     content = message_content.text(
         body.body, quoted_id=context.stanza_id if context else "", quoted_sender=context.participant if context else "",
         quoted=context.quoted_message if context else None, mentions=context.mentioned_jid if context else (),
@@ -170,7 +170,7 @@ def _send_media(call: Call, kind: str, data_url: str, caption: str = "", file_na
         data, sniffed = decode_data_url(kind, data_url, settings.media_max_bytes)
         stored = store.put_outbound(call.session.token, data, mimetype or sniffed)
     else:
-        raise ApiError(400, f"Missing {field} in Payload")
+        raise DomainError(400, f"Missing {field} in Payload")
     if mimetype:
         stored = replace(stored, mimetype=mimetype)
     return _run_send(call, "send_media", {
@@ -303,7 +303,7 @@ def send_contact(call: Call) -> SendResponse:
 def send_poll(call: Call) -> SendResponse:
     body: SendPollRequest = call.body
     if len(set(body.options)) != len(body.options):
-        raise ApiError(400, "Invalid Options in Payload: options must differ")
+        raise DomainError(400, "Invalid Options in Payload: options must differ")
     return _send_content(call, message_content.poll(body.question, body.options, body.max_answer))
 
 
@@ -367,7 +367,7 @@ def send_preview(call: Call) -> SendResponse:
     body: SendPreviewRequest = call.body
     url = body.url.strip() or next(iter(URL_IN_TEXT.findall(body.body)), "")
     if not url:
-        raise ApiError(400, "Missing Url in Payload: no link in Body either")
+        raise DomainError(400, "Missing Url in Payload: no link in Body either")
     thumbnail = ""
     if body.thumbnail:
         data, _ = decode_data_url("image", body.thumbnail, THUMBNAIL_MAX_BYTES)
@@ -392,7 +392,7 @@ def send_preview2(call: Call) -> SendResponse:
 def send_group_invite(call: Call) -> SendResponse:
     body: SendGroupInviteRequest = call.body
     if not body.group_jid.endswith("@g.us"):
-        raise ApiError(400, "Invalid GroupJID in Payload: must end with @g.us")
+        raise DomainError(400, "Invalid GroupJID in Payload: must end with @g.us")
     expiration = body.expiration or int(time.time()) + 3 * 24 * 3600
     return _send_content(call, message_content.group_invite(body.group_jid, body.code, body.group_name, expiration,
                                                             body.caption))

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from chalicelib import contract
 from chalicelib.bus import get_bus
-from chalicelib.envelope import ApiError
-from chalicelib.models import SessionModel
+from chalicelib.core import contract
+from chalicelib.core.errors import DomainError
+from chalicelib.core.models import SessionModel
 from chalicelib.routes.fields import Text
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import WagoModel
@@ -119,11 +119,11 @@ def session_pair(call: Call) -> PairResponse:
 def session_qr(call: Call) -> QRResponse:
     session: SessionModel = call.session
     if get_bus().live_owner(session) is None:
-        raise ApiError(500, contract.NO_SESSION)
+        raise DomainError(500, contract.NO_SESSION)
     if not session.connected:
-        raise ApiError(500, contract.NOT_CONNECTED)
+        raise DomainError(500, contract.NOT_CONNECTED)
     if session.logged_in:
-        raise ApiError(500, contract.ALREADY_LOGGED_IN)
+        raise DomainError(500, contract.ALREADY_LOGGED_IN)
     return QRResponse(qr_code=session.qr_code or "")
 
 

@@ -6,20 +6,19 @@ Installed only when WHATSAPP_DRIVER=sim (app.py); with the real driver these pat
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from pydantic import Field
 
-from chalicelib import contract
 from chalicelib.bus import get_bus
-from chalicelib.envelope import ApiError
-from chalicelib.models import SessionModel
-from chalicelib.events import EventPublisher
+from chalicelib.core import contract
+from chalicelib.core.errors import DomainError
+from chalicelib.core.events import EventPublisher
+from chalicelib.core.models import SessionModel
+from chalicelib.core.sim_network import SimNetwork, parse_phone
 from chalicelib.routes.fields import Text, Token
 from chalicelib.routes.messaging import ChatPresenceRequest, MarkReadRequest, PresenceRequest
 from chalicelib.routes.send import Body, SendResponse
-from chalicelib.sim_network import SimError, SimNetwork, parse_phone
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import WagoModel
 
@@ -50,7 +49,7 @@ def _session(token: str) -> SessionModel:
     try:
         return SessionModel.get(token, consistent_read=True)
     except SessionModel.DoesNotExist:
-        raise ApiError(404, "invalid token") from None
+        raise DomainError(404, "invalid token") from None
 
 
 @router.route(
@@ -76,7 +75,7 @@ def sim_logout(call: Call) -> DetailsResponse:
         return DetailsResponse(details="Logged out")
     # No host holds the session: the phone still unlinks the device; nothing is connected to tell.
     if not _network().unlink_device(session.token):
-        raise ApiError(500, contract.NOT_LOGGED_IN_LOGOUT)
+        raise DomainError(500, contract.NOT_LOGGED_IN_LOGOUT)
     session.update(
         actions=[SessionModel.jid.remove(), SessionModel.logged_in.set(False),
                  SessionModel.updated_at.set(datetime.now(timezone.utc))],
@@ -109,13 +108,6 @@ def _network() -> SimNetwork:
     return SimNetwork(EventPublisher().publish)
 
 
-@contextmanager
-def _sim_errors():
-    """The sim network's refusals (unknown account, bad phone) as WaGo error envelopes."""
-    try:
-        yield
-    except SimError as exc:
-        raise ApiError(exc.status, exc.message) from None
 
 
 @router.route(
@@ -125,9 +117,8 @@ def _sim_errors():
 def sim_message(call: Call) -> SendResponse:
     body: PhoneMessageRequest = call.body
     network = _network()
-    with _sim_errors():
-        sender = network.account(parse_phone(body.from_), body.push_name, create=True)
-        sent = network.send_text(sender.phone, body.to, body.body)
+    sender = network.account(parse_phone(body.from_), body.push_name, create=True)
+    sent = network.send_text(sender.phone, body.to, body.body)
     return SendResponse(details="Sent", timestamp=sent["Timestamp"], id=sent["Id"])
 
 
@@ -137,8 +128,7 @@ def sim_message(call: Call) -> SendResponse:
 )
 def sim_read(call: Call) -> DetailsResponse:
     body: PhoneReadRequest = call.body
-    with _sim_errors():
-        count = _network().mark_read(parse_phone(body.phone), body.id)
+    count = _network().mark_read(parse_phone(body.phone), body.id)
     return DetailsResponse(details=f"{count} message(s) marked as read")
 
 
@@ -148,8 +138,7 @@ def sim_read(call: Call) -> DetailsResponse:
 )
 def sim_chat_presence(call: Call) -> DetailsResponse:
     body: PhoneChatPresenceRequest = call.body
-    with _sim_errors():
-        _network().chat_presence(parse_phone(body.from_), body.phone, body.state, body.media)
+    _network().chat_presence(parse_phone(body.from_), body.phone, body.state, body.media)
     return DetailsResponse(details="Chat presence set")
 
 
@@ -159,6 +148,5 @@ def sim_chat_presence(call: Call) -> DetailsResponse:
 )
 def sim_presence(call: Call) -> DetailsResponse:
     body: PhonePresenceRequest = call.body
-    with _sim_errors():
-        told = _network().presence(parse_phone(body.phone), body.type == "available")
+    told = _network().presence(parse_phone(body.phone), body.type == "available")
     return DetailsResponse(details=f"Presence sent to {told} session(s)")

@@ -13,10 +13,10 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, ValidationError
 
 from chalicelib.bus import get_bus
-from chalicelib.envelope import ApiError
+from chalicelib.core.errors import DomainError
+from chalicelib.core.settings import get_settings
 from chalicelib.routes.fields import Text
 from chalicelib.routing import Auth, Call, Router
-from chalicelib.settings import get_settings
 from chalicelib.validation import DECODE_ERROR, M, WagoModel, decode_json, describe
 
 router = Router(__name__, tag="Users")
@@ -37,7 +37,7 @@ def query_body(call: Call, model: type[M], bools: tuple[str, ...] = ()) -> M:
     """A GET's fields: the JSON body if any, else the query string (keys in any case, like the body)."""
     data = decode_json(call.request.raw_body, get_settings().max_body_bytes)
     if not isinstance(data, dict):
-        raise ApiError(400, f"{DECODE_ERROR}: expected a JSON object")
+        raise DomainError(400, f"{DECODE_ERROR}: expected a JSON object")
     present = {key.lower() for key in data if isinstance(key, str)}
     for key, value in (call.query or {}).items():
         if key.lower() in present:
@@ -45,14 +45,14 @@ def query_body(call: Call, model: type[M], bools: tuple[str, ...] = ()) -> M:
         if key.lower() in bools:
             lowered = value.strip().lower()
             if lowered not in _TRUE | _FALSE:
-                raise ApiError(400, f"{DECODE_ERROR}: {key} must be a boolean")
+                raise DomainError(400, f"{DECODE_ERROR}: {key} must be a boolean")
             data[key] = lowered in _TRUE
         else:
             data[key] = value
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ApiError(400, describe(exc)) from None
+        raise DomainError(400, describe(exc)) from None
 
 
 class PhonesRequest(WagoModel):

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-from chalicelib.envelope import ApiError
+from chalicelib.core.errors import DomainError
 from chalicelib.routes.fields import HttpUrl, Token
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import WagoModel
@@ -104,7 +104,7 @@ def get_webhook(call: Call) -> WebhookSettings:
 def list_deliveries(call: Call) -> DeliveryPage:
     raw = call.query.get("limit", "50")
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
-        raise ApiError(400, f"Invalid limit: must be an integer from 1 to {MAX_PAGE}")
+        raise DomainError(400, f"Invalid limit: must be an integer from 1 to {MAX_PAGE}")
     items, cursor = log.recent(call.session.token, int(raw), call.query.get("before") or None)
     return DeliveryPage(deliveries=[Delivery.model_validate(log.to_dict(i)) for i in items], next=cursor)
 

@@ -6,7 +6,7 @@ import functools
 
 import boto3
 
-from chalicelib.settings import get_settings
+from chalicelib.core.settings import get_settings
 
 
 @functools.lru_cache(maxsize=None)

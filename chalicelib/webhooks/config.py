@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from chalicelib.envelope import ApiError
-from chalicelib.models import SessionModel
-from chalicelib.webhooks.ssrf import BlockedDestination, Guard
+from chalicelib.core.errors import DomainError
+from chalicelib.core.models import SessionModel
+from chalicelib.core.ssrf import BlockedDestination, Guard
 
 KEEP = object()
 
@@ -16,7 +16,7 @@ def check_url(url: str) -> None:
     try:
         Guard.from_settings().check_url(url)
     except BlockedDestination as exc:
-        raise ApiError(400, f"Invalid WebhookURL in Payload: {exc}; webhooks may not target it") from None
+        raise DomainError(400, f"Invalid WebhookURL in Payload: {exc}; webhooks may not target it") from None
 
 
 def set_webhook(session: SessionModel, url: str, secret: str | None | object = KEEP) -> None:

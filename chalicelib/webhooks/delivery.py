@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import httpx
 
-from chalicelib.contract import WireEvent
-from chalicelib.settings import get_settings
+from chalicelib.core.contract import WireEvent
+from chalicelib.core.settings import get_settings
+from chalicelib.core.ssrf import Guard, Target
 from chalicelib.webhooks import signing
 from chalicelib.webhooks.media import Attachment
 from chalicelib.webhooks.retry import retry_after_seconds
-from chalicelib.webhooks.ssrf import Guard, Target
 
 
 @dataclass(frozen=True)

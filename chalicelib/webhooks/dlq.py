@@ -6,7 +6,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from chalicelib.settings import get_settings
+from chalicelib.core.settings import get_settings
 from chalicelib.webhooks.clients import client, queue_url
 
 #: Message attributes set when the fan-out moves an event (SQS's own redrive sets none).

@@ -38,14 +38,14 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from pydantic import ValidationError
 
-from chalicelib.contract import WireEvent
-from chalicelib.models import SessionModel
-from chalicelib.observability import logger, metrics
-from chalicelib.settings import Settings, get_settings
+from chalicelib.core.contract import WireEvent
+from chalicelib.core.models import SessionModel
+from chalicelib.core.observability import logger, metrics
+from chalicelib.core.settings import Settings, get_settings
+from chalicelib.core.ssrf import BlockedDestination, Guard
 from chalicelib.webhooks import clients, dlq, log, media
 from chalicelib.webhooks.delivery import AttemptResult, ClientPool, post_event
 from chalicelib.webhooks.retry import Verdict, classify, visibility_for
-from chalicelib.webhooks.ssrf import BlockedDestination, Guard
 from chalicelib.webhooks.subscriptions import is_subscribed
 
 #: Deliveries in flight at once per invocation (the SQS batch size).

@@ -6,11 +6,11 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from chalicelib.contract import WireEvent
-from chalicelib.models import DeliveryModel
-from chalicelib.models.deliveries import delivery_sort_key
-from chalicelib.observability import logger
-from chalicelib.settings import get_settings
+from chalicelib.core.contract import WireEvent
+from chalicelib.core.models import DeliveryModel
+from chalicelib.core.models.deliveries import delivery_sort_key
+from chalicelib.core.observability import logger
+from chalicelib.core.settings import get_settings
 
 DELIVERED, RETRYING, FAILED = "delivered", "retrying", "failed"
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from chalicelib.contract import WireEvent
-from chalicelib.settings import get_settings
+from chalicelib.core.contract import WireEvent
+from chalicelib.core.settings import get_settings
 from chalicelib.webhooks.clients import client
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import enum
 import random
-from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 
 #: SQS's longest visibility timeout.
 MAX_VISIBILITY_SECONDS = 43200

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from chalicelib.contract import ALL_EVENTS, EVENT_TYPES
+from chalicelib.core.contract import ALL_EVENTS, EVENT_TYPES
 
 _CANONICAL = {name.lower(): name for name in (*EVENT_TYPES, ALL_EVENTS)}
 

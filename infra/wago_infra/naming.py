@@ -1,4 +1,4 @@
-"""Physical names of one stage's resources, derived exactly as chalicelib/settings.py derives them.
+"""Physical names of one stage's resources, derived exactly as chalicelib/core/settings.py derives them.
 
 The Chalice app registers its SQS handler with a literal queue name computed at import
 (`settings.events_queue_name`), so the queue the stack creates must carry that same name. Tables and
@@ -38,7 +38,7 @@ class Names:
         return f"{self.prefix}-host-*"
 
     def environment(self) -> dict[str, str]:
-        """The literal settings every process of the stage shares (see chalicelib/settings.py)."""
+        """The literal settings every process of the stage shares (see chalicelib/core/settings.py)."""
         return {
             "STAGE": self.stage,
             "SESSIONS_TABLE": self.name("sessions"),

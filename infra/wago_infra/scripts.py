@@ -5,8 +5,8 @@ Kept apart from stack.py (which needs aws-cdk-lib and node) so tests can run bot
 
 HEALTH_CHECK = (
     "import socket,sys,time;"
-    "from chalicelib.models import HostModel;"
-    "from chalicelib.settings import get_settings;"
+    "from chalicelib.core.models import HostModel;"
+    "from chalicelib.core.settings import get_settings;"
     "p=socket.gethostname()[:24]+'-';"
     "lease=get_settings().host_lease_seconds;"
     "ok=any(float(h.heartbeat_at or 0)>=time.time()-lease "
@@ -20,7 +20,7 @@ import json, os, time
 import boto3
 
 TABLE = boto3.resource("dynamodb").Table(os.environ["HOSTS_TABLE"])
-LEASE = float(os.environ.get("HOST_LEASE_SECONDS", "15"))  # chalicelib.settings.host_lease_seconds
+LEASE = float(os.environ.get("HOST_LEASE_SECONDS", "15"))  # chalicelib.core.settings.host_lease_seconds
 
 
 def handler(event, context):

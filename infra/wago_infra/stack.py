@@ -6,7 +6,7 @@ Shape (see infra/README.md for deploy steps and the cost shape):
   included as a SAM template. API Gateway (REST, regional) + the API Lambda; the fan-out Lambda on
   the events queue with partial batch failures, a batching window and bounded concurrency.
 - DynamoDB tables (on demand, PITR, TTL where items expire), the events queue and its DLQ, the
-  private media bucket. Physical names follow chalicelib/settings.py (`wago-<stage>-...`).
+  private media bucket. Physical names follow chalicelib/core/settings.py (`wago-<stage>-...`).
 - Session hosts on ECS Fargate (public subnets, no NAT), each creating its own FIFO command queue
   `wago-<stage>-host-<id>.fifo` at start; the task role may manage only those queues.
 - The WhatsApp device store: RDS PostgreSQL in isolated subnets, generated secret.
@@ -49,7 +49,7 @@ from wago_infra.naming import Names
 from wago_infra.scripts import HEALTH_CHECK, HOST_MONITOR_CODE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-METRICS_NAMESPACE = "WaGoGateway"  # chalicelib/observability.py uses this namespace
+METRICS_NAMESPACE = "WaGoGateway"  # chalicelib/core/observability.py uses this namespace
 SERVICE_NAME = "wago-gateway"
 
 # Chalice's logical ids in the packaged SAM template.
@@ -151,7 +151,7 @@ class WagoStack(cdk.Stack):
     # -- DynamoDB ------------------------------------------------------------------------------------
 
     def _tables(self) -> dict[str, dynamodb.Table]:
-        # Key schemas copy chalicelib/models (all strings): (hash key, range key, TTL attribute).
+        # Key schemas copy chalicelib/core/models (all strings): (hash key, range key, TTL attribute).
         specs = {
             "sessions": ("token", None, None),
             "session-names": ("name", None, None),
@@ -234,7 +234,7 @@ class WagoStack(cdk.Stack):
     # -- secrets -------------------------------------------------------------------------------------
 
     def _secrets(self) -> tuple[secretsmanager.Secret, secretsmanager.Secret]:
-        # Plain-string secrets (chalicelib.settings reads the SecretString as the token itself).
+        # Plain-string secrets (chalicelib.core.settings reads the SecretString as the token itself).
         admin = secretsmanager.Secret(
             self, "AdminTokenSecret",
             secret_name=f"{self.names.prefix}/admin-token",
@@ -651,7 +651,7 @@ _LINUX_AMD64 = _platform()
 def _importing_app_for(env: dict[str, str], region: str):
     """Let `chalice package` import app.py as this stage would: with the stage's settings.
 
-    app.py computes its SQS handler's queue name at import, from chalicelib.settings (cached), and it
+    app.py computes its SQS handler's queue name at import, from chalicelib.core.settings (cached), and it
     can be imported only once per process (Chalice blueprints register on one app only). So the
     stage's variables are in place, and the settings cache is empty, when chalice imports it; an app
     imported earlier for another stage is refused rather than silently packaged with the wrong queue.
@@ -669,7 +669,7 @@ def _importing_app_for(env: dict[str, str], region: str):
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     for key in ("RESOURCE_PREFIX", "AWS_ENDPOINT_URL", "ADMIN_TOKEN"):
         os.environ.pop(key, None)
-    settings_module = sys.modules.get("chalicelib.settings")
+    settings_module = sys.modules.get("chalicelib.core.settings")
     if settings_module is not None and already is None:
         settings_module.get_settings.cache_clear()
     try:

@@ -28,11 +28,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from chalicelib.calls import states
-from chalicelib.calls.registry import CallRegistry
-from chalicelib.calls.turn import ice_servers, split_urls
-from chalicelib.observability import logger
-from session_host.drivers.base import DriverError
+from chalicelib.core.calls import states
+from chalicelib.core.calls.registry import CallRegistry
+from chalicelib.core.calls.turn import ice_servers, split_urls
+from chalicelib.core.errors import DomainError
+from chalicelib.core.observability import logger
 
 RATE = 16000
 CHUNK = RATE // 50  # 20 ms
@@ -195,7 +195,7 @@ class CallMedia:
             return future.result(timeout)
         except TimeoutError:
             future.cancel()
-            raise DriverError(504, "the call media did not answer in time") from None
+            raise DomainError(504, "the call media did not answer in time") from None
 
     async def _blocking(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
@@ -213,11 +213,11 @@ class CallMedia:
 
     def play(self, token: str, call_id: str, path: str) -> None:
         if not os.path.isfile(path):
-            raise DriverError(404, f"audio file not found: {path}")
+            raise DomainError(404, f"audio file not found: {path}")
         try:
             player = Player(path)
         except Exception as exc:
-            raise DriverError(400, f"cannot decode audio file: {exc}") from None
+            raise DomainError(400, f"cannot decode audio file: {exc}") from None
         loop = self._ensure_loop()
 
         def swap() -> None:
@@ -230,7 +230,7 @@ class CallMedia:
 
     def stop(self, token: str, call_id: str) -> None:
         if self.loop is None:
-            raise DriverError(404, PLAYER_NOT_FOUND)
+            raise DomainError(404, PLAYER_NOT_FOUND)
 
         async def pop() -> bool:
             player = self.players.pop((token, call_id), None)
@@ -239,7 +239,7 @@ class CallMedia:
             return player is not None
 
         if not self._run(pop(), 5):
-            raise DriverError(404, PLAYER_NOT_FOUND)
+            raise DomainError(404, PLAYER_NOT_FOUND)
 
     def active_legs(self) -> int:
         return len(self.legs)
@@ -302,20 +302,20 @@ class CallMedia:
         try:
             await pc.setRemoteDescription(aiortc.RTCSessionDescription(sdp=sdp, type="offer"))
             if not any(t.kind == "audio" for t in pc.getTransceivers()):
-                raise DriverError(400, "the offer has no audio")
+                raise DomainError(400, "the offer has no audio")
             pc.addTrack(leg.speaker)
             answer = await pc.createAnswer()
             # setLocalDescription gathers every candidate before it returns (no trickle); bounded.
             await asyncio.wait_for(pc.setLocalDescription(answer), self.settings.ice_gather_timeout_seconds + 10)
-        except DriverError:
+        except DomainError:
             await self._close(leg.key, "bad offer", "failed")
             raise
         except asyncio.TimeoutError:
             await self._close(leg.key, "ICE gathering timed out", "failed")
-            raise DriverError(504, "ICE gathering timed out") from None
+            raise DomainError(504, "ICE gathering timed out") from None
         except Exception as exc:
             await self._close(leg.key, "bad offer", "failed")
-            raise DriverError(400, f"invalid SDP offer: {exc}") from None
+            raise DomainError(400, f"invalid SDP offer: {exc}") from None
         answered = time.monotonic()
         await self._blocking(self.registry.set_leg, token, call_id, "connecting", self.host_id)
         logger.info("call leg answered", extra={"token": token, "call_id": call_id,

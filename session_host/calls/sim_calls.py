@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 
-from chalicelib.sim_network import SimNetwork, parse_phone
+from chalicelib.core.sim_network import SimNetwork, parse_phone
 from session_host.calls.tracker import LINK_KEY, PLACED, RING_KEY
 
 
@@ -21,7 +21,7 @@ class SimCalls:
     def _body(self, call_id: str, sender_jid: str, creator: str, reason: str | None = None) -> dict:
         body = {"From": sender_jid, "Timestamp": "", "CallCreator": creator, "CallCreatorAlt": "",
                 "CallID": call_id, "GroupJID": ""}
-        from chalicelib.sim_network import rfc3339
+        from chalicelib.core.sim_network import rfc3339
 
         body["Timestamp"] = rfc3339(self.network.clock())
         if reason:
@@ -29,12 +29,12 @@ class SimCalls:
         return body
 
     def place(self, caller_phone: str, caller_token: str, to: str) -> dict:
-        from chalicelib.sim_network import SimError
+        from chalicelib.core.sim_network import DomainError
 
         recipient = self.network.account(parse_phone(to))
         caller = self.network.account(caller_phone)
         if recipient.phone == caller.phone:
-            raise SimError(400, "cannot call your own number")
+            raise DomainError(400, "cannot call your own number")
         call_id = secrets.token_hex(16).upper()
         ring = [d.token for d in self.network.devices_of(recipient.phone)
                 if d.token != caller_token and self.network._online(d.token)]
@@ -47,7 +47,7 @@ class SimCalls:
         return {"CallID": call_id, "Peer": recipient.jid}
 
     def _others(self, caller_token: str, call_id: str, but: str) -> list[str]:
-        from chalicelib.calls.registry import CallRegistry
+        from chalicelib.core.calls.registry import CallRegistry
 
         caller_call = CallRegistry().get(caller_token, call_id)
         return [t for t in (caller_call.ring_tokens if caller_call else []) if t != but]

@@ -15,10 +15,10 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from chalicelib.calls import states
-from chalicelib.calls.registry import CallNotFound, CallRegistry
-from chalicelib.calls.states import InvalidTransition
-from chalicelib.observability import logger
+from chalicelib.core.calls import states
+from chalicelib.core.calls.registry import CallNotFound, CallRegistry
+from chalicelib.core.calls.states import InvalidTransition
+from chalicelib.core.observability import logger
 
 Publish = Callable[[str, str, dict, dict], Any]
 #: private keys a driver may put beside a Call event: not published.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from session_host.drivers.base import Driver, DriverCallbacks, DriverError
+from chalicelib.core.errors import DomainError
+from session_host.drivers.base import Driver, DriverCallbacks
 
 
 class DriverUnavailable(RuntimeError):
@@ -23,4 +24,4 @@ def load_driver(name: str, callbacks: DriverCallbacks, settings) -> Driver:
     raise DriverUnavailable(f"unknown WHATSAPP_DRIVER {name!r}: use neonize or sim")
 
 
-__all__ = ["Driver", "DriverCallbacks", "DriverError", "DriverUnavailable", "load_driver"]
+__all__ = ["Driver", "DriverCallbacks", "DomainError", "DriverUnavailable", "load_driver"]

@@ -3,7 +3,7 @@
 A driver holds the WhatsApp clients of one host process, keyed by session token. It reports back
 through `DriverCallbacks`: live-state changes (written to SessionModel by the host), events (published
 to the events queue), and clients that ended on their own (QR timeout, logged out from the phone).
-Errors meant for the API caller are `DriverError(status, WaGo error text)`.
+Errors meant for the API caller are `DomainError(status, WaGo error text)`.
 """
 
 from __future__ import annotations
@@ -12,12 +12,7 @@ import abc
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-
-class DriverError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
+from chalicelib.core.errors import DomainError
 
 
 @dataclass
@@ -68,7 +63,7 @@ class Driver(abc.ABC):
 
     @abc.abstractmethod
     def connect(self, token: str, jid: str | None = None, os_name: str | None = None) -> ClientState:
-        """Start the client: restore a linked device, or begin QR pairing. DriverError if already running.
+        """Start the client: restore a linked device, or begin QR pairing. DomainError if already running.
 
         `jid` is the device the session was last logged in as (a shared store finds it by JID);
         `os_name` is the session's `Os`, shown in the phone's list of linked devices.
@@ -90,7 +85,7 @@ class Driver(abc.ABC):
     def forget(self, token: str) -> None:
         """Stop the client if any and remove its device from the store (session deleted)."""
 
-    # -- messaging (a running, logged-in client; DriverError otherwise) ------------------------------
+    # -- messaging (a running, logged-in client; DomainError otherwise) ------------------------------
 
     @abc.abstractmethod
     def send_text(self, token: str, to: str, body: str, message_id: str | None = None) -> dict[str, Any]:
@@ -103,7 +98,7 @@ class Driver(abc.ABC):
 
     @abc.abstractmethod
     def send_content(self, token: str, to: str, content: dict[str, Any], message_id: str | None = None) -> dict[str, Any]:
-        """Send a message given as WhatsApp's protobuf JSON (chalicelib/message_content.py: location,
+        """Send a message given as WhatsApp's protobuf JSON (chalicelib/core/message_content.py: location,
         contact, poll, reaction, edit, revoke); as send_text."""
 
     @abc.abstractmethod
@@ -143,7 +138,7 @@ class Driver(abc.ABC):
         for token in self.tokens():
             try:
                 self.disconnect(token)
-            except DriverError:
+            except DomainError:
                 pass
 
     # -- calls (session_host/calls): a driver supports what WhatsApp lets it do; the rest is a clear 501 --
@@ -153,19 +148,19 @@ class Driver(abc.ABC):
 
     def place_call(self, token: str, to: str) -> dict[str, Any]:
         """Ring `to`; returns {"CallID", "Peer"}. The driver reports the call as a `CallPlaced` Call event."""
-        raise DriverError(501, f"the {self.name} driver cannot place WhatsApp calls")
+        raise DomainError(501, f"the {self.name} driver cannot place WhatsApp calls")
 
     def accept_call(self, token: str, call_id: str, peer: str, link_token: str | None) -> None:
-        raise DriverError(501, f"the {self.name} driver cannot accept WhatsApp calls")
+        raise DomainError(501, f"the {self.name} driver cannot accept WhatsApp calls")
 
     def reject_call(self, token: str, call_id: str, peer: str, link_token: str | None) -> None:
-        raise DriverError(501, f"the {self.name} driver cannot reject WhatsApp calls")
+        raise DomainError(501, f"the {self.name} driver cannot reject WhatsApp calls")
 
     def end_call(self, token: str, call_id: str, peer: str, link_token: str | None, ring_tokens: list[str],
                  reason: str) -> None:
-        raise DriverError(501, f"the {self.name} driver cannot end an answered WhatsApp call")
+        raise DomainError(501, f"the {self.name} driver cannot end an answered WhatsApp call")
 
-    # -- users and groups (a running, logged-in client; DriverError otherwise). Results are WaGo's JSON:
+    # -- users and groups (a running, logged-in client; DomainError otherwise). Results are WaGo's JSON:
     # whatsmeow's structs as Go's encoding/json writes them (GroupInfo flattened, JIDs as strings). --
 
     @abc.abstractmethod
@@ -178,7 +173,7 @@ class Driver(abc.ABC):
 
     @abc.abstractmethod
     def user_avatar(self, token: str, phone: str, preview: bool) -> dict[str, Any]:
-        """ProfilePictureInfo {"url", "id", "type", "direct_path", "hash"}; DriverError 404 `No avatar found`."""
+        """ProfilePictureInfo {"url", "id", "type", "direct_path", "hash"}; DomainError 404 `No avatar found`."""
 
     @abc.abstractmethod
     def contacts(self, token: str) -> dict[str, dict[str, Any]]:

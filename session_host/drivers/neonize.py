@@ -24,9 +24,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any, Callable
 
-from chalicelib import contract
-from chalicelib.observability import logger
-from session_host.drivers.base import ClientState, Driver, DriverCallbacks, DriverError, OutboundMedia
+from chalicelib.core import contract
+from chalicelib.core.errors import DomainError
+from chalicelib.core.observability import logger
+from session_host.drivers.base import ClientState, Driver, DriverCallbacks, OutboundMedia
 from session_host.drivers.neonize_worker import WorkerConfig, sqlite_path, worker_main
 
 WORKER_CRASHED = "session worker crashed; restarting the session"
@@ -66,7 +67,7 @@ class WorkerHandle:
 
     def call(self, method: str, timeout: float, **kwargs: Any) -> Any:
         if not self.alive:
-            raise DriverError(503, WORKER_CRASHED)
+            raise DomainError(503, WORKER_CRASHED)
         request_id = next(self._ids)
         future: Future = Future()
         self.pending[request_id] = future
@@ -75,14 +76,14 @@ class WorkerHandle:
                 self.conn.send(("call", request_id, method, kwargs))
             ok, payload = future.result(timeout=timeout)
         except FutureTimeout:
-            raise DriverError(504, WORKER_TIMEOUT) from None
+            raise DomainError(504, WORKER_TIMEOUT) from None
         except (OSError, EOFError, BrokenPipeError):
-            raise DriverError(503, WORKER_CRASHED) from None
+            raise DomainError(503, WORKER_CRASHED) from None
         finally:
             self.pending.pop(request_id, None)
         if not ok:
             status, message = payload
-            raise DriverError(status, message)
+            raise DomainError(status, message)
         return payload
 
     def _read(self) -> None:
@@ -198,7 +199,7 @@ class NeonizeDriver(Driver):
     def _restart(self, token: str, args: dict) -> None:
         try:
             self.connect(token, **args)
-        except DriverError as exc:
+        except DomainError as exc:
             self.callbacks.on_closed(token, exc.message, False)
 
     # -- Driver ------------------------------------------------------------------------------------
@@ -206,7 +207,7 @@ class NeonizeDriver(Driver):
     def _pick(self) -> WorkerHandle:
         alive = [w for w in self.workers if w.alive]
         if not alive:
-            raise DriverError(503, WORKER_CRASHED)
+            raise DomainError(503, WORKER_CRASHED)
         counts = {w.index: 0 for w in alive}
         for worker in self._where.values():
             if worker.index in counts:
@@ -217,13 +218,13 @@ class NeonizeDriver(Driver):
         with self._lock:
             worker = self._where.get(token)
         if worker is None:
-            raise DriverError(500, contract.NO_SESSION)
+            raise DomainError(500, contract.NO_SESSION)
         return worker
 
     def connect(self, token: str, jid: str | None = None, os_name: str | None = None) -> ClientState:
         with self._lock:
             if token in self._where:
-                raise DriverError(500, contract.ALREADY_CONNECTED)
+                raise DomainError(500, contract.ALREADY_CONNECTED)
             worker = self._pick()
             self._where[token] = worker
             self._states[token] = ClientState()
@@ -231,7 +232,7 @@ class NeonizeDriver(Driver):
         try:
             state = worker.call("connect", timeout=self.config.connect_wait + 15, token=token, jid=jid,
                                 os_name=os_name)
-        except DriverError:
+        except DomainError:
             self._forget_local(token, worker)
             raise
         return ClientState(**state)

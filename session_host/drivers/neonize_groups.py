@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from neonize.proto import Neonize_pb2 as N
 
-from session_host.drivers.base import DriverError
+from chalicelib.core.errors import DomainError
 from session_host.drivers.neonize_events import jid_str, proto_json
 from session_host.drivers.neonize_group_events import group_json, participant_json
 from session_host.drivers.neonize_worker import digits_of, parse_jid, recipient_jid
@@ -36,17 +36,17 @@ def _error_text(exc: Exception) -> str:
     return str(getattr(arg, "Error", None) or exc) or type(exc).__name__  # GetProfilePictureError carries the model
 
 
-def failed(what: str, exc: Exception) -> DriverError:
+def failed(what: str, exc: Exception) -> DomainError:
     text = _error_text(exc)
     lowered = text.lower()
     status = 404 if any(k in lowered for k in _NOT_FOUND) else 403 if any(k in lowered for k in _FORBIDDEN) else 500
-    return DriverError(status, f"Failed to {what}: {text}")
+    return DomainError(status, f"Failed to {what}: {text}")
 
 
 def _call(what: str, fn: Callable[[], Any]) -> Any:
     try:
         return fn()
-    except DriverError:
+    except DomainError:
         raise
     except Exception as exc:  # neonize's typed errors (whatsmeow's error text)
         raise failed(what, exc) from None
@@ -56,7 +56,7 @@ def group_jid(value: str) -> N.JID:
     value = (value or "").strip()
     user, _, server = value.partition("@")
     if server != "g.us" or not user.replace("-", "").isdigit():
-        raise DriverError(400, BAD_GROUP_JID)
+        raise DomainError(400, BAD_GROUP_JID)
     return parse_jid(value)
 
 
@@ -88,15 +88,15 @@ def user_avatar(client: Any, phone: str, preview: bool) -> dict[str, Any]:
     params = N.GetProfilePictureParams(Preview=preview)
     try:
         picture = client.get_profile_picture(recipient_jid(phone), params)
-    except DriverError:
+    except DomainError:
         raise
     except Exception as exc:  # whatsmeow: "the user doesn't have a profile picture" / no permission
         text = _error_text(exc).lower()
         if "profile picture" in text or "item-not-found" in text or "not-authorized" in text:
-            raise DriverError(404, NO_AVATAR) from None
+            raise DomainError(404, NO_AVATAR) from None
         raise failed("get avatar", exc) from None
     if not (picture.URL or picture.ID):
-        raise DriverError(404, NO_AVATAR)
+        raise DomainError(404, NO_AVATAR)
     return {"url": picture.URL, "id": picture.ID, "type": picture.Type, "direct_path": picture.DirectPath,
             "hash": base64.b64encode(picture.Hash).decode() if picture.Hash else None}
 
@@ -131,7 +131,7 @@ def update_group_participants(client: Any, group: str, phones: list[str], action
     try:
         change = ParticipantChange(action)
     except ValueError:
-        raise DriverError(400, "Invalid Action in Payload: use one of add, remove, promote, demote") from None
+        raise DomainError(400, "Invalid Action in Payload: use one of add, remove, promote, demote") from None
     jid = group_jid(group)
     jids = [recipient_jid(p) for p in phones]
     changed = _call("update group participants", lambda: client.update_group_participants(jid, jids, change))
@@ -146,7 +146,7 @@ def group_invite_link(client: Any, group: str, reset: bool) -> str:
 def join_group(client: Any, code: str) -> str:
     code = code.strip().removeprefix(INVITE_PREFIX).split("?", 1)[0].strip("/")
     if not code:
-        raise DriverError(400, "Missing Code in Payload")
+        raise DomainError(400, "Missing Code in Payload")
     return jid_str(_call("join group", lambda: client.join_group_with_link(code)))
 
 

@@ -33,7 +33,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from session_host.drivers.base import ClientState, DriverError, OutboundMedia
+from chalicelib.core.errors import DomainError
+from session_host.drivers.base import ClientState, OutboundMedia
 
 NOT_CONNECTED_FOR_PAIRING = "Not connected: no QR code yet to pair with"
 QR_TIMED_OUT = "QR code timed out"
@@ -96,7 +97,7 @@ def recipient_jid(value: str):
 def digits_of(phone: str) -> str:
     digits = re.sub(r"\D", "", phone or "")
     if len(digits) < 7 or digits.startswith("0"):
-        raise DriverError(400, "Could not parse Phone")
+        raise DomainError(400, "Could not parse Phone")
     return digits
 
 
@@ -198,7 +199,7 @@ class NeonizeWorker:
         try:
             return jid in {jid_str(device.JID) for device in ClientFactory.get_all_devices_from_db(self.config.store)}
         except Exception as exc:  # unreachable database: neonize's parser raises ValueError
-            raise DriverError(500, f"device store unreachable: {exc}") from None
+            raise DomainError(500, f"device store unreachable: {exc}") from None
 
     def _register_handlers(self, session: Session) -> None:
         from neonize.events import EVENT_TO_INT, Device
@@ -331,38 +332,38 @@ class NeonizeWorker:
     def connect(self, token: str, jid: str | None = None, os_name: str | None = None) -> dict:
         with self._lock:
             if token in self.sessions:
-                raise DriverError(500, "Already Connected")
+                raise DomainError(500, "Already Connected")
         client = self._new_client(token, jid, os_name)
         session = Session(token, client)
         self._register_handlers(session)
         with self._lock:
             if token in self.sessions:
-                raise DriverError(500, "Already Connected")
+                raise DomainError(500, "Already Connected")
             self.sessions[token] = session
         self.lifecycle.submit(lambda: self._start(session), start=True)
         session.first_outcome.wait(self.config.connect_wait)
         if session.ended.is_set() and session.state.last_error:
-            raise DriverError(500, session.state.last_error)
+            raise DomainError(500, session.state.last_error)
         with session.lock:
             return dataclasses.asdict(session.state)
 
     def _session(self, token: str) -> Session:
         session = self.sessions.get(token)
         if session is None:
-            raise DriverError(500, "No session")
+            raise DomainError(500, "No session")
         return session
 
     def pair_phone(self, token: str, phone: str) -> str:
         session = self._session(token)
         if session.state.logged_in:
-            raise DriverError(500, "Already paired")
+            raise DomainError(500, "Already paired")
         digits = digits_of(phone)
         if not session.qr_shown.wait(self.config.connect_wait):  # PairPhone before the first QR: "client is nil"
-            raise DriverError(500, NOT_CONNECTED_FOR_PAIRING)
+            raise DomainError(500, NOT_CONNECTED_FOR_PAIRING)
         try:
             code = session.client.PairPhone(digits, True)
         except Exception as exc:
-            raise DriverError(500, f"Failed to pair: {exc}") from None
+            raise DomainError(500, f"Failed to pair: {exc}") from None
         with session.lock:
             session.state.pair_code = code
             self._publish(session)
@@ -385,11 +386,11 @@ class NeonizeWorker:
     def logout(self, token: str) -> None:
         session = self._session(token)
         if not session.state.logged_in:
-            raise DriverError(500, "Could not logout as it was not logged in")
+            raise DomainError(500, "Could not logout as it was not logged in")
         try:
             session.client.logout()
         except Exception as exc:
-            raise DriverError(500, f"Failed to logout: {exc}") from None
+            raise DomainError(500, f"Failed to logout: {exc}") from None
         self._stop(session)
 
     def forget(self, token: str) -> None:
@@ -412,12 +413,12 @@ class NeonizeWorker:
     def _logged_in(self, token: str) -> Session:
         session = self._session(token)
         if not session.state.logged_in:
-            raise DriverError(500, "not logged in")
+            raise DomainError(500, "not logged in")
         return session
 
     @staticmethod
-    def _failed(what: str, exc: Exception) -> DriverError:
-        return DriverError(500, f"Failed to {what}: {exc}")
+    def _failed(what: str, exc: Exception) -> DomainError:
+        return DomainError(500, f"Failed to {what}: {exc}")
 
     def send_text(self, token: str, to: str, body: str, message_id: str | None = None) -> dict:
         """neonize's SendMessage takes no message id (whatsmeow picks it): `message_id` is not used."""
@@ -455,7 +456,7 @@ class NeonizeWorker:
             try:
                 message = json_format.ParseDict(content, Message())
             except json_format.ParseError as exc:  # e.g. a client's QuotedMessage that is not WhatsApp JSON
-                raise DriverError(400, f"Invalid message content: {exc}") from None
+                raise DomainError(400, f"Invalid message content: {exc}") from None
         return self._send(session, to, message)
 
     def download_media(self, token: str, kind: str, ref: dict) -> bytes:
@@ -548,7 +549,7 @@ class NeonizeWorker:
 
         session = self._logged_in(token)  # contact.get_all_contacts aborts the process on an unregistered client
         if op not in OPS:
-            raise DriverError(400, f"unknown user/group operation {op!r}")
+            raise DomainError(400, f"unknown user/group operation {op!r}")
         return OPS[op](session.client, **kwargs)
 
 
@@ -587,7 +588,7 @@ def worker_main(conn: Any, config: dict) -> None:
         try:
             result = getattr(worker, method)(**kwargs)
             emit("reply", request_id, True, result)
-        except DriverError as exc:
+        except DomainError as exc:
             emit("reply", request_id, False, (exc.status, exc.message))
         except Exception as exc:  # a bug here must not kill the worker's other sessions
             log.exception("worker call failed", extra={"method": method})

@@ -1,7 +1,7 @@
 """The sim driver: a simulated WhatsApp network for local runs, demos and tests.
 
 Clients live in this host process; the network itself (accounts by phone number, linked devices by
-session token) lives in DynamoDB (chalicelib/models/sim.py), so every host sees the same network
+session token) lives in DynamoDB (chalicelib/core/models/sim.py), so every host sees the same network
 and a session restored on another host finds its linked device and needs no new QR.
 
 Pairing behaves like whatsmeow's: connecting an unpaired session shows a QR whose payload has
@@ -10,7 +10,7 @@ then `sim_qr_rotations` more codes live `sim_qr_next_seconds` each, after which 
 and the client stops. A pairing code (`/session/pair`) works on a running, unpaired client. The
 "phone" side is driven by `scan` (the QR or the code was accepted) and `phone_logout` (the device
 was removed on the phone, which produces a LoggedOut event). Messages, receipts and presence travel
-through chalicelib/sim_network.py, shared with the API's sim controls.
+through chalicelib/core/sim_network.py, shared with the API's sim controls.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ import os
 import secrets
 import threading
 import time
-from contextlib import contextmanager
 from typing import Callable
 
-from chalicelib import contract, sim_network
-from chalicelib.sim_network import SimError, SimNetwork
-from session_host.drivers.base import ClientState, Driver, DriverCallbacks, DriverError, OutboundMedia
+from chalicelib.core import contract, sim_network
+from chalicelib.core.errors import DomainError
+from chalicelib.core.sim_network import SimNetwork
+from session_host.drivers.base import ClientState, Driver, DriverCallbacks, OutboundMedia
 
 PAIR_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"  # whatsmeow's linking-code alphabet (no 0, I, O, U)
 SERVER = "s.whatsapp.net"
@@ -35,17 +35,10 @@ RECEIPT_DELAY_SECONDS = 0.05
 PHONE_LOGGED_OUT = "logged out from the phone"
 
 
-@contextmanager
-def _sim_errors():
-    try:
-        yield
-    except SimError as exc:
-        raise DriverError(exc.status, exc.message) from None
 
 
 def parse_phone(phone: str) -> str:
-    with _sim_errors():
-        return sim_network.parse_phone(phone)
+    return sim_network.parse_phone(phone)
 
 
 def _b64(size: int) -> str:
@@ -106,7 +99,7 @@ class SimDriver(Driver):
         with self._lock:
             client = self._clients.get(token)
         if client is None or client.closed:
-            raise DriverError(500, contract.NO_SESSION)
+            raise DomainError(500, contract.NO_SESSION)
         return client
 
     def _remove(self, client: SimClient) -> None:
@@ -149,7 +142,7 @@ class SimDriver(Driver):
         client = SimClient(token)
         with self._lock:
             if token in self._clients:
-                raise DriverError(500, contract.ALREADY_CONNECTED)
+                raise DomainError(500, contract.ALREADY_CONNECTED)
             self._clients[token] = client
         with client.lock:
             device = self.network.device_of(token)
@@ -169,7 +162,7 @@ class SimDriver(Driver):
         client = self._client(token)
         with client.lock:
             if client.state.logged_in:
-                raise DriverError(500, contract.ALREADY_PAIRED)
+                raise DomainError(500, contract.ALREADY_PAIRED)
             client.pair_phone = parse_phone(phone)
             client.state.pair_code = new_pair_code()
             self._publish_state(client)
@@ -185,7 +178,7 @@ class SimDriver(Driver):
         client = self._client(token)
         with client.lock:
             if not client.state.logged_in:
-                raise DriverError(500, contract.NOT_LOGGED_IN_LOGOUT)
+                raise DomainError(500, contract.NOT_LOGGED_IN_LOGOUT)
             self.network.unlink_device(token)
             self._remove(client)
         return client
@@ -215,14 +208,14 @@ class SimDriver(Driver):
         digits = parse_phone(phone)
         with client.lock:
             if client.state.logged_in:
-                raise DriverError(500, contract.ALREADY_LOGGED_IN)
+                raise DomainError(500, contract.ALREADY_LOGGED_IN)
             if code:
                 if not client.state.pair_code or code.strip().upper() != client.state.pair_code:
-                    raise DriverError(400, "pairing code does not match")
+                    raise DomainError(400, "pairing code does not match")
                 if client.pair_phone != digits:
-                    raise DriverError(400, "pairing code was requested for another phone number")
+                    raise DomainError(400, "pairing code was requested for another phone number")
             elif not client.state.qr:
-                raise DriverError(500, "no QR code to scan")
+                raise DomainError(500, "no QR code to scan")
             account = self.network.account(digits, push_name, create=True)
             jid = f"{digits}:{secrets.randbelow(60) + 1}@{SERVER}"
             self.network.link_device(token, account, jid)
@@ -248,34 +241,30 @@ class SimDriver(Driver):
     def _sender(self, token: str) -> SimClient:
         client = self._client(token)
         if not client.state.logged_in or not client.phone:
-            raise DriverError(500, contract.NOT_LOGGED_IN)
+            raise DomainError(500, contract.NOT_LOGGED_IN)
         return client
 
     def send_text(self, token: str, to: str, body: str, message_id: str | None = None) -> dict:
         client = self._sender(token)
-        with _sim_errors():
-            sent = self.network.send_text(client.phone, to, body, sender_token=token, message_id=message_id)
+        sent = self.network.send_text(client.phone, to, body, sender_token=token, message_id=message_id)
         return {"Id": sent["Id"], "Timestamp": sent["Timestamp"]}
 
     def send_media(self, token: str, to: str, media: OutboundMedia, message_id: str | None = None) -> dict:
         client = self._sender(token)
-        with _sim_errors():
-            sent = self.network.send_media(client.phone, to, media.kind, media.media_key, media.mimetype,
-                                           len(media.data), media.sha256, media.caption, media.file_name,
-                                           sender_token=token, message_id=message_id)
+        sent = self.network.send_media(client.phone, to, media.kind, media.media_key, media.mimetype,
+                                       len(media.data), media.sha256, media.caption, media.file_name,
+                                       sender_token=token, message_id=message_id)
         return {"Id": sent["Id"], "Timestamp": sent["Timestamp"]}
 
     def send_content(self, token: str, to: str, content: dict, message_id: str | None = None) -> dict:
         client = self._sender(token)
-        with _sim_errors():
-            sent = self.network.send_message(client.phone, to, content, sender_token=token, message_id=message_id)
+        sent = self.network.send_message(client.phone, to, content, sender_token=token, message_id=message_id)
         return {"Id": sent["Id"], "Timestamp": sent["Timestamp"]}
 
     def download_media(self, token: str, kind: str, ref: dict) -> bytes:
         """Sim media lives in S3: its directPath is the object's key (see SimNetwork.send_media)."""
         self._sender(token)
-        with _sim_errors():
-            return self.network.download(str(ref.get("directPath") or ""))
+        return self.network.download(str(ref.get("directPath") or ""))
 
     def mark_read(self, token: str, ids: list[str], chat: str, sender: str | None = None) -> None:
         client = self._sender(token)
@@ -283,16 +272,14 @@ class SimDriver(Driver):
 
     def send_chat_presence(self, token: str, to: str, state: str, media: str = "") -> None:
         client = self._sender(token)
-        with _sim_errors():
-            self.network.chat_presence(client.phone, to, state, media, sender_token=token)
+        self.network.chat_presence(client.phone, to, state, media, sender_token=token)
 
     def send_presence(self, token: str, available: bool) -> None:
         self.network.presence(self._sender(token).phone, available)
 
     def subscribe_presence(self, token: str, jid: str) -> None:
         self._sender(token)
-        with _sim_errors():
-            self.network.subscribe_presence(token, jid)
+        self.network.subscribe_presence(token, jid)
 
     # -- calls (session_host/calls/sim_calls.py; audio through the host's media bridge) -----------------
 
@@ -308,8 +295,7 @@ class SimDriver(Driver):
 
     def place_call(self, token: str, to: str) -> dict:
         client = self._sender(token)
-        with _sim_errors():
-            return self.calls.place(client.phone, token, to)
+        return self.calls.place(client.phone, token, to)
 
     def accept_call(self, token: str, call_id: str, peer: str, link_token: str | None) -> None:
         client = self._sender(token)
@@ -326,12 +312,12 @@ class SimDriver(Driver):
         client = self._sender(token)
         self.calls.end(client.phone, call_id, [link_token] if link_token else list(ring_tokens), reason)
 
-    # -- users and groups (chalicelib/sim_groups.py) ---------------------------------------------------
+    # -- users and groups (session_host/sim/groups.py) ---------------------------------------------------
 
     @property
     def groups(self):
-        from chalicelib.media import MediaStore
-        from chalicelib.sim_groups import SimGroups
+        from chalicelib.core.media import MediaStore
+        from session_host.sim.groups import SimGroups
 
         if getattr(self, "_groups", None) is None:
             store = MediaStore(self.settings)
@@ -345,19 +331,16 @@ class SimDriver(Driver):
 
     def _group_call(self, token: str, method: str, *args, with_token: bool = False):
         client = self._sender(token)
-        with _sim_errors():
-            call = getattr(self.groups, method)
-            return call(client.phone, token, *args) if with_token else call(client.phone, *args)
+        call = getattr(self.groups, method)
+        return call(client.phone, token, *args) if with_token else call(client.phone, *args)
 
     def check_users(self, token: str, phones: list[str]) -> list[dict]:
         self._sender(token)
-        with _sim_errors():
-            return self.groups.check(phones)
+        return self.groups.check(phones)
 
     def user_info(self, token: str, phones: list[str]) -> dict:
         self._sender(token)
-        with _sim_errors():
-            return self.groups.info(phones)
+        return self.groups.info(phones)
 
     def user_avatar(self, token: str, phone: str, preview: bool) -> dict:
         return self._group_call(token, "avatar", phone, preview)

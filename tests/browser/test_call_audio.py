@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from tests.integration.test_local_stack import Launcher
 from tests.conftest import wait_for
+from tests.integration.test_local_stack import Launcher
 from tests.integration.test_session_lifecycle import FAST, Stack, _data
 from tests.integration.test_sim_messaging import Receiver, _login
 
@@ -21,7 +21,6 @@ CONNECT_BOUND_MS = 5000
 
 @pytest.fixture
 def call_stack():
-    import os
 
     launcher = Launcher({**FAST, "ICE_HOST_ADDRESSES": "127.0.0.1", "CALL_INACTIVITY_SECONDS": "15"})
     running = Stack(launcher)

@@ -21,10 +21,6 @@ import time
 from pathlib import Path
 
 import pytest
-
-from session_host.drivers.base import DriverError
-from tests.conftest import wait_for
-
 from neonize.events import EVENT_TO_INT  # noqa: E402
 from neonize.proto import Neonize_pb2 as N  # noqa: E402
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as WAMessage  # noqa: E402
@@ -37,6 +33,7 @@ from session_host.drivers.neonize_worker import (  # noqa: E402
     WorkerConfig,
     sqlite_path,
 )
+from tests.conftest import wait_for
 
 
 def _closed_port() -> int:
@@ -190,14 +187,14 @@ def test_clients_are_built_per_session_store(worker, tmp_path):
                                         connect_wait=2), Recorder())
     fresh = shared._new_client("tok", None, "Chrome")  # no JID yet: a fresh pairing, never "the first device"
     assert fresh.new_device and fresh.jid is None and fresh.name.startswith("postgres://")
-    with pytest.raises(DriverError) as unreachable:  # a JID is looked up first (unknown JIDs panic in Go)
+    with pytest.raises(DomainError) as unreachable:  # a JID is looked up first (unknown JIDs panic in Go)
         shared._new_client("tok", "15550001111:7@s.whatsapp.net", "Chrome")
     assert unreachable.value.message.startswith("device store unreachable")
 
 
 def test_connect_without_network_fails_fast_with_the_reason(worker, tmp_path):
     started = time.monotonic()
-    with pytest.raises(DriverError) as failure:
+    with pytest.raises(DomainError) as failure:
         worker.connect("tok-offline", os_name="Chrome")
     elapsed = time.monotonic() - started
     assert elapsed < 5, elapsed
@@ -207,12 +204,12 @@ def test_connect_without_network_fails_fast_with_the_reason(worker, tmp_path):
     assert closed[1:] == ("tok-offline", failure.value.message, False)
     assert worker.sessions == {}
     assert sqlite_path(str(tmp_path), "tok-offline").stat().st_size > 0  # the store (schema) exists
-    with pytest.raises(DriverError):  # the worker stays usable: a second attempt fails the same way
+    with pytest.raises(DomainError):  # the worker stays usable: a second attempt fails the same way
         worker.connect("tok-offline")
 
 
 def _neonize_settings(tmp_path, proxy: str, **overrides):
-    from chalicelib.settings import Settings
+    from chalicelib.core.settings import Settings
 
     values = dict(stage="test", whatsapp_driver="neonize", neonize_workers=1, neonize_data_dir=str(tmp_path),
                   neonize_proxy=proxy, connect_wait_seconds=1.0, neonize_start_spacing_seconds=0.01)
@@ -268,8 +265,8 @@ def test_a_killed_worker_is_replaced_and_its_sessions_restarted(tmp_path):
 def test_the_host_reports_a_connect_without_network_as_an_error_status(aws, tmp_path):
     from chalicelib import sessions
     from chalicelib.bus import Bus
-    from chalicelib.envelope import ApiError
-    from chalicelib.models import SessionModel
+    from chalicelib.core.models import SessionModel
+    from chalicelib.envelope import DomainError
     from session_host.host import SessionHost
 
     settings = _neonize_settings(tmp_path, f"socks5://127.0.0.1:{_closed_port()}", host_heartbeat_seconds=0.5,
@@ -279,7 +276,7 @@ def test_the_host_reports_a_connect_without_network_as_an_error_status(aws, tmp_
     try:
         session = sessions.create_session("tok-net", "tok-net", "Chrome")
         started = time.monotonic()
-        with pytest.raises(ApiError) as failure:
+        with pytest.raises(DomainError) as failure:
             Bus(settings=settings).command(session, "connect", {"events": ["All"]}, place=True)
         assert time.monotonic() - started < 10
         assert failure.value.status == 500 and "connection refused" in failure.value.message
@@ -306,7 +303,7 @@ class FakeGo:
 
 def test_send_text_builds_a_plain_conversation_message(worker):
     session = _session_with_handlers(worker, "tok-send")
-    with pytest.raises(DriverError) as not_yet:
+    with pytest.raises(DomainError) as not_yet:
         worker.send_text("tok-send", "15551234567", "hello")
     assert not_yet.value.message == "not logged in"
     session.state.logged_in = True
@@ -344,7 +341,7 @@ def test_media_messages_are_built_from_the_upload():
 
 
 def test_content_messages_become_the_real_protobufs(worker):
-    from chalicelib import message_content
+    from chalicelib.core import message_content
 
     session = _session_with_handlers(worker, "tok-content")
     session.state.logged_in = True
@@ -366,7 +363,7 @@ def test_content_messages_become_the_real_protobufs(worker):
 def test_polls_are_built_by_go_and_edits_and_replies_parse_into_protobufs(worker):
     from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import PollCreationMessage
 
-    from chalicelib import message_content
+    from chalicelib.core import message_content
 
     class PollGo(FakeGo):
         def BuildPollVoteCreation(self, uuid, name, options, options_len, selectable):  # noqa: N802
@@ -389,7 +386,7 @@ def test_polls_are_built_by_go_and_edits_and_replies_parse_into_protobufs(worker
     context = fake.sent[-1][1].extendedTextMessage.contextInfo
     assert (context.stanzaID, context.participant, context.quotedMessage.conversation) == (
         "3EB0A", "15551234567@s.whatsapp.net", "orig")
-    with pytest.raises(DriverError) as bad:
+    with pytest.raises(DomainError) as bad:
         worker.send_content("tok-poll", "15551234567", {"extendedTextMessage": {"text": "x", "contextInfo": {
             "quotedMessage": {"noSuchField": 1}}}})
     assert bad.value.status == 400 and bad.value.message.startswith("Invalid message content")

@@ -5,12 +5,10 @@ neonize protobufs, which the worker turns into WaGo's JSON (whatsmeow's structs 
 from __future__ import annotations
 
 import pytest
-
-from session_host.drivers.base import DriverError
-
 from neonize.proto import Neonize_pb2 as N  # noqa: E402
 from neonize.utils.jid import build_jid  # noqa: E402
 
+from chalicelib.core.errors import DomainError
 from tests.host.test_neonize_driver import _feed, _session_with_handlers, worker  # noqa: E402,F401 - fixture
 
 GROUP = build_jid("120363000000000042", "g.us")
@@ -87,7 +85,7 @@ class FakeGo:
 @pytest.fixture
 def fake(worker):  # noqa: F811 - the imported fixture
     session = _session_with_handlers(worker, "tok-groups")
-    with pytest.raises(DriverError) as not_yet:
+    with pytest.raises(DomainError) as not_yet:
         worker.user_group("tok-groups", "check_users", phones=["15551234567"])
     assert (not_yet.value.status, not_yet.value.message) == (500, "not logged in")
     session.state.logged_in = True
@@ -102,7 +100,7 @@ def test_is_on_whatsapp_asks_for_plus_numbers_and_answers_wuzapis_shape(worker, 
     assert users == [
         {"Query": "+15551234567", "IsInWhatsapp": True, "JID": "15551234567@s.whatsapp.net", "VerifiedName": ""},
         {"Query": "+15550009999", "IsInWhatsapp": False, "JID": "15550009999@s.whatsapp.net", "VerifiedName": ""}]
-    with pytest.raises(DriverError) as bad:
+    with pytest.raises(DomainError) as bad:
         worker.user_group("tok-groups", "check_users", phones=["12"])
     assert (bad.value.status, bad.value.message) == (400, "Could not parse Phone")
 
@@ -129,7 +127,7 @@ def test_update_group_participants_sends_the_action_and_reports_each_participant
     assert [j.User for j in jids.JIDS] == ["15551234567", "15557654321"]
     assert [(p["JID"], p["IsAdmin"], p["Error"]) for p in result] == [
         ("15551234567@s.whatsapp.net", True, 0), ("15557654321@s.whatsapp.net", False, 404)]
-    with pytest.raises(DriverError) as bad:
+    with pytest.raises(DomainError) as bad:
         worker.user_group("tok-groups", "update_group_participants", group="15551234567@s.whatsapp.net",
                           phones=["15551234567"], action="add")
     assert (bad.value.status, bad.value.message) == (400, "Could not parse Group JID")
@@ -139,7 +137,7 @@ def test_user_info_avatar_invite_join_topic_and_errors(worker, fake):  # noqa: F
     info = worker.user_group("tok-groups", "user_info", phones=["15551234567"])
     assert info == {"15551234567@s.whatsapp.net": {"VerifiedName": None, "Status": "Reading", "PictureID": "999",
                                                    "Devices": ["15551234567@s.whatsapp.net"], "LID": ""}}
-    with pytest.raises(DriverError) as none:
+    with pytest.raises(DomainError) as none:
         worker.user_group("tok-groups", "user_avatar", phone="15551234567", preview=True)
     assert (none.value.status, none.value.message) == (404, "No avatar found")
     assert fake.calls[-1][2].Preview is True
@@ -151,7 +149,7 @@ def test_user_info_avatar_invite_join_topic_and_errors(worker, fake):  # noqa: F
     assert fake.calls[-1] == ("JoinGroupWithLink", "AbC123")
     worker.user_group("tok-groups", "set_group_topic", group="120363000000000042@g.us", topic="New topic")
     assert fake.calls[-1][2:] == (b"", b"", "New topic")
-    with pytest.raises(DriverError) as missing:
+    with pytest.raises(DomainError) as missing:
         worker.user_group("tok-groups", "group_info", group="120363000000000043@g.us")
     assert (missing.value.status, missing.value.message) == (404, "Failed to get group info: group not found")
 

@@ -11,7 +11,7 @@ import time
 import boto3
 import pytest
 
-from chalicelib.settings import Settings
+from chalicelib.core.settings import Settings
 from tests.conftest import PROJECT_DIR, wait_for
 
 
@@ -36,14 +36,14 @@ def host(aws):
 
 def _session(token: str):
     from chalicelib import sessions
-    from chalicelib.models import SessionModel
+    from chalicelib.core.models import SessionModel
 
     sessions.create_session(token, token, "Chrome")
     return SessionModel.get(token, consistent_read=True)
 
 
 def _row(token: str):
-    from chalicelib.models import SessionModel
+    from chalicelib.core.models import SessionModel
 
     return SessionModel.get(token, consistent_read=True)
 
@@ -76,7 +76,7 @@ def test_connect_scan_and_restore_through_the_bus(host):
 
 
 def test_commands_for_a_session_owned_elsewhere_are_refused(host):
-    from chalicelib.models import HostModel, SessionModel
+    from chalicelib.core.models import HostModel, SessionModel
     from session_host.sessions import SESSION_MOVED
 
     session = _session("t2")
@@ -94,7 +94,7 @@ def test_commands_for_a_session_owned_elsewhere_are_refused(host):
 
 
 def host_model():
-    from chalicelib.models import HostModel
+    from chalicelib.core.models import HostModel
 
     return HostModel.get("host-one", consistent_read=True)
 
@@ -143,7 +143,7 @@ def test_a_host_whose_row_was_removed_fences_and_exits(host):
 
 
 def test_orphans_of_a_dead_host_are_adopted_and_restored(host):
-    from chalicelib.models import HostModel, SessionModel, SimDeviceModel
+    from chalicelib.core.models import HostModel, SessionModel, SimDeviceModel
 
     HostModel("dead", command_queue_url="", capacity=10, load=2, heartbeat_at=time.time() - 60,
               started_at=0, status="up").save()
@@ -164,7 +164,7 @@ def test_orphans_of_a_dead_host_are_adopted_and_restored(host):
 
 
 def test_graceful_stop_releases_sessions_for_another_host(aws):
-    from chalicelib.models import HostModel
+    from chalicelib.core.models import HostModel
     from session_host.host import SessionHost
 
     running = SessionHost(_settings(), host_id="host-leaving")
@@ -204,7 +204,7 @@ def test_an_unknown_driver_is_refused_at_start_with_a_clear_message():
 def test_a_redelivered_send_command_sends_once(host, monkeypatch):
     """The host dies (here: loses the acknowledgement) after sending: SQS redelivers the command, and
     the message must not go out twice."""
-    from chalicelib.models import MessageModel, SessionModel, SimMessageModel
+    from chalicelib.core.models import MessageModel, SessionModel, SimMessageModel
 
     bus = _bus()
     for token, phone in (("s1", "15550007001"), ("s2", "15550007002")):

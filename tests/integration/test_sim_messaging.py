@@ -6,10 +6,10 @@ from __future__ import annotations
 import base64
 import io
 import json
-from email.parser import BytesParser
-from email.policy import default
 import threading
 import time
+from email.parser import BytesParser
+from email.policy import default
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 

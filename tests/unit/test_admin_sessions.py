@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib.models import SessionModel, SessionNameModel
+from chalicelib.core.models import SessionModel, SessionNameModel
 from tests.conftest import ADMIN
 
 

@@ -8,15 +8,14 @@ import time
 import boto3
 import pytest
 
-from chalicelib.contract import HOST_TIMEOUT, Command, Reply
-from chalicelib.envelope import ApiError
-from chalicelib.settings import Settings
-from tests.conftest import ADMIN
+from chalicelib.core.contract import HOST_TIMEOUT, Command, Reply
+from chalicelib.core.errors import DomainError
+from chalicelib.core.settings import Settings
 
 
 def _host(host_id: str, *, heartbeat_age: float = 0.0, load: int = 0, capacity: int = 10, status: str = "up",
           queue: bool = True):
-    from chalicelib.models import HostModel
+    from chalicelib.core.models import HostModel
 
     url = ""
     if queue:
@@ -42,7 +41,7 @@ def _bus(**overrides):
 
 
 def test_placement_skips_stale_full_and_draining_hosts(aws):
-    from chalicelib.models import SessionModel
+    from chalicelib.core.models import SessionModel
 
     _host("stale", heartbeat_age=60)
     _host("full", load=10)
@@ -54,7 +53,7 @@ def test_placement_skips_stale_full_and_draining_hosts(aws):
 
 
 def test_two_concurrent_placements_agree_on_one_owner(aws):
-    from chalicelib.models import HostModel, SessionModel
+    from chalicelib.core.models import HostModel, SessionModel
 
     _host("a", load=0, capacity=10)
     _host("b", load=1, capacity=20)  # ratio 0.05: above a's 0/10 now, below a's 1/10 once a is placed
@@ -72,7 +71,7 @@ def test_two_concurrent_placements_agree_on_one_owner(aws):
 
 
 def test_a_session_whose_owner_went_stale_is_placed_again(aws):
-    from chalicelib.models import SessionModel
+    from chalicelib.core.models import SessionModel
 
     _host("dead", heartbeat_age=60)
     _host("alive")
@@ -85,14 +84,14 @@ def test_a_session_whose_owner_went_stale_is_placed_again(aws):
 
 def test_no_live_host_is_a_503(aws):
     _host("stale", heartbeat_age=60)
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(DomainError) as caught:
         _bus().place(_session())
     assert (caught.value.status, caught.value.message) == (503, "no session host available")
 
 
 def test_unowned_session_without_placement_is_no_session(aws):
     _host("up")
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(DomainError) as caught:
         _bus().command(_session(), "disconnect")
     assert (caught.value.status, caught.value.message) == (500, "No session")
 
@@ -101,7 +100,7 @@ def test_the_command_lands_in_the_owners_fifo_queue(aws):
     host = _host("h1")
     session = _session()
     bus = _bus()
-    with pytest.raises(ApiError):
+    with pytest.raises(DomainError):
         bus.command(session, "connect", {"events": ["All"]}, place=True, timeout=0.05)
     sqs = boto3.client("sqs", region_name="us-east-1")
     (message,) = sqs.receive_message(QueueUrl=host.command_queue_url, AttributeNames=["All"])["Messages"]
@@ -112,7 +111,7 @@ def test_the_command_lands_in_the_owners_fifo_queue(aws):
 
 
 def test_wait_reply_returns_the_hosts_reply(aws):
-    from chalicelib.models import ReplyModel
+    from chalicelib.core.models import ReplyModel
 
     command = Command(token="t", op="logout", deadline=time.time() + 5)
     ReplyModel(command.command_id, token="t", body=Reply.failure(command.command_id, "No session").model_dump_json()).save()
@@ -132,7 +131,7 @@ def test_waiting_is_bounded_and_backs_off(aws):
 
     bus = Bus(settings=Settings(stage="test"), clock=lambda: now[0], sleep=sleep)
     command = Command(token="t", op="logout", deadline=now[0] + 10)
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(DomainError) as caught:
         bus.wait_reply(command)
     assert (caught.value.status, caught.value.message) == (504, HOST_TIMEOUT)
     assert sleeps[:-1] == sorted(sleeps[:-1]) and max(sleeps) <= MAX_POLL_DELAY  # the last one ends at the deadline
@@ -141,7 +140,7 @@ def test_waiting_is_bounded_and_backs_off(aws):
 
 def test_a_host_that_does_not_answer_gives_wagos_504_envelope(client, monkeypatch):
     import chalicelib.bus as bus_module
-    from chalicelib.models import SessionModel
+    from chalicelib.core.models import SessionModel
 
     _host("silent")
     assert client.init("Slow", "slowtoken").status_code == 200
@@ -153,14 +152,14 @@ def test_a_host_that_does_not_answer_gives_wagos_504_envelope(client, monkeypatc
 
 
 def test_a_gone_queue_is_skipped_when_placing(aws):
-    from chalicelib.models import HostModel, SessionModel
+    from chalicelib.core.models import HostModel, SessionModel
 
     _host("gone", load=0)
     sqs = boto3.client("sqs", region_name="us-east-1")
     sqs.delete_queue(QueueUrl=HostModel.get("gone").command_queue_url)
     other = _host("other", load=5)
     session = _session()
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(DomainError) as caught:
         _bus().command(session, "connect", place=True, timeout=0.05)
     assert caught.value.status == 504  # it reached "other" (nobody answers there in this test)
     assert SessionModel.get("tok", consistent_read=True).owner_host == "other"

@@ -8,7 +8,7 @@ import time
 import boto3
 import pytest
 
-from chalicelib.contract import Command
+from chalicelib.core.contract import Command
 from session_host.drivers.base import ClientState, Driver
 
 
@@ -59,8 +59,8 @@ class EventsOnlyDriver(Driver):
 
 @pytest.fixture
 def manager(aws):
-    from chalicelib.models import SessionModel
-    from chalicelib.settings import get_settings
+    from chalicelib.core.models import SessionModel
+    from chalicelib.core.settings import get_settings
     from session_host.sessions import SessionManager
 
     settings = get_settings()

@@ -8,10 +8,10 @@ import hmac
 
 import pytest
 
-from chalicelib.calls import states
-from chalicelib.calls.states import InvalidTransition, next_state
-from chalicelib.calls.turn import ice_servers, rest_credentials, turn_status, webrtc_config
-from chalicelib.settings import Settings
+from chalicelib.core.calls import states
+from chalicelib.core.calls.states import InvalidTransition, next_state
+from chalicelib.core.calls.turn import ice_servers, rest_credentials, turn_status, webrtc_config
+from chalicelib.core.settings import Settings
 
 
 @pytest.mark.parametrize("state,action,expected", [
@@ -42,7 +42,7 @@ def test_unknown_action_and_state_set():
 
 
 def test_registry_lifecycle(aws):
-    from chalicelib.calls.registry import CallNotFound, CallRegistry
+    from chalicelib.core.calls.registry import CallNotFound, CallRegistry
 
     clock = iter(range(100, 200)).__next__
     registry = CallRegistry(clock=lambda: float(clock()))
@@ -76,8 +76,8 @@ def test_registry_lifecycle(aws):
 
 
 def test_registry_race_loses_cleanly(aws):
-    from chalicelib.calls.registry import CallRegistry
-    from chalicelib.models import CallModel
+    from chalicelib.core.calls.registry import CallRegistry
+    from chalicelib.core.models import CallModel
 
     registry = CallRegistry()
     registry.open("t", "C", "p", "incoming")

@@ -20,7 +20,7 @@ def session(client):
 
 
 def test_status_lists_only_this_sessions_calls(session):
-    from chalicelib.calls.registry import CallRegistry
+    from chalicelib.core.calls.registry import CallRegistry
 
     assert _body(session.get("/call/status", headers=H)) == {"code": 200, "data": {"calls": []}, "success": True}
     registry = CallRegistry()
@@ -49,7 +49,7 @@ def test_call_id_is_required_and_must_be_tracked(session, path):
 
 
 def test_tracked_call_goes_to_the_host(session):
-    from chalicelib.calls.registry import CallRegistry
+    from chalicelib.core.calls.registry import CallRegistry
 
     CallRegistry().open("ctoken", "CALL1", "p", "incoming")
     # No host holds the session: WaGo's `No session`, after the registry check passed.
@@ -69,7 +69,7 @@ def test_make_call_bad_inputs(session):
 
 
 def test_webrtc_offer_bad_inputs(session):
-    from chalicelib.calls.registry import CallRegistry
+    from chalicelib.core.calls.registry import CallRegistry
 
     ok = {"callID": "CALL1", "type": "offer", "sdp": "v=0\r\n"}
     for body, status, error in [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from chalicelib.contract import CONTRACT_VERSION, Command, Reply, WireEvent
+from chalicelib.core.contract import CONTRACT_VERSION, Command, Reply, WireEvent
 
 
 def test_command_round_trips_and_gets_a_unique_id():

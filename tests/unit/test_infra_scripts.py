@@ -27,7 +27,7 @@ def _health() -> int:
 
 
 def _register(host_id=None):
-    from chalicelib.settings import get_settings
+    from chalicelib.core.settings import get_settings
     from session_host.registry import HostRegistry
 
     registry = HostRegistry(get_settings(), host_id)
@@ -36,7 +36,7 @@ def _register(host_id=None):
 
 
 def test_health_check_follows_this_containers_heartbeat(aws):
-    from chalicelib.models import HostModel
+    from chalicelib.core.models import HostModel
 
     assert _health() == 1  # not registered yet
     registry = _register()
@@ -49,8 +49,8 @@ def test_health_check_follows_this_containers_heartbeat(aws):
 
 
 def test_host_monitor_publishes_sessions_per_host_and_heartbeat_age(aws, monkeypatch):
-    from chalicelib.models import HostModel
-    from chalicelib.settings import get_settings
+    from chalicelib.core.models import HostModel
+    from chalicelib.core.settings import get_settings
 
     settings = get_settings()
     monkeypatch.setenv("HOSTS_TABLE", settings.hosts_table_name)
@@ -77,7 +77,7 @@ def test_host_monitor_publishes_sessions_per_host_and_heartbeat_age(aws, monkeyp
 
 
 def test_host_monitor_with_no_hosts_reports_zero_live_hosts(aws, monkeypatch):
-    from chalicelib.settings import get_settings
+    from chalicelib.core.settings import get_settings
 
     monkeypatch.setenv("HOSTS_TABLE", get_settings().hosts_table_name)
     monkeypatch.setenv("STAGE", "dev")

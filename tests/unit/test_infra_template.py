@@ -81,7 +81,7 @@ def props(resource: dict) -> dict:
 
 
 def stage_settings():
-    from chalicelib.settings import Settings
+    from chalicelib.core.settings import Settings
 
     return Settings(stage=STAGE)
 
@@ -94,7 +94,7 @@ def test_stack_names_equal_what_settings_derive(stage):
     sys.path.append(str(INFRA_DIR))
     from wago_infra.naming import Names
 
-    from chalicelib.settings import Settings
+    from chalicelib.core.settings import Settings
 
     env = Names(stage).environment()
     settings = Settings(stage=stage)
@@ -180,7 +180,7 @@ def test_media_bucket_is_private_encrypted_and_expires_objects(resources):
 
 
 def test_tables_are_on_demand_with_pitr_and_match_the_models(resources):
-    from chalicelib.models import ALL_MODELS
+    from chalicelib.core.models import ALL_MODELS
 
     tables = {props(t)["TableName"]: props(t) for t in of_type(resources, "AWS::DynamoDB::Table").values()}
     settings = stage_settings()

@@ -8,8 +8,8 @@ import io
 import pytest
 import segno
 
-from chalicelib.envelope import ApiError
-from chalicelib.media import decode_data_url
+from chalicelib.core.errors import DomainError
+from chalicelib.core.media import decode_data_url
 
 
 def _png() -> bytes:
@@ -40,13 +40,13 @@ def test_a_real_png_is_accepted_with_its_sniffed_type():
      "Invalid Audio in Payload: the data is application/pdf, not audio/"),
 ])
 def test_bad_media_is_refused_precisely(kind, value, status, message):
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(DomainError) as refused:
         decode_data_url(kind, value, 1 << 20)
     assert (refused.value.status, refused.value.message) == (status, message)
 
 
 def test_oversized_media_is_413_before_decoding():
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(DomainError) as refused:
         decode_data_url("image", _url("data:image/png;base64,", _png() * 50), 1000)
     assert refused.value.status == 413
     assert refused.value.message == "Payload too large: Image exceeds the limit of 1000 bytes"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib.models import SessionModel
+from chalicelib.core.models import SessionModel
 
 
 def test_server_ok_needs_no_auth(client):

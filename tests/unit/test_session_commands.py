@@ -7,7 +7,7 @@ import time
 
 import boto3
 
-from chalicelib.contract import COMMAND_EXPIRED, Command, Reply
+from chalicelib.core.contract import COMMAND_EXPIRED, Command, Reply
 
 
 def _loop(handler, workers: int = 4):
@@ -27,7 +27,7 @@ def _send(sqs, url, token: str, op: str, args=None, deadline: float | None = Non
 
 
 def _reply(command: Command, timeout: float = 10.0) -> Reply:
-    from chalicelib.models import ReplyModel
+    from chalicelib.core.models import ReplyModel
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -43,7 +43,7 @@ def _pump(loop, commands: list[Command], rounds: int = 50) -> list[Reply]:
     for _ in range(rounds):
         loop.poll_once(wait_seconds=0)
         if loop.lanes.wait_idle(2.0) and loop.lanes.pending() == 0:
-            from chalicelib.models import ReplyModel
+            from chalicelib.core.models import ReplyModel
 
             if all(ReplyModel.count(c.command_id, consistent_read=True) for c in commands):
                 break

@@ -13,7 +13,7 @@ def _body(response):
 
 
 def test_status_and_qr_are_table_reads(client):
-    from chalicelib.models import HostModel, SessionModel
+    from chalicelib.core.models import HostModel, SessionModel
 
     client.init("A", "atoken")
     status = _body(client.get("/session/status", headers={"token": "atoken"}))["data"]
@@ -39,7 +39,7 @@ def test_status_and_qr_are_table_reads(client):
 
 
 def test_qr_of_a_connected_unpaired_session(client):
-    from chalicelib.models import HostModel, SessionModel
+    from chalicelib.core.models import HostModel, SessionModel
 
     client.init("B", "btoken")
     HostModel("h", command_queue_url="q", capacity=5, heartbeat_at=time.time(), status="up").save()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.settings import ConfigurationError, Settings
+from chalicelib.core.settings import ConfigurationError, Settings
 
 
 def test_names_carry_the_stage_prefix():
@@ -36,7 +36,7 @@ def test_admin_token_from_secrets_manager(aws):
 
 
 def test_host_command_polling_defaults_by_stage():
-    from chalicelib.settings import Settings
+    from chalicelib.core.settings import Settings
 
     assert Settings(stage="local").command_poll_interval == 0.05  # moto: short polls (see the field)
     assert Settings(stage="prod", admin_token="x" * 16).command_poll_interval == 0.0  # SQS: long polls

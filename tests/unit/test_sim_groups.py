@@ -13,9 +13,9 @@ OWNER, MEMBERS = "15550007000", [f"155500070{i:02d}" for i in range(1, 9)]
 
 @pytest.fixture
 def groups(aws):
-    from chalicelib.models import SessionModel
-    from chalicelib.sim_groups import SimGroups
-    from chalicelib.sim_network import SimNetwork
+    from chalicelib.core.models import SessionModel
+    from chalicelib.core.sim_network import SimNetwork
+    from session_host.sim.groups import SimGroups
 
     published: list[tuple[str, str, dict]] = []
     network = SimNetwork(lambda token, type, event, extra, media_key=None: published.append((token, type, event)))
@@ -30,7 +30,7 @@ def groups(aws):
 
 
 def test_concurrent_adds_all_land_and_events_reach_online_and_offline_members(groups):
-    from chalicelib.models import SimInboxModel
+    from chalicelib.core.models import SimInboxModel
 
     group = groups.create(OWNER, f"t{OWNER}", "Team", [MEMBERS[0]])["JID"]
     with ThreadPoolExecutor(max_workers=7) as pool:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from chalicelib.models import SessionModel
+from chalicelib.core.models import SessionModel
 from tests.conftest import ADMIN
 
 

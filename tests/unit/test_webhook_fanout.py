@@ -10,8 +10,8 @@ import time
 
 import boto3
 
-from chalicelib.models import DeliveryModel
-from chalicelib.settings import get_settings
+from chalicelib.core.models import DeliveryModel
+from chalicelib.core.settings import get_settings
 from tests.unit.webhook_helpers import Receiver, fail_first, make_session, pump, settings_env, stack, wire_event
 
 __all__ = ["stack"]  # fixture
@@ -56,9 +56,8 @@ def test_receiver_failing_for_a_while_gets_every_event_once(stack):
 
 def test_redelivered_message_after_success_is_not_posted_again(stack):
     """SQS is at-least-once: the same message handed over twice is POSTed once (idempotency)."""
-    from local_gateway.poller import LambdaContext, to_lambda_event
-
     from app import deliver_events
+    from local_gateway.poller import LambdaContext, to_lambda_event
 
     with Receiver() as receiver:
         make_session("t1", receiver.url)

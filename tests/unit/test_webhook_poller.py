@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from chalicelib.settings import get_settings
+from chalicelib.core.settings import get_settings
 from local_gateway.poller import QueuePoller
 
 

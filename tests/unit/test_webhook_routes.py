@@ -6,8 +6,8 @@ import random
 import time
 from datetime import datetime, timedelta, timezone
 
-from chalicelib.contract import WireEvent
-from chalicelib.models import DeliveryModel, SessionModel
+from chalicelib.core.contract import WireEvent
+from chalicelib.core.models import DeliveryModel, SessionModel
 from chalicelib.webhooks import log, retry, signing
 from tests.unit.webhook_helpers import wire_event
 
@@ -133,7 +133,7 @@ def test_signing_reference_helpers():
 
 
 def test_webhook_settings_defaults():
-    from chalicelib.settings import Settings
+    from chalicelib.core.settings import Settings
 
     prod = Settings(stage="prod", admin_token="x")
     assert prod.deliveries_table_name == "wago-prod-deliveries"

@@ -6,8 +6,8 @@ import ipaddress
 
 import pytest
 
-from chalicelib.models import DeliveryModel, SessionModel
-from chalicelib.webhooks.ssrf import BlockedDestination, Guard, literal_address
+from chalicelib.core.models import DeliveryModel, SessionModel
+from chalicelib.core.ssrf import BlockedDestination, Guard, literal_address
 from tests.unit.webhook_helpers import Receiver, make_session, pump, settings_env, stack, wire_event
 
 __all__ = ["stack"]
@@ -96,7 +96,7 @@ def test_post_webhook_refuses_with_wago_envelope(client, monkeypatch):
         assert SessionModel.get("t1").webhook == ""
     finally:
         monkeypatch.undo()
-        from chalicelib.settings import get_settings
+        from chalicelib.core.settings import get_settings
 
         get_settings.cache_clear()
 
@@ -156,9 +156,9 @@ def test_resolution_is_checked_and_pinned(monkeypatch):
 def test_pinned_request_keeps_host_and_sni():
     import httpx
 
+    from chalicelib.core.contract import WireEvent
+    from chalicelib.core.ssrf import Target
     from chalicelib.webhooks.delivery import build_request
-    from chalicelib.webhooks.ssrf import Target
-    from chalicelib.contract import WireEvent
 
     event = WireEvent.model_validate(wire_event("t1"))
     with httpx.Client() as http:

@@ -145,7 +145,7 @@ class Stack:
 
 def settings_env(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
     """Override settings for one test (environment + fresh settings object)."""
-    from chalicelib.settings import get_settings
+    from chalicelib.core.settings import get_settings
 
     for key, value in values.items():
         monkeypatch.setenv(key.upper(), str(value))
@@ -157,7 +157,7 @@ FAST = {"WEBHOOK_BACKOFF_BASE_SECONDS": "0", "WEBHOOK_BACKOFF_CAP_SECONDS": "0",
 
 @pytest.fixture
 def stack(aws, monkeypatch):
-    from chalicelib.settings import get_settings
+    from chalicelib.core.settings import get_settings
     from chalicelib.webhooks import fanout
 
     settings_env(monkeypatch, **FAST)
@@ -172,7 +172,7 @@ def stack(aws, monkeypatch):
 
 
 def make_session(token: str, url: str, events: list[str] | None = None, secret: str | None = None):
-    from chalicelib.models import SessionModel
+    from chalicelib.core.models import SessionModel
 
     session = SessionModel(token, id=1, name=token, webhook=url, events=events if events is not None else ["All"],
                            webhook_secret=secret)
@@ -183,7 +183,7 @@ def make_session(token: str, url: str, events: list[str] | None = None, secret: 
 def pump(until: Callable[[], bool], rounds: int = 60, pause: float = 0.05) -> int:
     """Run the local poller (same handler as Lambda) until `until()` or `rounds` receive cycles."""
     from app import deliver_events
-    from chalicelib.settings import get_settings
+    from chalicelib.core.settings import get_settings
     from local_gateway.poller import QueuePoller
 
     poller = QueuePoller(get_settings().events_queue_name, deliver_events, "deliver_events", wait_seconds=0)

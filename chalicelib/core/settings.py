@@ -111,7 +111,7 @@ class Settings(BaseSettings):
         0.1, ge=0, description="Gap between two client starts in one worker (neonize's Go registry has no lock).",
     )
 
-    # -- calls (chalicelib/calls, session_host/calls) ------------------------------------------------
+    # -- calls (chalicelib/core/calls, session_host/calls) ------------------------------------------------
     calls_table: str | None = None
     ice_stun_urls: str = Field("", description="Comma-separated stun: URLs for /call/webrtc/config and the host's "
                                "WebRTC legs; empty means none (host candidates only).")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import botocore.session
 import pynamodb.connection.base as pynamodb_connection
 
-from chalicelib.settings import get_settings
+from chalicelib.core.settings import get_settings
 
 _shared_loader = botocore.session.get_session().get_component("data_loader")
 

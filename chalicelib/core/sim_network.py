@@ -2,7 +2,7 @@
 
 Both sides use it: a session host's sim driver (a linked device sends, reads, types) and the API's
 admin-only sim controls (the phone of a sim account sends, reads, types, goes online). Accounts and
-devices are in the sim table (chalicelib/models/sim.py); what a linked device receives is published
+devices are in the sim table (chalicelib/core/models/sim.py); what a linked device receives is published
 as WaGo events for its session token. A device whose session is not connected gets it later: the sim
 driver delivers its inbox when the session logs in, as WhatsApp delivers offline messages.
 
@@ -16,7 +16,6 @@ import base64
 import hashlib
 import json
 import re
-import secrets
 import time
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -24,10 +23,17 @@ from typing import Any, Callable
 from pynamodb.exceptions import DeleteError, DoesNotExist
 from pynamodb.expressions.condition import size
 
-from chalicelib.media import MediaStore
-from chalicelib.message_content import new_message_id
-from chalicelib.models import SessionModel, SimAccountModel, SimDeviceModel, SimInboxModel, SimMessageModel
-from chalicelib.models import SimPresenceWatchModel
+from chalicelib.core.errors import DomainError
+from chalicelib.core.media import MediaStore
+from chalicelib.core.message_content import new_message_id
+from chalicelib.core.models import (
+    SessionModel,
+    SimAccountModel,
+    SimDeviceModel,
+    SimInboxModel,
+    SimMessageModel,
+    SimPresenceWatchModel,
+)
 
 SERVER = "s.whatsapp.net"
 INBOUND_PREFIX = "media/in/"
@@ -35,11 +41,6 @@ MEDIA_PREFIX = "media/"
 Publish = Callable[..., Any]  # (token, type, event, extra, media_key=None)
 
 
-class SimError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def parse_phone(value: str) -> str:
@@ -48,11 +49,11 @@ def parse_phone(value: str) -> str:
     if "@" in value:
         user, _, server = value.partition("@")
         if server != SERVER:
-            raise SimError(400, f"Invalid Phone in Payload: {value} is not a user JID")
+            raise DomainError(400, f"Invalid Phone in Payload: {value} is not a user JID")
         value = user.split(":", 1)[0]
     digits = re.sub(r"[\s\-().]", "", value).removeprefix("+")
     if not digits.isdigit() or not 7 <= len(digits) <= 15:
-        raise SimError(400, "Could not parse Phone")
+        raise DomainError(400, "Could not parse Phone")
     return digits
 
 
@@ -119,7 +120,7 @@ class SimNetwork:
             return SimAccountModel.get(SimAccountModel.key(phone), consistent_read=True)
         except DoesNotExist:
             if not create:
-                raise SimError(404, f"{phone} is not on WhatsApp") from None
+                raise DomainError(404, f"{phone} is not on WhatsApp") from None
         account = SimAccountModel(SimAccountModel.key(phone), phone=phone, jid=user_jid(phone),
                                   push_name=push_name or f"Sim {phone[-4:]}", created_at=self.clock())
         try:
@@ -251,11 +252,11 @@ class SimNetwork:
 
     def download(self, direct_path: str) -> bytes:
         if not direct_path.startswith(MEDIA_PREFIX):
-            raise SimError(404, "media not found: directPath is not a sim media path")
+            raise DomainError(404, "media not found: directPath is not a sim media path")
         try:
             return self.media.get(direct_path)[0]
         except Exception:
-            raise SimError(404, "media not found") from None
+            raise DomainError(404, "media not found") from None
 
     def _delivered(self, recipient_jid: str, sender_phone: str, message_id: str) -> None:
         receipt, extra = receipt_event(recipient_jid, [message_id], read=False, at=self.clock())
@@ -323,4 +324,4 @@ def drop_inbox(token: str) -> None:
         pass
 
 
-__all__ = ["SimError", "SimNetwork", "drop_inbox", "parse_phone", "user_jid"]
+__all__ = ["DomainError", "SimNetwork", "drop_inbox", "parse_phone", "user_jid"]

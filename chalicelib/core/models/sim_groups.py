@@ -6,11 +6,17 @@ two concurrent edits of one group never overwrite each other (the loser re-reads
 
 from __future__ import annotations
 
-from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute, UnicodeSetAttribute, VersionAttribute
+from pynamodb.attributes import (
+    BooleanAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+    VersionAttribute,
+)
 from pynamodb.models import Model
 
-from chalicelib.models.base import table_meta
-from chalicelib.settings import get_settings
+from chalicelib.core.models.base import table_meta
+from chalicelib.core.settings import get_settings
 
 GROUP_PREFIX = "grp#"
 

@@ -13,9 +13,9 @@ from typing import Callable
 
 from pynamodb.exceptions import PutError, UpdateError
 
-from chalicelib.calls import states
-from chalicelib.calls.states import InvalidTransition
-from chalicelib.models import CallModel
+from chalicelib.core.calls import states
+from chalicelib.core.calls.states import InvalidTransition
+from chalicelib.core.models import CallModel
 
 MAX_RACES = 5
 

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
-
 from pynamodb.models import Model
 
-from chalicelib.models.base import table_meta
-from chalicelib.settings import get_settings
+from chalicelib.core.models.base import table_meta
+from chalicelib.core.settings import get_settings
 
 _settings = get_settings()
 

@@ -3,14 +3,14 @@ from __future__ import annotations
 from pynamodb.attributes import ListAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute
 from pynamodb.models import Model
 
-from chalicelib.models.base import table_meta
-from chalicelib.settings import get_settings
+from chalicelib.core.models.base import table_meta
+from chalicelib.core.settings import get_settings
 
 _settings = get_settings()
 
 
 class CallModel(Model):
-    """One call as one session sees it (chalicelib/calls/states.py has the state machine).
+    """One call as one session sees it (chalicelib/core/calls/states.py has the state machine).
 
     Keyed by session token and WhatsApp call id: `/call/status` is one query, and a token can only
     ever see its own calls. Written by the session host that tracks the call.

@@ -1,12 +1,12 @@
 """DynamoDB tables (pynamodb). Table names come from settings, so one code base serves every stage."""
 
-from chalicelib.models.calls import CallModel
-from chalicelib.models.deliveries import DeliveryModel
-from chalicelib.models.hosts import HostModel
-from chalicelib.models.messages import MessageModel
-from chalicelib.models.replies import ReplyModel
-from chalicelib.models.sessions import CounterModel, SessionModel, SessionNameModel
-from chalicelib.models.sim import (
+from chalicelib.core.models.calls import CallModel
+from chalicelib.core.models.deliveries import DeliveryModel
+from chalicelib.core.models.hosts import HostModel
+from chalicelib.core.models.messages import MessageModel
+from chalicelib.core.models.replies import ReplyModel
+from chalicelib.core.models.sessions import CounterModel, SessionModel, SessionNameModel
+from chalicelib.core.models.sim import (
     SimAccountModel,
     SimDeviceModel,
     SimInboxModel,
@@ -27,7 +27,7 @@ __all__ = [
     "SimPresenceWatchModel",
 ]
 
-from chalicelib.models.sim_groups import SimGroupModel  # noqa: E402 - sim groups (chalicelib/sim_groups.py)
+from chalicelib.core.models.sim_groups import SimGroupModel  # noqa: E402 - sim groups (session_host/sim/groups.py)
 
 ALL_MODELS += (SimGroupModel,)
 __all__ += ["SimGroupModel"]

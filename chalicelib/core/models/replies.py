@@ -3,14 +3,14 @@ from __future__ import annotations
 from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
 from pynamodb.models import Model
 
-from chalicelib.models.base import table_meta
-from chalicelib.settings import get_settings
+from chalicelib.core.models.base import table_meta
+from chalicelib.core.settings import get_settings
 
 _settings = get_settings()
 
 
 class ReplyModel(Model):
-    """A session host's answer to one command (chalicelib.contract.Reply as JSON), keyed by command id.
+    """A session host's answer to one command (chalicelib.core.contract.Reply as JSON), keyed by command id.
 
     The waiting Lambda reads it with consistent reads; DynamoDB's TTL removes it after `expires_at`.
     """

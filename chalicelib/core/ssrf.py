@@ -21,7 +21,7 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from chalicelib.settings import Settings, get_settings
+from chalicelib.core.settings import Settings, get_settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

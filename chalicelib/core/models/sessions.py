@@ -9,11 +9,10 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UTCDateTimeAttribute,
 )
-
 from pynamodb.models import Model
 
-from chalicelib.models.base import table_meta
-from chalicelib.settings import get_settings
+from chalicelib.core.models.base import table_meta
+from chalicelib.core.settings import get_settings
 
 _settings = get_settings()
 

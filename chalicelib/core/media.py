@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import boto3
 import filetype
 
-from chalicelib.envelope import ApiError
-from chalicelib.settings import Settings, get_settings
+from chalicelib.core.errors import DomainError
+from chalicelib.core.settings import Settings, get_settings
 
 OUTBOUND_PREFIX = "media/out/"
 UPLOAD_PREFIX = "media/up/"  # presigned uploads: media/up/<token hash>/<uuid>
@@ -54,34 +54,34 @@ class StoredMedia:
 
 
 def decode_data_url(kind: str, value: str, max_bytes: int) -> tuple[bytes, str]:
-    """`data:<type>;base64,<payload>` -> (bytes, sniffed or declared mimetype); ApiError when unusable."""
+    """`data:<type>;base64,<payload>` -> (bytes, sniffed or declared mimetype); DomainError when unusable."""
     spec = KINDS[kind]
     if not any(value.startswith(prefix) for prefix in spec.prefixes):
         expected = " or ".join(f"{p}..." if not p.endswith(",") else p for p in spec.prefixes)
-        raise ApiError(400, f"{spec.field} data should start with {expected}")
+        raise DomainError(400, f"{spec.field} data should start with {expected}")
     header, sep, payload = value.partition(",")
     if not sep or not header.endswith(";base64"):
-        raise ApiError(400, f"Invalid {spec.field} in Payload: not a base64 data URL")
+        raise DomainError(400, f"Invalid {spec.field} in Payload: not a base64 data URL")
     if len(payload) * 3 // 4 > max_bytes + 3:
-        raise ApiError(413, f"Payload too large: {spec.field} exceeds the limit of {max_bytes} bytes")
+        raise DomainError(413, f"Payload too large: {spec.field} exceeds the limit of {max_bytes} bytes")
     try:
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
-        raise ApiError(400, f"Invalid {spec.field} in Payload: malformed or truncated base64") from None
+        raise DomainError(400, f"Invalid {spec.field} in Payload: malformed or truncated base64") from None
     if not data:
-        raise ApiError(400, f"Missing {spec.field} in Payload")
+        raise DomainError(400, f"Missing {spec.field} in Payload")
     if len(data) > max_bytes:
-        raise ApiError(413, f"Payload too large: {spec.field} exceeds the limit of {max_bytes} bytes")
+        raise DomainError(413, f"Payload too large: {spec.field} exceeds the limit of {max_bytes} bytes")
     return data, _sniff(spec, spec.field, data)
 
 
 def _sniff(spec: MediaKind, field: str, head: bytes) -> str:
-    """The type read from the file's first bytes; ApiError if the field cannot take it."""
+    """The type read from the file's first bytes; DomainError if the field cannot take it."""
     sniffed = filetype.guess_mime(head)
     if spec.families != ("",):
         if sniffed is None or not any(sniffed == f or (f.endswith("/") and sniffed.startswith(f))
                                       for f in spec.families):
-            raise ApiError(400, f"Invalid {field} in Payload: the data is {sniffed or 'of an unknown type'}, "
+            raise DomainError(400, f"Invalid {field} in Payload: the data is {sniffed or 'of an unknown type'}, "
                                 f"not {' / '.join(spec.families)}")
     return sniffed or "application/octet-stream"
 
@@ -126,15 +126,15 @@ class MediaStore:
     def check_upload(self, token: str, key: str, kind: str, field: str, max_bytes: int) -> StoredMedia:
         """A presigned upload a send refers to: this session's, present, within the limit, the right type."""
         if not key.startswith(f"{UPLOAD_PREFIX}{_owner(token)}/"):
-            raise ApiError(403, "MediaKey does not belong to this session")
+            raise DomainError(403, "MediaKey does not belong to this session")
         bucket = self.settings.media_bucket_name
         try:
             head = self.s3.head_object(Bucket=bucket, Key=key)
         except Exception:
-            raise ApiError(404, "MediaKey not found: upload the file first") from None
+            raise DomainError(404, "MediaKey not found: upload the file first") from None
         size = int(head["ContentLength"])
         if size > max_bytes:
-            raise ApiError(413, f"Payload too large: {field} exceeds the limit of {max_bytes} bytes")
+            raise DomainError(413, f"Payload too large: {field} exceeds the limit of {max_bytes} bytes")
         first = self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{SNIFF_BYTES - 1}")["Body"].read()
         return StoredMedia(key, _sniff(KINDS[kind], field, first), size, "")
 

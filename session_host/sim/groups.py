@@ -1,12 +1,12 @@
 """Users and groups on the simulated WhatsApp network (the sim driver's /user/* and /group/*).
 
-Users: a sim account is on WhatsApp iff it exists (chalicelib/models/sim.py). A session's contacts are
+Users: a sim account is on WhatsApp iff it exists (chalicelib/core/models/sim.py). A session's contacts are
 every other sim account: the sim network is one shared address book (WhatsApp fills whatsmeow's
 contact store from the phone's address book and from push names; the sim has no address book of
 its own). Profile pictures exist for groups only (set with /group/photo); a user has none, so
 /user/avatar answers `No avatar found` for users, as WaGo does for a user without a picture.
 
-Groups live in the sim table (`grp#<jid>`, chalicelib/models/sim_groups.py). Rules follow WhatsApp:
+Groups live in the sim table (`grp#<jid>`, chalicelib/core/models/sim_groups.py). Rules follow WhatsApp:
 only participants see a group; only admins add, remove, promote and demote, get or reset the invite
 link; when a group is locked only admins change its name, topic and photo; announce and locked are
 admin settings; the creator is the super admin and cannot be removed or demoted. Every change reaches
@@ -30,9 +30,10 @@ from typing import Any, Callable
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
-from chalicelib.models import SimAccountModel
-from chalicelib.models.sim_groups import GROUP_PREFIX, SimGroupModel
-from chalicelib.sim_network import SimError, SimNetwork, parse_phone, rfc3339, user_jid
+from chalicelib.core.errors import DomainError
+from chalicelib.core.models import SimAccountModel
+from chalicelib.core.models.sim_groups import GROUP_PREFIX, SimGroupModel
+from chalicelib.core.sim_network import SimNetwork, parse_phone, rfc3339, user_jid
 
 GROUP_SERVER = "g.us"
 INVITE_PREFIX = "https://chat.whatsapp.com/"
@@ -56,13 +57,13 @@ ERR_CONFLICT = 409
 
 
 def parse_group_jid(value: str) -> str:
-    """`120363...@g.us` (or the bare id) -> the group JID; SimError 400 otherwise."""
+    """`120363...@g.us` (or the bare id) -> the group JID; DomainError 400 otherwise."""
     value = (value or "").strip()
     user, sep, server = value.partition("@")
     if sep and server != GROUP_SERVER:
-        raise SimError(400, BAD_GROUP_JID)
+        raise DomainError(400, BAD_GROUP_JID)
     if not user or not all(ch.isdigit() or ch == "-" for ch in user):
-        raise SimError(400, BAD_GROUP_JID)
+        raise DomainError(400, BAD_GROUP_JID)
     return f"{user}@{GROUP_SERVER}"
 
 
@@ -73,7 +74,7 @@ def invite_code_of(value: str) -> str:
         value = value[len(INVITE_PREFIX):]
     value = value.split("?", 1)[0].strip("/")
     if not value or not all(ch in INVITE_ALPHABET for ch in value):
-        raise SimError(400, INVALID_INVITE)
+        raise DomainError(400, INVALID_INVITE)
     return value
 
 
@@ -183,10 +184,10 @@ class SimGroups:
                 return {"url": self.media_url(group.picture_key) if self.media_url else "",
                         "id": group.picture_id, "type": kind,
                         "direct_path": f"/v/sim/{group.picture_id}?type={kind}", "hash": None}
-            raise SimError(404, NO_AVATAR)
+            raise DomainError(404, NO_AVATAR)
         if self._account(parse_phone(target)) is None:
-            raise SimError(404, f"{parse_phone(target)} is not on WhatsApp")
-        raise SimError(404, NO_AVATAR)
+            raise DomainError(404, f"{parse_phone(target)} is not on WhatsApp")
+        raise DomainError(404, NO_AVATAR)
 
     def contacts(self, phone: str) -> dict[str, dict[str, Any]]:
         """Every other sim account, as whatsmeow's contact store reports it (JID -> ContactInfo)."""
@@ -202,12 +203,12 @@ class SimGroups:
         try:
             return SimGroupModel.get(SimGroupModel.key(jid), consistent_read=True)
         except DoesNotExist:
-            raise SimError(404, f"group {jid} not found") from None
+            raise DomainError(404, f"group {jid} not found") from None
 
     def _visible(self, phone: str, jid: str) -> SimGroupModel:
         group = self._load(jid)
         if phone not in (group.participants or set()):
-            raise SimError(403, NOT_PARTICIPANT)
+            raise DomainError(403, NOT_PARTICIPANT)
         return group
 
     def _change(self, phone: str, jid: str, apply: Callable[[SimGroupModel], Any]) -> tuple[SimGroupModel, Any]:
@@ -222,18 +223,18 @@ class SimGroups:
                     continue
                 raise
             return group, result
-        raise SimError(409, "the group is being changed concurrently; try again")
+        raise DomainError(409, "the group is being changed concurrently; try again")
 
     @staticmethod
     def _require_member(group: SimGroupModel, phone: str) -> None:
         if phone not in (group.participants or set()):
-            raise SimError(403, NOT_PARTICIPANT)
+            raise DomainError(403, NOT_PARTICIPANT)
 
     @classmethod
     def _require_admin(cls, group: SimGroupModel, phone: str) -> None:
         cls._require_member(group, phone)
         if phone not in (group.admins or set()):
-            raise SimError(403, NOT_ADMIN)
+            raise DomainError(403, NOT_ADMIN)
 
     # -- events -----------------------------------------------------------------------------------
 
@@ -274,10 +275,10 @@ class SimGroups:
     def create(self, phone: str, token: str | None, name: str, participants: list[str]) -> dict[str, Any]:
         members = self._members(participants, phone)
         if len(members) + 1 > MAX_PARTICIPANTS:
-            raise SimError(400, f"a group has at most {MAX_PARTICIPANTS} participants")
+            raise DomainError(400, f"a group has at most {MAX_PARTICIPANTS} participants")
         missing = [m for m in members if self._account(m) is None]
         if missing:
-            raise SimError(404, f"{missing[0]} is not on WhatsApp")
+            raise DomainError(404, f"{missing[0]} is not on WhatsApp")
         now = self.network.clock()
         for _ in range(MAX_RETRIES):
             group = SimGroupModel(SimGroupModel.key(_new_group_jid()), owner=phone, name=name, name_set_at=now,
@@ -290,7 +291,7 @@ class SimGroups:
             except PutError:
                 continue
         else:
-            raise SimError(500, "could not allocate a group id")
+            raise DomainError(500, "could not allocate a group id")
         create_key = "3EB0" + secrets.token_hex(9).upper()
         # whatsmeow tells the creator too (Type "new", CreateKey = the id CreateGroup sent)
         self._joined(group, {phone}, phone, "", "new", None, create_key)
@@ -302,7 +303,7 @@ class SimGroups:
         """Add, remove, promote or demote; whatsmeow's answer: one GroupParticipant per request, with
         `Error` set (403, 404, 409) where that participant could not be changed."""
         if action not in ACTIONS:
-            raise SimError(400, f"Invalid Action in Payload: use one of {', '.join(ACTIONS)}")
+            raise DomainError(400, f"Invalid Action in Payload: use one of {', '.join(ACTIONS)}")
         jid = parse_group_jid(jid)
         targets = [parse_phone(p) for p in phones]
         before: set[str] = set()
@@ -367,12 +368,12 @@ class SimGroups:
         found = list(SimGroupModel.scan(SimGroupModel.pk.startswith(GROUP_PREFIX)
                                         & (SimGroupModel.invite_code == code), consistent_read=True))
         if not found:
-            raise SimError(404, INVALID_INVITE)
+            raise DomainError(404, INVALID_INVITE)
         before: set[str] = set()
 
         def apply(group: SimGroupModel) -> bool:
             if group.invite_code != code:
-                raise SimError(404, INVALID_INVITE)  # reset meanwhile
+                raise DomainError(404, INVALID_INVITE)  # reset meanwhile
             before.clear()
             before.update(group.participants or set())
             if phone in before:
@@ -409,9 +410,9 @@ class SimGroups:
             self._require_member(group, phone)
             if phone not in (group.admins or set()):
                 if not info_change:
-                    raise SimError(403, NOT_ADMIN)
+                    raise DomainError(403, NOT_ADMIN)
                 if group.locked:
-                    raise SimError(403, LOCKED)
+                    raise DomainError(403, LOCKED)
             apply(group)
 
         group, _ = self._change(phone, parse_group_jid(jid), checked)

@@ -15,9 +15,9 @@ from typing import Any, Callable
 
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
-from chalicelib.models import MessageModel
-from chalicelib.models.messages import STATUS_ORDER
-from chalicelib.settings import get_settings
+from chalicelib.core.models import MessageModel
+from chalicelib.core.models.messages import STATUS_ORDER
+from chalicelib.core.settings import get_settings
 
 STALE_CLAIM_SECONDS = 120  # a claim this old without a result is a send that died with its host
 RECEIPT_STATUS = {"Delivered": "delivered", "Read": "read"}

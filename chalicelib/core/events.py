@@ -13,11 +13,11 @@ from typing import Any
 import boto3
 from pynamodb.exceptions import UpdateError
 
-from chalicelib.contract import WireEvent
-from chalicelib.models import SessionModel
-from chalicelib.observability import logger
-from chalicelib.outbox import record_receipt
-from chalicelib.settings import Settings, get_settings
+from chalicelib.core.contract import WireEvent
+from chalicelib.core.models import SessionModel
+from chalicelib.core.observability import logger
+from chalicelib.core.outbox import record_receipt
+from chalicelib.core.settings import Settings, get_settings
 
 
 class EventPublisher:
