@@ -29,7 +29,7 @@ class SimCalls:
         return body
 
     def place(self, caller_phone: str, caller_token: str, to: str) -> dict:
-        from chalicelib.core.sim_network import DomainError
+        from chalicelib.core.errors import DomainError
 
         recipient = self.network.account(parse_phone(to))
         caller = self.network.account(caller_phone)

@@ -26,6 +26,7 @@ from neonize.proto import Neonize_pb2 as N  # noqa: E402
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as WAMessage  # noqa: E402
 from neonize.utils.jid import build_jid  # noqa: E402
 
+from chalicelib.core.errors import DomainError
 from session_host.drivers.neonize_worker import (  # noqa: E402
     LOGGED_OUT,
     NeonizeWorker,
@@ -266,7 +267,6 @@ def test_the_host_reports_a_connect_without_network_as_an_error_status(aws, tmp_
     from chalicelib import sessions
     from chalicelib.bus import Bus
     from chalicelib.core.models import SessionModel
-    from chalicelib.envelope import DomainError
     from session_host.host import SessionHost
 
     settings = _neonize_settings(tmp_path, f"socks5://127.0.0.1:{_closed_port()}", host_heartbeat_seconds=0.5,
