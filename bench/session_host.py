@@ -150,16 +150,17 @@ def sim_sessions(fleet: Fleet, count: int, prefix: str, workers: int = 8) -> dic
     idle_rss, cpu0 = rss_mib(process.pid), cpu_seconds(process.pid)
     latencies: list[float] = []
     from chalicelib.core.models import SessionModel
+    from chalicelib.core import ops
 
     def one(i: int):
         token = f"{prefix}-{i}"
         session = new_session(token)
         started = time.perf_counter()
-        bus().command(session, "connect", {"events": ["All"]}, place=True)
+        bus().command(session, ops.CONNECT, ops.Connect(events=["All"]), place=True)
         row = SessionModel.get(token, consistent_read=True)
         assert row.qr_code, "no QR after connect"
         latencies.append((time.perf_counter() - started) * 1000)
-        bus().command(row, "sim.scan", {"phone": f"1555{i:07d}"})
+        bus().command(row, ops.SIM_SCAN, ops.SimScan(phone=f"1555{i:07d}"))
 
     serial = min(20, count)
     for i in range(serial):  # latency on a quiet host first, then the rest concurrently
@@ -186,8 +187,10 @@ def neonize_sessions(fleet: Fleet, count: int, workers: int) -> dict:
     time.sleep(4)  # workers import neonize
     idle_rss = rss_mib(process.pid)
 
+    from chalicelib.core import ops
+
     def one(i: int):
-        bus().command(new_session(f"nz-{i}"), "connect", {}, place=True)
+        bus().command(new_session(f"nz-{i}"), ops.CONNECT, ops.Connect(), place=True)
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(one, range(count)))
@@ -201,6 +204,7 @@ def neonize_sessions(fleet: Fleet, count: int, workers: int) -> dict:
 
 def failover_round(fleet: Fleet, round_no: int, sessions: int) -> float:
     from chalicelib.core.models import SessionModel
+    from chalicelib.core import ops
 
     survivor, survivor_id = fleet.start("sim")
     victim, victim_id = fleet.start("sim")
@@ -209,8 +213,8 @@ def failover_round(fleet: Fleet, round_no: int, sessions: int) -> float:
     for i in range(sessions):
         token = f"fo{round_no}-{i}"
         session = new_session(token)
-        bus().command(session, "connect", {}, place=True)
-        bus().command(SessionModel.get(token, consistent_read=True), "sim.scan", {"phone": f"1666{round_no}{i:06d}"})
+        bus().command(session, ops.CONNECT, ops.Connect(), place=True)
+        bus().command(SessionModel.get(token, consistent_read=True), ops.SIM_SCAN, ops.SimScan(phone=f"1666{round_no}{i:06d}"))
         tokens.append(token)
     place_on(survivor_id, drain_others=False)  # the victim stays "up": only its lease may expire
     victim.kill()

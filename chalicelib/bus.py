@@ -21,9 +21,11 @@ import boto3
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import UpdateError
 
+from chalicelib.core import ops
 from chalicelib.core.contract import HOST_TIMEOUT, NO_SESSION, Command, Reply
 from chalicelib.core.errors import DomainError
 from chalicelib.core.models import HostModel, ReplyModel, SessionModel
+from chalicelib.core.models.base import condition_failed
 from chalicelib.core.settings import Settings, get_settings
 
 NO_HOST = "no session host available"
@@ -36,10 +38,6 @@ _GONE_QUEUE_CODES = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExi
 class HostGone(Exception):
     """The host's command queue no longer exists (it shut down or was reaped)."""
 
-
-def _conditional_failed(exc: Exception) -> bool:
-    cause = getattr(exc, "cause_response_code", None)
-    return cause == "ConditionalCheckFailedException"
 
 
 class Bus:
@@ -113,7 +111,7 @@ class Bus:
             try:
                 session.update(actions=[SessionModel.owner_host.set(chosen.host_id)], condition=condition)
             except UpdateError as exc:
-                if not _conditional_failed(exc):
+                if not condition_failed(exc):
                     raise
                 try:
                     session.refresh(consistent_read=True)
@@ -161,20 +159,20 @@ class Bus:
             self.sleep(min(delay, remaining))
             delay = min(delay * 1.25, MAX_POLL_DELAY)
 
-    def call(self, host: HostModel, token: str, op: str, args: dict | None = None,
+    def call(self, host: HostModel, token: str, op: ops.Operation[Any, Any], args: ops.Args | None = None,
              timeout: float | None = None) -> Reply:
         timeout = self.settings.command_timeout_seconds if timeout is None else timeout
-        command = Command(token=token, op=op, args=args or {}, deadline=self.clock() + timeout)
+        command = Command(token=token, op=op.name, args=_wire_args(op, args), deadline=self.clock() + timeout)
         self.send(host, command)
         return self.wait_reply(command)
 
-    def dispatch(self, session: SessionModel, op: str, args: dict | None = None) -> str:
+    def dispatch(self, session: SessionModel, op: ops.Operation[Any, Any], args: ops.Args | None = None) -> str:
         """Send `op` to the session's host without waiting (async mode); its reply is not stored.
         Returns the command id. `No session` when no live host holds the session."""
         host = self.live_owner(session)
         if host is None:
             raise DomainError(500, NO_SESSION)
-        command = Command(token=session.token, op=op, args=args or {}, reply_to="discard",
+        command = Command(token=session.token, op=op.name, args=_wire_args(op, args), reply_to="discard",
                           deadline=self.clock() + self.settings.async_command_ttl_seconds)
         try:
             self.send(host, command)
@@ -182,9 +180,10 @@ class Bus:
             raise DomainError(500, NO_SESSION) from None
         return command.command_id
 
-    def command(self, session: SessionModel, op: str, args: dict | None = None, *, place: bool = False,
-                timeout: float | None = None) -> Any:
-        """Run `op` on the session's host and return the reply's data; a failed reply raises its envelope.
+    def command(self, session: SessionModel, op: ops.Operation[Any, Any], args: ops.Args | None = None, *,
+                place: bool = False, timeout: float | None = None) -> Any:
+        """Run `op` on the session's host and return the reply's data (checked against the operation's
+        reply model, as WaGo's JSON keys); a failed reply raises its DomainError.
 
         With `place`, an unowned (or orphaned) session is placed first; without it, a session that no
         live host holds is WaGo's `No session`.
@@ -203,8 +202,16 @@ class Bus:
                 continue
             if not reply.ok:
                 raise DomainError(reply.status, reply.error or "session host error")
-            return reply.data
+            return op.reply_data(reply.data)
         raise DomainError(503, NO_HOST)
+
+
+def _wire_args(op: ops.Operation[Any, Any], args: ops.Args | None) -> dict[str, Any]:
+    """The Command's `args`: the operation's own argument model as JSON, defaults left out (TypeError for another model)."""
+    args = op.args() if args is None else args
+    if not isinstance(args, op.args):
+        raise TypeError(f"{op.name} takes {op.args.__name__}, not {type(args).__name__}")
+    return args.model_dump(mode="json", exclude_defaults=True)
 
 
 _bus: Bus | None = None

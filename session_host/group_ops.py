@@ -1,72 +1,105 @@
 """The host's user and group operations (/user/check, /group/create, ...): the running client does them.
 
-Each op answers WaGo's `data` for its route (chalicelib/routes/users.py, groups.py); the driver
-returns whatsmeow's shapes. `No session` when this host has no client for the token; the driver
-answers `not logged in` for a client that is not logged in.
+Each answers WaGo's `data` for its route (chalicelib/routes/users.py, groups.py); the driver returns
+whatsmeow's shapes. `No session` when this host has no client for the token; the driver answers
+`not logged in` for a client that is not logged in.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
-Op = Callable[[str, dict], Any]
+from chalicelib.core import ops
+from chalicelib.core.media import MediaStore
+from session_host.dispatch import handles
+from session_host.drivers.base import Driver
+from session_host.lifecycle import SessionLifecycle
 
-#: Operation names, as in chalicelib/core/contract.py OPS.
-USER_OPS = ("user.check", "user.info", "user.avatar", "user.contacts")
-GROUP_OPS = ("group.list", "group.info", "group.create", "group.participants", "group.invitelink", "group.join",
-             "group.leave", "group.name", "group.topic", "group.photo", "group.announce", "group.locked")
 
+class GroupOps:
+    def __init__(self, lifecycle: SessionLifecycle, driver: Driver, media: MediaStore):
+        self.lifecycle = lifecycle
+        self.driver = driver
+        self.media = media
 
-def group_ops(manager) -> dict[str, Op]:
-    """op name -> handler(token, args) for SessionManager.handle."""
-    driver = lambda: manager.driver  # noqa: E731 - the host sets the driver after the manager exists
+    def _client(self, token: str) -> Driver:
+        self.lifecycle.running(token)
+        return self.driver
 
-    def running(fn: Op) -> Op:
-        def op(token: str, args: dict) -> Any:
-            manager._running(token)
-            return fn(token, args)
+    # -- users -------------------------------------------------------------------------------------
 
-        return op
+    @handles(ops.USER_CHECK)
+    def check(self, token: str, args: ops.Phones) -> ops.Users:
+        return ops.Users(users=self._client(token).check_users(token, list(args.phones)))
 
-    def photo(token: str, args: dict) -> dict:
-        data, _ = manager.media.get(args["media_key"])
-        picture_id = driver().set_group_photo(token, str(args["group"]), data, str(args["media_key"]),
-                                              str(args.get("sha256") or ""))
-        return {"Details": "Group Photo set successfully", "PictureID": picture_id}
+    @handles(ops.USER_INFO)
+    def info(self, token: str, args: ops.Phones) -> ops.Users:
+        return ops.Users(users=self._client(token).user_info(token, list(args.phones)))
 
-    def done(details: str, action: Callable[[str, dict], Any]) -> Op:
-        def op(token: str, args: dict) -> dict:
-            action(token, args)
-            return {"Details": details}
+    @handles(ops.USER_AVATAR)
+    def avatar(self, token: str, args: ops.Avatar) -> Any:
+        return self._client(token).user_avatar(token, args.phone, args.preview)
 
-        return op
+    @handles(ops.USER_CONTACTS)
+    def contacts(self, token: str, args: ops.NoArgs) -> Any:
+        return self._client(token).contacts(token)
 
-    ops: dict[str, Op] = {
-        "user.check": lambda t, a: {"Users": driver().check_users(t, [str(p) for p in a["phones"]])},
-        "user.info": lambda t, a: {"Users": driver().user_info(t, [str(p) for p in a["phones"]])},
-        "user.avatar": lambda t, a: driver().user_avatar(t, str(a["phone"]), bool(a.get("preview"))),
-        "user.contacts": lambda t, a: driver().contacts(t),
-        "group.list": lambda t, a: {"Groups": driver().list_groups(t)},
-        "group.info": lambda t, a: driver().group_info(t, str(a["group"])),
-        "group.create": lambda t, a: driver().create_group(t, str(a["name"]), [str(p) for p in a["participants"]]),
-        "group.participants": lambda t, a: {
-            "Details": "Group Participants updated successfully",
-            "Participants": driver().update_group_participants(t, str(a["group"]), [str(p) for p in a["phones"]],
-                                                               str(a["action"]))},
-        "group.invitelink": lambda t, a: {"InviteLink": driver().group_invite_link(t, str(a["group"]),
-                                                                                  bool(a.get("reset")))},
-        "group.join": lambda t, a: {"Details": "Group joined successfully",
-                                    "GroupJID": driver().join_group(t, str(a["code"]))},
-        "group.leave": done("Left group successfully", lambda t, a: driver().leave_group(t, str(a["group"]))),
-        "group.name": done("Group Name set successfully",
-                           lambda t, a: driver().set_group_name(t, str(a["group"]), str(a["name"]))),
-        "group.topic": done("Group Topic set successfully",
-                            lambda t, a: driver().set_group_topic(t, str(a["group"]), str(a.get("topic") or ""))),
-        "group.photo": photo,
-        "group.announce": done("Group Announce set successfully",
-                               lambda t, a: driver().set_group_announce(t, str(a["group"]), bool(a["value"]))),
-        "group.locked": done("Group Locked set successfully",
-                             lambda t, a: driver().set_group_locked(t, str(a["group"]), bool(a["value"]))),
-    }
-    assert set(ops) == set(USER_OPS + GROUP_OPS)
-    return {name: running(fn) for name, fn in ops.items()}
+    # -- groups ------------------------------------------------------------------------------------
+
+    @handles(ops.GROUP_LIST)
+    def list_groups(self, token: str, args: ops.NoArgs) -> ops.Groups:
+        return ops.Groups(groups=self._client(token).list_groups(token))
+
+    @handles(ops.GROUP_INFO)
+    def group_info(self, token: str, args: ops.Group) -> Any:
+        return self._client(token).group_info(token, args.group)
+
+    @handles(ops.GROUP_CREATE)
+    def create(self, token: str, args: ops.GroupCreate) -> Any:
+        return self._client(token).create_group(token, args.name, list(args.participants))
+
+    @handles(ops.GROUP_PARTICIPANTS)
+    def participants(self, token: str, args: ops.GroupParticipants) -> ops.Participants:
+        changed = self._client(token).update_group_participants(token, args.group, list(args.phones), args.action)
+        return ops.Participants(details="Group Participants updated successfully", participants=changed)
+
+    @handles(ops.GROUP_INVITELINK)
+    def invite_link(self, token: str, args: ops.GroupInviteLink) -> ops.InviteLink:
+        return ops.InviteLink(invite_link=self._client(token).group_invite_link(token, args.group, args.reset))
+
+    @handles(ops.GROUP_JOIN)
+    def join(self, token: str, args: ops.GroupJoin) -> ops.Joined:
+        group = self._client(token).join_group(token, args.code)
+        return ops.Joined(details="Group joined successfully", group_jid=group)
+
+    @handles(ops.GROUP_LEAVE)
+    def leave(self, token: str, args: ops.Group) -> ops.Details:
+        self._client(token).leave_group(token, args.group)
+        return ops.Details(details="Left group successfully")
+
+    @handles(ops.GROUP_NAME)
+    def name(self, token: str, args: ops.GroupName) -> ops.Details:
+        self._client(token).set_group_name(token, args.group, args.name)
+        return ops.Details(details="Group Name set successfully")
+
+    @handles(ops.GROUP_TOPIC)
+    def topic(self, token: str, args: ops.GroupTopic) -> ops.Details:
+        self._client(token).set_group_topic(token, args.group, args.topic)
+        return ops.Details(details="Group Topic set successfully")
+
+    @handles(ops.GROUP_PHOTO)
+    def photo(self, token: str, args: ops.GroupPhoto) -> ops.PhotoSet:
+        client = self._client(token)
+        data, _ = self.media.get(args.media_key)
+        picture_id = client.set_group_photo(token, args.group, data, args.media_key, args.sha256)
+        return ops.PhotoSet(details="Group Photo set successfully", picture_id=picture_id)
+
+    @handles(ops.GROUP_ANNOUNCE)
+    def announce(self, token: str, args: ops.GroupFlag) -> ops.Details:
+        self._client(token).set_group_announce(token, args.group, args.value)
+        return ops.Details(details="Group Announce set successfully")
+
+    @handles(ops.GROUP_LOCKED)
+    def locked(self, token: str, args: ops.GroupFlag) -> ops.Details:
+        self._client(token).set_group_locked(token, args.group, args.value)
+        return ops.Details(details="Group Locked set successfully")

@@ -24,11 +24,12 @@ import boto3
 from pynamodb.exceptions import UpdateError
 
 from chalicelib.core.models import HostModel, SessionModel
+from chalicelib.core.models.base import condition_failed
 from chalicelib.core.observability import logger
 from session_host.commands import CommandLoop, ReplyStore
 from session_host.drivers import load_driver
 from session_host.registry import HostRegistry
-from session_host.sessions import SessionManager
+from session_host.sessions import HostSessions
 
 COMMAND_VISIBILITY_SECONDS = 60
 COMMAND_RETENTION_SECONDS = 3600
@@ -47,11 +48,11 @@ class SessionHost:
         self.sqs = sqs or boto3.client("sqs", region_name=settings.region)
         self.registry = HostRegistry(settings, host_id, driver=self.driver_name)
         self.host_id = self.registry.host_id
-        self.manager = SessionManager(self.host_id, settings, self.sqs, events_queue_url="")
         # The driver first: a host that cannot drive WhatsApp fails before touching AWS.
-        self.manager.driver = load_driver(self.driver_name, self.manager, settings)
-        self.driver = self.manager.driver
-        self.manager.events.queue_url  # resolve the events queue now: a host without it fails at start
+        self.sessions = HostSessions(self.host_id, settings, self.sqs, events_queue_url="",
+                                     driver_factory=lambda callbacks: load_driver(self.driver_name, callbacks, settings))
+        self.driver = self.sessions.driver
+        self.sessions.sink.publisher.queue_url  # resolve the events queue now: a host without it fails at start
         self.stopping = threading.Event()
         self.fenced = False
         self.fatal: str | None = None
@@ -75,7 +76,7 @@ class SessionHost:
         self.registry.command_queue_url = self.queue_url
         self.registry.register()
         self._last_beat = time.time()
-        self.loop = CommandLoop(self.sqs, self.queue_url, self.manager.handle,
+        self.loop = CommandLoop(self.sqs, self.queue_url, self.sessions.handle,
                                 ReplyStore(self.host_id, self.settings.reply_ttl_seconds), self.settings.host_workers,
                                 short_poll_interval=self.settings.command_poll_interval)
         for name, target in (("commands", self.loop.run), ("heartbeat", self._heartbeat_loop)):
@@ -91,10 +92,10 @@ class SessionHost:
     def beat(self) -> None:
         """Renew the lease once; fence when it has been lapsing too long."""
         try:
-            self._last_beat = self.registry.heartbeat(self.manager.load())
+            self._last_beat = self.registry.heartbeat(self.sessions.lifecycle.load())
             self.fenced = False
         except UpdateError as exc:
-            if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
+            if condition_failed(exc):
                 self.fence("host row removed")
                 raise HostRemoved(self.host_id) from None
             self._lapsing(exc)
@@ -134,7 +135,7 @@ class SessionHost:
         """Take over sessions that should be connected but have no live owner; restore them."""
         if self.stopping.is_set() or self.loop is None:
             return []
-        room = self.settings.host_capacity - self.manager.load()
+        room = self.settings.host_capacity - self.sessions.lifecycle.load()
         now = time.time()
         lease = self.settings.host_lease_seconds
         hosts = {h.host_id: h for h in HostModel.scan(consistent_read=True)}
@@ -153,7 +154,7 @@ class SessionHost:
                 except UpdateError:
                     continue  # someone else took it, or it was disconnected meanwhile
                 logger.info("adopting session", extra={"token": session.token, "previous_owner": owner})
-                self.loop.lanes.submit(session.token, lambda t=session.token: self.manager.restore(t))
+                self.loop.lanes.submit(session.token, lambda t=session.token: self.sessions.lifecycle.restore(t))
                 adopted.append(session.token)
                 room -= 1
                 if room <= 0:
@@ -194,8 +195,8 @@ class SessionHost:
             except Exception as exc:
                 logger.warning("could not refuse queued commands", extra={"error": str(exc)})
             self.loop.lanes.shutdown()
-        self.manager.close_calls()
-        released = 0 if self.fatal else self.manager.release_all()
+        self.sessions.close()
+        released = 0 if self.fatal else self.sessions.lifecycle.release_all()
         self.driver.stop_all()
         self.driver.close()
         if self.queue_url:

@@ -41,15 +41,6 @@ class WireEvent(BaseModel):
         return {"type": self.type, "event": self.event, **self.extra}
 
 
-#: Operations a session host understands. `sim.*` exist only on hosts running the sim driver.
-OPS = ("connect", "pair", "disconnect", "logout", "forget", "send_text", "send_media", "send_content", "send_mediaurl", "download", "mark_read", "chat_presence", "presence",
-       "subscribe_presence", "sim.scan", "sim.logout")
-#: Call operations (session_host/calls).
-OPS += ("call.make", "call.accept", "call.reject", "call.end", "call.offer", "call.play", "call.stop")
-#: User and group operations (session_host/group_ops.py).
-OPS += ("user.check", "user.info", "user.avatar", "user.contacts", "group.list", "group.info", "group.create",
-        "group.participants", "group.invitelink", "group.join", "group.leave", "group.name", "group.topic",
-        "group.photo", "group.announce", "group.locked")
 
 #: WaGo's wording where it has one (wuzapi lineage, research/wago-api.md §1.3 and §2.1).
 NO_SESSION = "No session"
@@ -72,8 +63,8 @@ class Command(BaseModel):
     v: Literal[1] = CONTRACT_VERSION
     command_id: str = Field(default_factory=lambda: uuid.uuid4().hex, min_length=1, max_length=128)
     token: str = Field(min_length=1, description="Session token; also the FIFO message group.")
-    op: str = Field(min_length=1, description="One of OPS.")
-    args: dict[str, Any] = Field(default_factory=dict)
+    op: str = Field(min_length=1, description="An operation name declared in chalicelib/core/ops.py.")
+    args: dict[str, Any] = Field(default_factory=dict, description="The operation's argument model as JSON; the host validates it against that model before running the handler.")
     deadline: float = Field(description="Epoch seconds after which nobody waits: the host skips it.")
     reply_to: str | None = Field(None, description='"discard": nobody waits for the reply (async sends).')
 

@@ -6,6 +6,7 @@ from pydantic import Field
 
 from chalicelib import sessions
 from chalicelib.bus import get_bus
+from chalicelib.core import ops
 from chalicelib.core.errors import DomainError
 from chalicelib.core.models import SessionModel
 from chalicelib.core.observability import logger
@@ -106,6 +107,6 @@ def _forget_device(session: SessionModel) -> None:
     if not (session.owner_host or session.jid or session.auto_connect):
         return  # never connected: nothing on any host or in the device store
     try:
-        get_bus().command(session, "forget", place=True)
+        get_bus().command(session, ops.FORGET, place=True)
     except DomainError as exc:
         logger.warning("device not forgotten before delete", extra={"token": session.token, "error": exc.message})

@@ -15,6 +15,7 @@ from chalice import Response
 from pydantic import BeforeValidator, Field, StringConstraints
 
 from chalicelib.bus import get_bus
+from chalicelib.core import ops
 from chalicelib.core.calls.registry import CallRegistry
 from chalicelib.core.calls.turn import turn_status, webrtc_config
 from chalicelib.core.errors import DomainError
@@ -77,24 +78,24 @@ def make_call(call: Call) -> dict:
     body: MakeCallRequest = call.body
     if body.video:
         raise DomainError(400, "video calls are not supported")
-    return get_bus().command(call.session, "call.make", {"to": body.phone})
+    return get_bus().command(call.session, ops.CALL_MAKE, ops.CallTo(to=body.phone))
 
 
-def _action(op: str):
+def _action(op: ops.Operation):
     def handler(call: Call) -> dict:
         tracked = _tracked(call, call.body.call_id)
-        return get_bus().command(call.session, op, {"call_id": tracked.call_id})
+        return get_bus().command(call.session, op, ops.CallRef(call_id=tracked.call_id))
 
     return handler
 
 
 for _op, _path, _summary in (
-    ("call.accept", "/call/accept", "Answer a ringing incoming call."),
-    ("call.reject", "/call/reject", "Decline a ringing incoming call."),
-    ("call.end", "/call/end", "Hang up: cancel an outgoing call or end an active one."),
+    (ops.CALL_ACCEPT, "/call/accept", "Answer a ringing incoming call."),
+    (ops.CALL_REJECT, "/call/reject", "Decline a ringing incoming call."),
+    (ops.CALL_END, "/call/end", "Hang up: cancel an outgoing call or end an active one."),
 ):
     _handler = _action(_op)
-    _handler.__name__ = _op.replace(".", "_")
+    _handler.__name__ = _op.name.replace(".", "_")
     router.route("POST", _path, auth=Auth.SESSION, body=CallIdRequest, summary=_summary)(_handler)
 
 
@@ -119,7 +120,7 @@ def webrtc_offer(call: Call) -> dict:
     body: OfferRequest = call.body
     tracked = _tracked(call, body.call_id)
     settings = get_settings()
-    data = get_bus().command(call.session, "call.offer", {"call_id": tracked.call_id, "sdp": body.sdp},
+    data = get_bus().command(call.session, ops.CALL_OFFER, ops.CallOffer(call_id=tracked.call_id, sdp=body.sdp),
                              timeout=settings.command_timeout_seconds + OFFER_SLACK_SECONDS)
     return {"callID": tracked.call_id, "type": "answer", "sdp": data["sdp"], "turn": turn_status(settings)}
 
@@ -129,14 +130,14 @@ def webrtc_offer(call: Call) -> dict:
 def audio_play(call: Call) -> dict:
     body: PlayRequest = call.body
     tracked = _tracked(call, body.call_id)
-    return get_bus().command(call.session, "call.play", {"call_id": tracked.call_id, "path": body.audio_file})
+    return get_bus().command(call.session, ops.CALL_PLAY, ops.CallPlay(call_id=tracked.call_id, path=body.audio_file))
 
 
 @router.route("POST", "/call/audio/stop", auth=Auth.SESSION, body=CallIdRequest,
               summary="Stop the playback of a call.")
 def audio_stop(call: Call) -> dict:
     tracked = _tracked(call, call.body.call_id)
-    return get_bus().command(call.session, "call.stop", {"call_id": tracked.call_id})
+    return get_bus().command(call.session, ops.CALL_STOP, ops.CallRef(call_id=tracked.call_id))
 
 
 @router.route("GET", "/call/page", auth=Auth.NONE, enveloped=False,

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
 from chalicelib.bus import get_bus
+from chalicelib.core import ops
 from chalicelib.core.errors import DomainError
 from chalicelib.core.media import MediaStore, decode_data_url
 from chalicelib.core.settings import get_settings
@@ -87,18 +88,18 @@ class DetailsResponse(WagoModel):
     details: str = Field(alias="Details")
 
 
-def _command(call: Call, op: str, args: dict) -> dict:
+def _command(call: Call, op: ops.Operation, args: ops.Args | None = None) -> dict:
     return get_bus().command(call.session, op, args)
 
 
 @router.route("GET", "/group/list", auth=Auth.SESSION,
               summary="The groups this account is in: {Groups: [GroupInfo]}.")
 def list_groups(call: Call) -> dict:
-    return _command(call, "group.list", {})
+    return _command(call, ops.GROUP_LIST)
 
 
 def _info(call: Call, body: GroupRequest) -> dict:
-    return _command(call, "group.info", {"group": group_jid(body.group_jid)})
+    return _command(call, ops.GROUP_INFO, ops.Group(group=group_jid(body.group_jid)))
 
 
 @router.route("GET", "/group/info", auth=Auth.SESSION,
@@ -116,7 +117,7 @@ def group_info_post(call: Call) -> dict:
               summary="Create a group with you as its admin; answers its GroupInfo.")
 def create_group(call: Call) -> dict:
     body: CreateRequest = call.body
-    return _command(call, "group.create", {"name": body.name, "participants": body.participants})
+    return _command(call, ops.GROUP_CREATE, ops.GroupCreate(name=body.name, participants=body.participants))
 
 
 @router.route("POST", "/group/participants", auth=Auth.SESSION, body=ParticipantsRequest,
@@ -124,12 +125,12 @@ def create_group(call: Call) -> dict:
                       "`Error` set (403, 404, 409) where it failed.")
 def update_participants(call: Call) -> dict:
     body: ParticipantsRequest = call.body
-    return _command(call, "group.participants", {"group": group_jid(body.group_jid), "phones": body.phone,
-                                                 "action": body.action})
+    return _command(call, ops.GROUP_PARTICIPANTS, ops.GroupParticipants(
+        group=group_jid(body.group_jid), phones=body.phone, action=body.action))
 
 
 def _invite(call: Call, body: InviteLinkRequest) -> dict:
-    return _command(call, "group.invitelink", {"group": group_jid(body.group_jid), "reset": body.reset})
+    return _command(call, ops.GROUP_INVITELINK, ops.GroupInviteLink(group=group_jid(body.group_jid), reset=body.reset))
 
 
 @router.route("GET", "/group/invitelink", auth=Auth.SESSION,
@@ -147,25 +148,25 @@ def invite_link_post(call: Call) -> dict:
 @router.route("POST", "/group/join", auth=Auth.SESSION, body=JoinRequest,
               summary="Join a group with an invite link or code: {Details, GroupJID}.")
 def join_group(call: Call) -> dict:
-    return _command(call, "group.join", {"code": call.body.code})
+    return _command(call, ops.GROUP_JOIN, ops.GroupJoin(code=call.body.code))
 
 
 @router.route("POST", "/group/leave", auth=Auth.SESSION, body=GroupRequest, response=DetailsResponse,
               summary="Leave a group.")
 def leave_group(call: Call) -> dict:
-    return _command(call, "group.leave", {"group": group_jid(call.body.group_jid)})
+    return _command(call, ops.GROUP_LEAVE, ops.Group(group=group_jid(call.body.group_jid)))
 
 
 @router.route("POST", "/group/name", auth=Auth.SESSION, body=NameRequest, response=DetailsResponse,
               summary="Rename a group (admins only when the group is locked).")
 def set_name(call: Call) -> dict:
-    return _command(call, "group.name", {"group": group_jid(call.body.group_jid), "name": call.body.name})
+    return _command(call, ops.GROUP_NAME, ops.GroupName(group=group_jid(call.body.group_jid), name=call.body.name))
 
 
 @router.route("POST", "/group/topic", auth=Auth.SESSION, body=TopicRequest, response=DetailsResponse,
               summary="Set a group's description; empty removes it (admins only when locked).")
 def set_topic(call: Call) -> dict:
-    return _command(call, "group.topic", {"group": group_jid(call.body.group_jid), "topic": call.body.topic})
+    return _command(call, ops.GROUP_TOPIC, ops.GroupTopic(group=group_jid(call.body.group_jid), topic=call.body.topic))
 
 
 def _photo_body_limit() -> int:
@@ -182,16 +183,16 @@ def set_photo(call: Call) -> dict:
     if mimetype != "image/jpeg":
         raise DomainError(400, f"Image must be a JPEG (data:image/jpeg;base64,...), not {mimetype}")
     stored = MediaStore(settings).put_outbound(call.session.token, data, mimetype)
-    return _command(call, "group.photo", {"group": jid, "media_key": stored.key, "sha256": stored.sha256})
+    return _command(call, ops.GROUP_PHOTO, ops.GroupPhoto(group=jid, media_key=stored.key, sha256=stored.sha256))
 
 
 @router.route("POST", "/group/announce", auth=Auth.SESSION, body=ValueRequest, response=DetailsResponse,
               summary="Only admins may send messages (`Value: true`) or everyone (admins only).")
 def set_announce(call: Call) -> dict:
-    return _command(call, "group.announce", {"group": group_jid(call.body.group_jid), "value": call.body.value})
+    return _command(call, ops.GROUP_ANNOUNCE, ops.GroupFlag(group=group_jid(call.body.group_jid), value=call.body.value))
 
 
 @router.route("POST", "/group/locked", auth=Auth.SESSION, body=ValueRequest, response=DetailsResponse,
               summary="Only admins may edit the group's info (`Value: true`) or everyone (admins only).")
 def set_locked(call: Call) -> dict:
-    return _command(call, "group.locked", {"group": group_jid(call.body.group_jid), "value": call.body.value})
+    return _command(call, ops.GROUP_LOCKED, ops.GroupFlag(group=group_jid(call.body.group_jid), value=call.body.value))

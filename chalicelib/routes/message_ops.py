@@ -15,7 +15,7 @@ import re
 from pydantic import Field, field_validator
 
 from chalicelib.bus import get_bus
-from chalicelib.core import message_content
+from chalicelib.core import message_content, ops
 from chalicelib.core.errors import DomainError
 from chalicelib.core.media import MediaStore
 from chalicelib.routes.fields import Text
@@ -100,7 +100,7 @@ def react(call: Call) -> SendResponse:
     chat = chat_jid(body.phone)
     participant = chat_jid(body.participant, "Participant") if body.participant and chat.endswith("@g.us") else ""
     content = message_content.reaction(chat, body.id, emoji, body.is_from_me, participant)
-    return _sent(get_bus().command(call.session, "send_content", {"to": chat, "content": content}))
+    return _sent(get_bus().command(call.session, ops.SEND_CONTENT, ops.SendContent(to=chat, content=content)))
 
 
 @router.route(
@@ -111,7 +111,7 @@ def edit(call: Call) -> SendResponse:
     body: EditRequest = call.body
     chat = chat_jid(body.chat, "Chat")
     content = message_content.edit(chat, body.message_id, body.message)
-    return _sent(get_bus().command(call.session, "send_content", {"to": chat, "content": content}))
+    return _sent(get_bus().command(call.session, ops.SEND_CONTENT, ops.SendContent(to=chat, content=content)))
 
 
 @router.route(
@@ -121,8 +121,8 @@ def edit(call: Call) -> SendResponse:
 def delete(call: Call) -> SendResponse:
     body: DeleteRequest = call.body
     chat = chat_jid(body.chat, "Chat")
-    data = get_bus().command(call.session, "send_content",
-                             {"to": chat, "content": message_content.revoke(chat, body.message_id)})
+    data = get_bus().command(call.session, ops.SEND_CONTENT,
+                             ops.SendContent(to=chat, content=message_content.revoke(chat, body.message_id)))
     return SendResponse(details="Deleted", timestamp=data["Timestamp"], id=data["Id"])
 
 
@@ -130,7 +130,7 @@ def _download(call: Call, kind: str) -> DownloadResponse:
     body: DownloadRequest = call.body
     ref = {"URL": body.url, "directPath": body.direct_path, "mediaKey": body.media_key, "mimetype": body.mimetype,
            "fileEncSHA256": body.file_enc_sha256, "fileSHA256": body.file_sha256, "fileLength": body.file_length}
-    stored = get_bus().command(call.session, "download", {"kind": kind, "ref": ref})
+    stored = get_bus().command(call.session, ops.DOWNLOAD, ops.Download(kind=kind, ref=ref))
     store = MediaStore()
     data = ""
     if stored["size"] <= INLINE_DOWNLOAD_BYTES:

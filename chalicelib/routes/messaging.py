@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field
 
 from chalicelib.bus import get_bus
-from chalicelib.core import outbox
+from chalicelib.core import ops, outbox
 from chalicelib.core.errors import DomainError
 from chalicelib.routes.fields import Text
 from chalicelib.routing import Auth, Call, Router
@@ -62,7 +62,7 @@ class DetailsResponse(WagoModel):
 )
 def mark_read(call: Call) -> DetailsResponse:
     body: MarkReadRequest = call.body
-    data = get_bus().command(call.session, "mark_read", {"ids": body.id, "chat": body.chat, "sender": body.sender})
+    data = get_bus().command(call.session, ops.MARK_READ, ops.MarkRead(ids=body.id, chat=body.chat, sender=body.sender))
     return DetailsResponse(details=data["Details"])
 
 
@@ -72,8 +72,8 @@ def mark_read(call: Call) -> DetailsResponse:
 )
 def chat_presence(call: Call) -> DetailsResponse:
     body: ChatPresenceRequest = call.body
-    data = get_bus().command(call.session, "chat_presence",
-                             {"to": body.phone, "state": body.state, "media": body.media})
+    data = get_bus().command(call.session, ops.CHAT_PRESENCE,
+                             ops.ChatPresence(to=body.phone, state=body.state, media=body.media))
     return DetailsResponse(details=data["Details"])
 
 
@@ -82,7 +82,7 @@ def chat_presence(call: Call) -> DetailsResponse:
     summary="Show this account online (`available`) or offline (`unavailable`).",
 )
 def presence(call: Call) -> DetailsResponse:
-    data = get_bus().command(call.session, "presence", {"available": call.body.type == "available"})
+    data = get_bus().command(call.session, ops.PRESENCE, ops.Presence(available=call.body.type == "available"))
     return DetailsResponse(details=data["Details"])
 
 
@@ -91,7 +91,7 @@ def presence(call: Call) -> DetailsResponse:
     summary="Addition: follow a contact's presence (Presence webhooks follow).",
 )
 def subscribe_presence(call: Call) -> DetailsResponse:
-    data = get_bus().command(call.session, "subscribe_presence", {"jid": call.body.phone})
+    data = get_bus().command(call.session, ops.SUBSCRIBE_PRESENCE, ops.SubscribePresence(jid=call.body.phone))
     return DetailsResponse(details=data["Details"])
 
 

@@ -20,7 +20,7 @@ from pydantic import Field, StringConstraints, field_validator
 
 from chalicelib import envelope
 from chalicelib.bus import get_bus
-from chalicelib.core import message_content, outbox
+from chalicelib.core import message_content, ops, outbox
 from chalicelib.core.errors import DomainError
 from chalicelib.core.media import KINDS, MediaStore, decode_data_url
 from chalicelib.core.models import SessionModel
@@ -118,16 +118,16 @@ def wants_async(call: Call) -> bool:
     return flag or "respond-async" in (call.request.headers.get("prefer") or "").lower()
 
 
-def _run_send(call: Call, op: str, args: dict, kind: str) -> Response | SendResponse:
+def _run_send(call: Call, op: ops.Operation, args: ops.Send, kind: str) -> Response | SendResponse:
     """The send, synchronously (WaGo's meaning) or, on request, queued: 202 with the message Id, the
     outcome in /message/status and a MessageStatus webhook."""
     body = call.body
     if not wants_async(call):
-        return _sent(get_bus().command(call.session, op, {**args, "id": body.id}))
+        return _sent(get_bus().command(call.session, op, args.model_copy(update={"id": body.id})))
     message_id = body.id or message_content.new_message_id()
     if outbox.queue(call.session.token, message_id, kind, body.phone):
         try:
-            get_bus().dispatch(call.session, op, {**args, "id": message_id})
+            get_bus().dispatch(call.session, op, args.model_copy(update={"id": message_id}))
         except DomainError as exc:
             outbox.mark_failed(call.session.token, message_id, exc.message)
             raise
@@ -145,14 +145,14 @@ def send_text(call: Call) -> SendResponse:
         return done
     context = body.context_info
     if context is None and not body.forward:
-        return _run_send(call, "send_text", {"to": body.phone, "body": body.body}, "text")
+        return _run_send(call, ops.SEND_TEXT, ops.SendText(to=body.phone, body=body.body), "text")
     if context is not None and bool(context.stanza_id) != bool(context.participant):
         raise DomainError(400, "Invalid ContextInfo in Payload: StanzaID and Participant go together")
     content = message_content.text(
         body.body, quoted_id=context.stanza_id if context else "", quoted_sender=context.participant if context else "",
         quoted=context.quoted_message if context else None, mentions=context.mentioned_jid if context else (),
         forwarded=body.forward)
-    return _run_send(call, "send_content", {"to": body.phone, "content": content}, "text")
+    return _run_send(call, ops.SEND_CONTENT, ops.SendContent(to=body.phone, content=content), "text")
 
 
 def _send_media(call: Call, kind: str, data_url: str, caption: str = "", file_name: str = "",
@@ -173,9 +173,9 @@ def _send_media(call: Call, kind: str, data_url: str, caption: str = "", file_na
         raise DomainError(400, f"Missing {field} in Payload")
     if mimetype:
         stored = replace(stored, mimetype=mimetype)
-    return _run_send(call, "send_media", {
-        "to": body.phone, "kind": kind, "media_key": stored.key, "mimetype": stored.mimetype,
-        "sha256": stored.sha256, "caption": caption, "file_name": file_name}, kind)
+    return _run_send(call, ops.SEND_MEDIA, ops.SendMedia(
+        to=body.phone, kind=kind, media_key=stored.key, mimetype=stored.mimetype, sha256=stored.sha256,
+        caption=caption, file_name=file_name), kind)
 
 
 @router.route(
@@ -267,15 +267,15 @@ class SendPollRequest(Send):
 def send_mediaurl(call: Call) -> SendResponse:
     body: SendMediaUrlRequest = call.body
     file_name = body.file_name or body.url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
-    return _already_sent(call.session, body.id) or _run_send(call, "send_mediaurl", {
-        "to": body.phone, "url": body.url, "kind": body.type, "caption": body.caption, "file_name": file_name},
+    return _already_sent(call.session, body.id) or _run_send(call, ops.SEND_MEDIAURL, ops.SendMediaUrl(
+        to=body.phone, url=body.url, kind=body.type, caption=body.caption, file_name=file_name),
         body.type or "media")
 
 
 def _send_content(call: Call, content: dict) -> SendResponse:
     body = call.body
-    return _already_sent(call.session, body.id) or _run_send(call, "send_content", {"to": body.phone,
-                                                                                    "content": content},
+    return _already_sent(call.session, body.id) or _run_send(call, ops.SEND_CONTENT,
+                                                             ops.SendContent(to=body.phone, content=content),
                                                              message_content.kind_of(content))
 
 

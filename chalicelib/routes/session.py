@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from chalicelib.bus import get_bus
-from chalicelib.core import contract
+from chalicelib.core import contract, ops
 from chalicelib.core.errors import DomainError
 from chalicelib.core.models import SessionModel
 from chalicelib.routes.fields import Text
@@ -93,7 +93,7 @@ def session_connect(call: Call) -> ConnectResponse:
     body: ConnectRequest = call.body
     events = _subscription(body.subscribe)
     # The host stores the subscription together with starting the client (not on `Already Connected`).
-    data = get_bus().command(session, "connect", {"immediate": body.immediate, "events": events}, place=True) or {}
+    data = get_bus().command(session, ops.CONNECT, ops.Connect(immediate=body.immediate, events=events), place=True) or {}
     return ConnectResponse(details="Connected!", webhook=session.webhook or "", jid=data.get("jid") or "",
                            events=",".join(events))
 
@@ -105,10 +105,8 @@ def session_connect(call: Call) -> ConnectResponse:
 def session_pair(call: Call) -> PairResponse:
     session: SessionModel = call.session
     body: PairRequest = call.body
-    args = {"phone": body.phone}
-    if body.subscribe is not None:
-        args["events"] = _subscription(body.subscribe)
-    data = get_bus().command(session, "pair", args, place=True) or {}
+    events = _subscription(body.subscribe) if body.subscribe is not None else None
+    data = get_bus().command(session, ops.PAIR, ops.Pair(phone=body.phone, events=events), place=True)
     return PairResponse(linking_code=data["LinkingCode"])
 
 
@@ -149,7 +147,7 @@ def session_status(call: Call) -> StatusResponse:
     summary="Drop the WhatsApp connection; the device stays linked (connect restores it).",
 )
 def session_disconnect(call: Call) -> DetailsResponse:
-    get_bus().command(call.session, "disconnect")
+    get_bus().command(call.session, ops.DISCONNECT)
     return DetailsResponse(details="Disconnected")
 
 
@@ -158,5 +156,5 @@ def session_disconnect(call: Call) -> DetailsResponse:
     summary="Unlink the device; the next connect needs a new QR scan.",
 )
 def session_logout(call: Call) -> DetailsResponse:
-    get_bus().command(call.session, "logout")
+    get_bus().command(call.session, ops.LOGOUT)
     return DetailsResponse(details="Logged out")

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pydantic import Field
 
 from chalicelib.bus import get_bus
-from chalicelib.core import contract
+from chalicelib.core import contract, ops
 from chalicelib.core.errors import DomainError
 from chalicelib.core.events import EventPublisher
 from chalicelib.core.models import SessionModel
@@ -59,8 +59,7 @@ def _session(token: str) -> SessionModel:
 def sim_scan(call: Call) -> ScanResponse:
     body: ScanRequest = call.body
     data = get_bus().command(
-        _session(body.token), "sim.scan", {"phone": body.phone, "code": body.code, "push_name": body.push_name}
-    ) or {}
+        _session(body.token), ops.SIM_SCAN, ops.SimScan(phone=body.phone, code=body.code, push_name=body.push_name))
     return ScanResponse(details="Scanned", jid=data.get("jid", ""))
 
 
@@ -71,7 +70,7 @@ def sim_scan(call: Call) -> ScanResponse:
 def sim_logout(call: Call) -> DetailsResponse:
     session = _session(call.body.token)
     if get_bus().live_owner(session) is not None:
-        get_bus().command(session, "sim.logout")
+        get_bus().command(session, ops.SIM_LOGOUT)
         return DetailsResponse(details="Logged out")
     # No host holds the session: the phone still unlinks the device; nothing is connected to tell.
     if not _network().unlink_device(session.token):

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, ValidationError
 
 from chalicelib.bus import get_bus
+from chalicelib.core import ops
 from chalicelib.core.errors import DomainError
 from chalicelib.core.settings import get_settings
 from chalicelib.routes.fields import Text
@@ -88,7 +89,7 @@ class AvatarResponse(WagoModel):
     summary="Which numbers are on WhatsApp (several at once), with their JIDs.",
 )
 def check_users(call: Call) -> dict:
-    return get_bus().command(call.session, "user.check", {"phones": call.body.phone})
+    return get_bus().command(call.session, ops.USER_CHECK, ops.Phones(phones=call.body.phone))
 
 
 @router.route(
@@ -96,11 +97,11 @@ def check_users(call: Call) -> dict:
     summary="Status, picture id, devices and verified name per JID (accounts not on WhatsApp are left out).",
 )
 def user_info(call: Call) -> dict:
-    return get_bus().command(call.session, "user.info", {"phones": call.body.phone})
+    return get_bus().command(call.session, ops.USER_INFO, ops.Phones(phones=call.body.phone))
 
 
 def _avatar(call: Call, body: AvatarRequest) -> dict:
-    return get_bus().command(call.session, "user.avatar", {"phone": body.phone, "preview": body.preview})
+    return get_bus().command(call.session, ops.USER_AVATAR, ops.Avatar(phone=body.phone, preview=body.preview))
 
 
 @router.route(
@@ -125,4 +126,4 @@ def user_avatar_post(call: Call) -> dict:
     summary="The session's contacts: JID -> {Found, FirstName, FullName, PushName, BusinessName}.",
 )
 def user_contacts(call: Call) -> dict:
-    return get_bus().command(call.session, "user.contacts", {})
+    return get_bus().command(call.session, ops.USER_CONTACTS)

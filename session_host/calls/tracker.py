@@ -32,10 +32,15 @@ def _rfc3339(seconds: float) -> str:
 
 
 class CallTracker:
-    def __init__(self, registry: CallRegistry, publish: Publish, on_terminal: Callable[[str, str], None]):
+    def __init__(self, registry: CallRegistry, publish: Publish):
         self.registry = registry
         self.publish = publish
-        self.on_terminal = on_terminal  # (token, call_id): close local media of the call
+        #: (token, call_id) -> None, called when a call ends: the host's call media closes its leg.
+        self.terminal_listeners: list[Callable[[str, str], None]] = []
+
+    def on_terminal(self, token: str, call_id: str) -> None:
+        for listener in self.terminal_listeners:
+            listener(token, call_id)
 
     @staticmethod
     def body(call_id: str, peer: str, creator: str, reason: str | None = None) -> dict[str, Any]:

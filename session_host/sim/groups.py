@@ -32,6 +32,7 @@ from pynamodb.exceptions import DoesNotExist, PutError
 
 from chalicelib.core.errors import DomainError
 from chalicelib.core.models import SimAccountModel
+from chalicelib.core.models.base import condition_failed
 from chalicelib.core.models.sim_groups import GROUP_PREFIX, SimGroupModel
 from chalicelib.core.sim_network import SimNetwork, parse_phone, rfc3339, user_jid
 
@@ -219,7 +220,7 @@ class SimGroups:
             try:
                 group.save()
             except PutError as exc:
-                if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
+                if condition_failed(exc):
                     continue
                 raise
             return group, result

@@ -26,6 +26,7 @@ from neonize.proto import Neonize_pb2 as N  # noqa: E402
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as WAMessage  # noqa: E402
 from neonize.utils.jid import build_jid  # noqa: E402
 
+from chalicelib.core import ops
 from chalicelib.core.errors import DomainError
 from session_host.drivers.neonize_worker import (  # noqa: E402
     LOGGED_OUT,
@@ -277,7 +278,7 @@ def test_the_host_reports_a_connect_without_network_as_an_error_status(aws, tmp_
         session = sessions.create_session("tok-net", "tok-net", "Chrome")
         started = time.monotonic()
         with pytest.raises(DomainError) as failure:
-            Bus(settings=settings).command(session, "connect", {"events": ["All"]}, place=True)
+            Bus(settings=settings).command(session, ops.CONNECT, ops.Connect(events=["All"]), place=True)
         assert time.monotonic() - started < 10
         assert failure.value.status == 500 and "connection refused" in failure.value.message
         row = SessionModel.get("tok-net", consistent_read=True)

@@ -11,6 +11,7 @@ import time
 import boto3
 import pytest
 
+from chalicelib.core import ops
 from chalicelib.core.settings import Settings
 from tests.conftest import PROJECT_DIR, wait_for
 
@@ -57,37 +58,37 @@ def _bus():
 def test_connect_scan_and_restore_through_the_bus(host):
     session = _session("t1")
     bus = _bus()
-    data = bus.command(session, "connect", {"events": ["Message"]}, place=True)
+    data = bus.command(session, ops.CONNECT, ops.Connect(events=["Message"]), place=True)
     assert data == {"jid": "", "connected": True, "logged_in": False}
     row = _row("t1")
     assert row.owner_host == "host-one" and row.connected and not row.logged_in and row.events == ["Message"]
     assert row.qr_code.startswith("data:image/png;base64,") and row.qr_expires_at > time.time()
-    jid = bus.command(row, "sim.scan", {"phone": "15550009999"})["jid"]
+    jid = bus.command(row, ops.SIM_SCAN, ops.SimScan(phone="15550009999"))["jid"]
     row = _row("t1")
     assert (row.logged_in, row.jid, row.qr_code) == (True, jid, None)
     assert host.driver.tokens() == ["t1"]
 
-    bus.command(row, "disconnect")
+    bus.command(row, ops.DISCONNECT)
     row = _row("t1")
     assert (row.owner_host, row.connected, row.auto_connect, row.jid) == (None, False, False, jid)
     assert host.driver.tokens() == []
-    assert bus.command(row, "connect", {}, place=True)["logged_in"] is True  # device store: no new QR
+    assert bus.command(row, ops.CONNECT, ops.Connect(), place=True)["logged_in"] is True  # device store: no new QR
     assert _row("t1").qr_code is None
 
 
 def test_commands_for_a_session_owned_elsewhere_are_refused(host):
     from chalicelib.core.models import HostModel, SessionModel
-    from session_host.sessions import SESSION_MOVED
+    from session_host.dispatch import SESSION_MOVED
 
     session = _session("t2")
     bus = _bus()
-    bus.command(session, "connect", {}, place=True)
+    bus.command(session, ops.CONNECT, ops.Connect(), place=True)
     assert host.driver.tokens() == ["t2"]
     # The lease moved on: another live host took the session. This host must let go, not write.
     HostModel("someone-else", command_queue_url="", capacity=10, load=1, heartbeat_at=time.time() + 60,
               started_at=0, status="up").save()
     SessionModel("t2").update(actions=[SessionModel.owner_host.set("someone-else")])
-    reply = bus.call(host_model(), "t2", "pair", {"phone": "15550001234"})
+    reply = bus.call(host_model(), "t2", ops.PAIR, ops.Pair(phone="15550001234"))
     assert (reply.ok, reply.status, reply.error) == (False, 409, SESSION_MOVED)
     assert host.driver.tokens() == []
     assert _row("t2").owner_host == "someone-else"
@@ -106,7 +107,7 @@ def test_qr_rotates_then_times_out(aws):
                           host_id="host-qr")
     running.start()
     try:
-        _bus().command(_session("t3"), "connect", {}, place=True)
+        _bus().command(_session("t3"), ops.CONNECT, ops.Connect(), place=True)
         first = _row("t3").qr_code
         wait_for(lambda: _row("t3").qr_code not in (first, None), what="a rotated QR")
         row = wait_for(lambda: (r := _row("t3")).last_error and r, what="the pairing timeout")
@@ -119,7 +120,7 @@ def test_qr_rotates_then_times_out(aws):
 
 
 def test_a_host_that_cannot_renew_its_lease_stops_its_clients(host, monkeypatch):
-    _bus().command(_session("t4"), "connect", {}, place=True)
+    _bus().command(_session("t4"), ops.CONNECT, ops.Connect(), place=True)
     assert host.driver.tokens() == ["t4"]
 
     def unreachable(load):
@@ -134,7 +135,7 @@ def test_a_host_that_cannot_renew_its_lease_stops_its_clients(host, monkeypatch)
 def test_a_host_whose_row_was_removed_fences_and_exits(host):
     from session_host.host import HostRemoved
 
-    _bus().command(_session("t5"), "connect", {}, place=True)
+    _bus().command(_session("t5"), ops.CONNECT, ops.Connect(), place=True)
     host.stopping.set()  # keep the background heartbeat out of the way
     host_model().delete()
     with pytest.raises(HostRemoved):
@@ -171,8 +172,8 @@ def test_graceful_stop_releases_sessions_for_another_host(aws):
     running.start()
     bus = _bus()
     session = _session("t9")
-    bus.command(session, "connect", {}, place=True)
-    bus.command(_row("t9"), "sim.scan", {"phone": "15550008888"})
+    bus.command(session, ops.CONNECT, ops.Connect(), place=True)
+    bus.command(_row("t9"), ops.SIM_SCAN, ops.SimScan(phone="15550008888"))
     queue_url = running.queue_url
     running.stop(grace_seconds=5)
     row = _row("t9")
@@ -208,8 +209,8 @@ def test_a_redelivered_send_command_sends_once(host, monkeypatch):
 
     bus = _bus()
     for token, phone in (("s1", "15550007001"), ("s2", "15550007002")):
-        bus.command(_session(token), "connect", {}, place=True)
-        bus.command(SessionModel.get(token, consistent_read=True), "sim.scan", {"phone": phone})
+        bus.command(_session(token), ops.CONNECT, ops.Connect(), place=True)
+        bus.command(SessionModel.get(token, consistent_read=True), ops.SIM_SCAN, ops.SimScan(phone=phone))
     acknowledge = host.loop._delete
     lost: list[str] = []
 
@@ -221,7 +222,7 @@ def test_a_redelivered_send_command_sends_once(host, monkeypatch):
         acknowledge(receipt)
 
     monkeypatch.setattr(host.loop, "_delete", lose_the_first_acknowledgement)
-    sent = bus.command(SessionModel.get("s1", consistent_read=True), "send_text", {"to": "15550007002", "body": "once"})
+    sent = bus.command(SessionModel.get("s1", consistent_read=True), ops.SEND_TEXT, ops.SendText(to="15550007002", body="once"))
 
     def drained() -> bool:
         attrs = host.sqs.get_queue_attributes(QueueUrl=host.queue_url, AttributeNames=[

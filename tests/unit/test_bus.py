@@ -8,6 +8,7 @@ import time
 import boto3
 import pytest
 
+from chalicelib.core import ops
 from chalicelib.core.contract import HOST_TIMEOUT, Command, Reply
 from chalicelib.core.errors import DomainError
 from chalicelib.core.settings import Settings
@@ -92,7 +93,7 @@ def test_no_live_host_is_a_503(aws):
 def test_unowned_session_without_placement_is_no_session(aws):
     _host("up")
     with pytest.raises(DomainError) as caught:
-        _bus().command(_session(), "disconnect")
+        _bus().command(_session(), ops.DISCONNECT)
     assert (caught.value.status, caught.value.message) == (500, "No session")
 
 
@@ -101,7 +102,7 @@ def test_the_command_lands_in_the_owners_fifo_queue(aws):
     session = _session()
     bus = _bus()
     with pytest.raises(DomainError):
-        bus.command(session, "connect", {"events": ["All"]}, place=True, timeout=0.05)
+        bus.command(session, ops.CONNECT, ops.Connect(events=["All"]), place=True, timeout=0.05)
     sqs = boto3.client("sqs", region_name="us-east-1")
     (message,) = sqs.receive_message(QueueUrl=host.command_queue_url, AttributeNames=["All"])["Messages"]
     command = Command.model_validate_json(message["Body"])
@@ -160,7 +161,7 @@ def test_a_gone_queue_is_skipped_when_placing(aws):
     other = _host("other", load=5)
     session = _session()
     with pytest.raises(DomainError) as caught:
-        _bus().command(session, "connect", place=True, timeout=0.05)
+        _bus().command(session, ops.CONNECT, place=True, timeout=0.05)
     assert caught.value.status == 504  # it reached "other" (nobody answers there in this test)
     assert SessionModel.get("tok", consistent_read=True).owner_host == "other"
     assert sqs.receive_message(QueueUrl=other.command_queue_url)["Messages"]

@@ -61,14 +61,15 @@ class EventsOnlyDriver(Driver):
 def manager(aws):
     from chalicelib.core.models import SessionModel
     from chalicelib.core.settings import get_settings
-    from session_host.sessions import SessionManager
+    from session_host.sessions import HostSessions
 
     settings = get_settings()
     sqs = boto3.client("sqs", region_name=settings.region)
     SessionModel("t", id=1, name="t").save()
-    running = SessionManager("h1", settings, sqs, sqs.get_queue_url(QueueName=settings.events_queue_name)["QueueUrl"])
-    running.driver = EventsOnlyDriver(running)
-    return running
+    running = HostSessions("h1", settings, sqs, sqs.get_queue_url(QueueName=settings.events_queue_name)["QueueUrl"],
+                           driver_factory=EventsOnlyDriver)
+    yield running
+    running.close()
 
 
 def _run(manager, op, **args):
@@ -78,7 +79,7 @@ def _run(manager, op, **args):
 
 def _offer(manager, call_id="C1"):
     body = {"From": "155@s.whatsapp.net", "Timestamp": "", "CallCreator": "155@s.whatsapp.net", "CallID": call_id}
-    manager.on_event("t", "Call", body, {"callEvent": "CallOffer"})
+    manager.callbacks.on_event("t", "Call", body, {"callEvent": "CallOffer"})
 
 
 def test_unsupported_call_operations_are_clear_501s(manager):
@@ -103,15 +104,15 @@ def test_reject_works_and_end_on_ringing_declines(manager):
 
 
 def test_tracker_follows_driver_events(manager):
-    tracker = manager.call_tracker
+    tracker = manager.sink.call_tracker
     body = {"From": "155@s.whatsapp.net", "CallCreator": "155@s.whatsapp.net", "CallID": "C9"}
     extra = tracker.on_driver_event("t", body, {"callEvent": "CallOffer", "simLinkToken": "other"})
     assert extra == {"callEvent": "CallOffer", "state": "ringing", "previousState": "", "transition": "->ringing"}
-    assert manager.call_registry.get("t", "C9").link_token == "other"
+    assert manager.sink.call_registry.get("t", "C9").link_token == "other"
     assert tracker.on_driver_event("t", body, {"callEvent": "CallOffer"}) == {"callEvent": "CallOffer"}  # repeated
     extra = tracker.on_driver_event("t", {**body, "Reason": "timeout"}, {"callEvent": "CallTerminate"})
     assert extra["transition"] == "ringing->ended"
-    call = manager.call_registry.get("t", "C9")
+    call = manager.sink.call_registry.get("t", "C9")
     assert (call.state, call.reason) == ("ended", "timeout")
     # nothing left to move: the event passes with the current state and no transition
     assert tracker.on_driver_event("t", body, {"callEvent": "CallAccept"}) == {"callEvent": "CallAccept",

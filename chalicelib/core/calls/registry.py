@@ -16,6 +16,7 @@ from pynamodb.exceptions import PutError, UpdateError
 from chalicelib.core.calls import states
 from chalicelib.core.calls.states import InvalidTransition
 from chalicelib.core.models import CallModel
+from chalicelib.core.models.base import condition_failed
 
 MAX_RACES = 5
 
@@ -23,9 +24,6 @@ MAX_RACES = 5
 class CallNotFound(LookupError):
     pass
 
-
-def _conditional_failed(exc: Exception) -> bool:
-    return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
 
 
 class CallRegistry:
@@ -59,7 +57,7 @@ class CallRegistry:
         try:
             call.save(condition=CallModel.call_id.does_not_exist())
         except PutError as exc:
-            if _conditional_failed(exc):
+            if condition_failed(exc):
                 return None
             raise
         return call
@@ -84,7 +82,7 @@ class CallRegistry:
             try:
                 call.update(actions=actions, condition=CallModel.state == previous)
             except UpdateError as exc:
-                if _conditional_failed(exc):
+                if condition_failed(exc):
                     continue  # moved meanwhile: decide again on the new state
                 raise
             return previous, call
@@ -100,5 +98,5 @@ class CallRegistry:
         try:
             CallModel(token, call_id).update(actions=actions, condition=CallModel.call_id.exists())
         except UpdateError as exc:
-            if not _conditional_failed(exc):
+            if not condition_failed(exc):
                 raise

@@ -31,3 +31,9 @@ def table_meta(table_name: str, **extra):
     attrs = {"table_name": table_name, "region": get_settings().region, "billing_mode": "PAY_PER_REQUEST"}
     attrs.update(extra)
     return type("Meta", (), attrs)
+
+
+def condition_failed(exc: Exception) -> bool:
+    """True when a pynamodb write failed only because its condition did not hold
+    (DynamoDB's `ConditionalCheckFailedException`), not for throttling or any other error."""
+    return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"

@@ -1,0 +1,155 @@
+"""A session's client on this host: start (connect, pair, restore), stop (disconnect, logout, forget,
+release on shutdown), capacity, and fencing of clients whose session another host owns now.
+
+Every start is of a session whose row names this host as owner (`claimed`); every stop writes the row
+back released (owner cleared) so the next connect can place it anywhere.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from chalicelib.core import contract
+from chalicelib.core.errors import DomainError
+from chalicelib.core.models import SessionModel
+from chalicelib.core.observability import logger
+from session_host.callbacks import Fences
+from session_host.drivers.base import ClientState, Driver
+from session_host.live_state import LiveState, OwnershipLost
+
+HOST_FULL = "session host is full"
+FENCE_POLL_SECONDS = 1.0
+
+
+class SessionLifecycle:
+    def __init__(self, host_id: str, settings: Any, driver: Driver, live_state: LiveState, fences: Fences):
+        self.host_id = host_id
+        self.settings = settings
+        self.driver = driver
+        self.live_state = live_state
+        self.fences = fences
+        self._closing = threading.Event()
+        self._fencer = threading.Thread(target=self._fence_loop, name="fencer", daemon=True)
+        self._fencer.start()
+
+    # -- bookkeeping -------------------------------------------------------------------------------
+
+    def load(self) -> int:
+        """Clients this host runs."""
+        return len(self.driver.tokens())
+
+    def running(self, token: str) -> ClientState:
+        """The running client's state; WaGo's `No session` when this host has none for the token."""
+        state = self.driver.state(token)
+        if state is None:
+            raise DomainError(500, contract.NO_SESSION)
+        return state
+
+    def claimed(self, token: str) -> SessionModel:
+        """The session row, if this host owns it; OwnershipLost otherwise (the dispatcher fences)."""
+        try:
+            session = SessionModel.get(token, consistent_read=True)
+        except SessionModel.DoesNotExist:
+            raise DomainError(401, "invalid token") from None
+        if session.owner_host != self.host_id:
+            raise OwnershipLost(token)
+        return session
+
+    # -- fencing -----------------------------------------------------------------------------------
+
+    def fence(self, token: str) -> None:
+        """Another host owns this session now: drop our client without touching shared state."""
+        logger.warning("session owned elsewhere; stopping local client", extra={"token": token})
+        try:
+            self.driver.disconnect(token)
+        except DomainError:
+            pass
+
+    def _fence_loop(self) -> None:
+        while not self._closing.is_set():
+            token = self.fences.take(FENCE_POLL_SECONDS)
+            if token is not None:
+                self.fence(token)
+
+    def close(self) -> None:
+        self._closing.set()
+
+    # -- start -------------------------------------------------------------------------------------
+
+    def start(self, session: SessionModel, events: list[str] | None = None) -> ClientState:
+        """Start the client of a session this host owns (connect, pair, restore)."""
+        token = session.token
+        if self.driver.state(token) is not None:
+            raise DomainError(500, contract.ALREADY_CONNECTED)
+        if self.load() >= self.settings.host_capacity:
+            self.live_state.write(token, [], release=True)
+            raise DomainError(503, HOST_FULL)
+        actions = [SessionModel.auto_connect.set(True), SessionModel.last_error.remove()]
+        if events is not None:
+            actions.append(SessionModel.events.set([str(e) for e in events]))
+        self.live_state.write(token, actions)
+        return self.driver.connect(token, jid=session.jid, os_name=session.os_name)
+
+    def connect(self, token: str, events: list[str] | None) -> ClientState:
+        return self.start(self.claimed(token), events)
+
+    def pair(self, token: str, phone: str, events: list[str] | None) -> str:
+        session = self.claimed(token)
+        current = self.driver.state(token)
+        if current is None:
+            current = self.start(session, events)
+        elif events is not None:
+            self.live_state.write(token, [SessionModel.events.set([str(e) for e in events])])
+        if current.logged_in:
+            raise DomainError(500, contract.ALREADY_PAIRED)
+        return self.driver.pair_phone(token, phone)
+
+    def restore(self, token: str) -> None:
+        """Start a session this host just adopted (failover or start-up); the device store decides QR."""
+        if self.driver.state(token) is not None:
+            return
+        try:
+            self.start(SessionModel.get(token, consistent_read=True))
+            logger.info("session restored", extra={"token": token})
+        except SessionModel.DoesNotExist:
+            pass  # deleted meanwhile
+        except (DomainError, OwnershipLost) as exc:
+            logger.warning("session restore failed", extra={"token": token, "error": str(exc)})
+
+    # -- stop --------------------------------------------------------------------------------------
+
+    def disconnect(self, token: str) -> None:
+        if not self.running(token).logged_in:
+            raise DomainError(500, contract.NOT_LOGGED_IN_DISCONNECT)
+        self.driver.disconnect(token)
+        self.live_state.stopped(token)
+
+    def logout(self, token: str) -> None:
+        self.running(token)
+        self.driver.logout(token)
+        self.live_state.stopped(token, logged_out=True)
+
+    def forget(self, token: str) -> None:
+        self.driver.forget(token)
+        try:
+            self.live_state.stopped(token, logged_out=True)
+        except OwnershipLost:
+            pass  # never placed here, or the row is already gone
+
+    def release_all(self) -> int:
+        """Shutdown: stop every client, keep devices linked and `auto_connect` so another host restores them."""
+        released = 0
+        for token in self.driver.tokens():
+            try:
+                self.driver.disconnect(token)
+            except DomainError:
+                continue
+            try:
+                self.live_state.stopped(token, keep_auto_connect=True)
+                released += 1
+            except OwnershipLost:
+                pass
+            except Exception as exc:
+                logger.warning("session release failed", extra={"token": token, "error": str(exc)})
+        return released
