@@ -17,11 +17,10 @@ import random
 import time
 from typing import Any, Callable, Iterable
 
-import boto3
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import UpdateError
 
-from chalicelib.core import ops
+from chalicelib.core import aws, ops
 from chalicelib.core.contract import HOST_TIMEOUT, NO_SESSION, Command, Reply
 from chalicelib.core.errors import DomainError
 from chalicelib.core.models import HostModel, ReplyModel, SessionModel
@@ -56,7 +55,7 @@ class Bus:
     @property
     def sqs(self):
         if self._sqs is None:
-            self._sqs = boto3.client("sqs", region_name=self.settings.region)
+            self._sqs = aws.client("sqs")
         return self._sqs
 
     # -- hosts -----------------------------------------------------------------------------------

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 
-import boto3
 from botocore.exceptions import ClientError
 
+from chalicelib.core import aws
 from chalicelib.core.models import ALL_MODELS
 from chalicelib.core.settings import Settings, get_settings
 
@@ -24,7 +24,7 @@ def ensure_tables(settings: Settings) -> list[str]:
         if not model.exists():
             model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
             created.append(model.Meta.table_name)
-    ddb = boto3.client("dynamodb", region_name=settings.region)
+    ddb = aws.client("dynamodb")
     name = settings.idempotency_table_name
     try:
         ddb.describe_table(TableName=name)
@@ -63,7 +63,7 @@ def _queue_url(sqs, name: str, attributes: dict[str, str]) -> str:
 
 
 def ensure_queues(settings: Settings) -> dict[str, str]:
-    sqs = boto3.client("sqs", region_name=settings.region)
+    sqs = aws.client("sqs")
     dlq_url = _queue_url(sqs, settings.events_dlq_name, {"MessageRetentionPeriod": str(RETENTION_SECONDS)})
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     max_receives = max(EVENTS_MAX_RECEIVES, settings.webhook_max_attempts)
@@ -81,7 +81,7 @@ def ensure_queues(settings: Settings) -> dict[str, str]:
 
 
 def ensure_bucket(settings: Settings) -> str:
-    s3 = boto3.client("s3", region_name=settings.region)
+    s3 = aws.client("s3")
     name = settings.media_bucket_name
     try:
         s3.head_bucket(Bucket=name)

@@ -20,9 +20,9 @@ import threading
 import time
 from typing import Any
 
-import boto3
 from pynamodb.exceptions import UpdateError
 
+from chalicelib.core import aws
 from chalicelib.core.models import HostModel, SessionModel
 from chalicelib.core.models.base import condition_failed
 from chalicelib.core.observability import logger
@@ -45,7 +45,7 @@ class SessionHost:
     def __init__(self, settings, driver_name: str | None = None, host_id: str | None = None, sqs: Any = None):
         self.settings = settings
         self.driver_name = driver_name or settings.whatsapp_driver
-        self.sqs = sqs or boto3.client("sqs", region_name=settings.region)
+        self.sqs = sqs or aws.client("sqs")
         self.registry = HostRegistry(settings, host_id, driver=self.driver_name)
         self.host_id = self.registry.host_id
         # The driver first: a host that cannot drive WhatsApp fails before touching AWS.

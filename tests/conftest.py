@@ -38,8 +38,12 @@ def wait_for(predicate, timeout: float = 30.0, what: str = "condition", interval
 
 
 def reset_pynamodb_connections() -> None:
-    """pynamodb caches one connection per model; a new moto backend needs new ones."""
+    """pynamodb caches one connection per model, and chalicelib.core.aws one client per service; a new
+    moto backend needs new ones."""
+    from chalicelib.core import aws
     from chalicelib.core.models import ALL_MODELS
+
+    aws.reset()
 
     for model in ALL_MODELS:
         model._connection = None

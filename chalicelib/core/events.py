@@ -10,9 +10,9 @@ import time
 import uuid
 from typing import Any
 
-import boto3
 from pynamodb.exceptions import UpdateError
 
+from chalicelib.core import aws
 from chalicelib.core.contract import WireEvent
 from chalicelib.core.models import SessionModel
 from chalicelib.core.observability import logger
@@ -29,7 +29,7 @@ class EventPublisher:
     @property
     def sqs(self):
         if self._sqs is None:
-            self._sqs = boto3.client("sqs", region_name=self.settings.region)
+            self._sqs = aws.client("sqs")
         return self._sqs
 
     @property

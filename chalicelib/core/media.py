@@ -17,9 +17,9 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 
-import boto3
 import filetype
 
+from chalicelib.core import aws
 from chalicelib.core.errors import DomainError
 from chalicelib.core.settings import Settings, get_settings
 
@@ -104,7 +104,7 @@ class MediaStore:
     @property
     def s3(self):
         if self._s3 is None:
-            self._s3 = boto3.client("s3", region_name=self.settings.region)
+            self._s3 = aws.client("s3")
         return self._s3
 
     def put_outbound(self, token: str, data: bytes, mimetype: str) -> StoredMedia:

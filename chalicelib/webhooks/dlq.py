@@ -6,8 +6,8 @@ import json
 import time
 from dataclasses import dataclass, field
 
+from chalicelib.core.aws import client, queue_url
 from chalicelib.core.settings import get_settings
-from chalicelib.webhooks.clients import client, queue_url
 
 #: Message attributes set when the fan-out moves an event (SQS's own redrive sets none).
 TOKEN_ATTR = "wago-token"

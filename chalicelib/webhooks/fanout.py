@@ -38,12 +38,13 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from pydantic import ValidationError
 
+from chalicelib.core import aws
 from chalicelib.core.contract import WireEvent
 from chalicelib.core.models import SessionModel
 from chalicelib.core.observability import logger, metrics
 from chalicelib.core.settings import Settings, get_settings
 from chalicelib.core.ssrf import BlockedDestination, Guard
-from chalicelib.webhooks import clients, dlq, log, media
+from chalicelib.webhooks import dlq, log, media
 from chalicelib.webhooks.delivery import AttemptResult, ClientPool, post_event
 from chalicelib.webhooks.retry import Verdict, classify, visibility_for
 from chalicelib.webhooks.subscriptions import is_subscribed
@@ -96,7 +97,7 @@ def _post_once(*, event: dict, job: _Job) -> dict:
 @functools.lru_cache(maxsize=1)
 def _idempotent_post():
     store = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table_name,
-                                     boto3_client=clients.client("dynamodb"))
+                                     boto3_client=aws.client("dynamodb"))
     return idempotent_function(_post_once, data_keyword_argument="event", persistence_store=store,
                                config=_idempotency_config, key_prefix="webhook-delivery")
 
@@ -108,7 +109,7 @@ def _http_clients(timeout: float) -> ClientPool:
 
 def reset() -> None:
     """Drop cached AWS clients (tests start a fresh moto backend per test)."""
-    clients.reset()
+    aws.reset()
     _idempotent_post.cache_clear()
 
 
@@ -165,8 +166,8 @@ def _hide(record: SQSRecord, seconds: int) -> None:
     """Keep a failed record invisible for the backoff; SQS hands it back afterwards."""
     name = record.event_source_arn.rsplit(":", 1)[-1]
     try:
-        clients.client("sqs").change_message_visibility(
-            QueueUrl=clients.queue_url(name), ReceiptHandle=record.receipt_handle, VisibilityTimeout=seconds
+        aws.client("sqs").change_message_visibility(
+            QueueUrl=aws.queue_url(name), ReceiptHandle=record.receipt_handle, VisibilityTimeout=seconds
         )
     except Exception:  # noqa: BLE001 - the queue's own visibility timeout applies instead
         logger.exception("could not set the retry delay", extra={"message_id": record.message_id})

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
+from chalicelib.core.aws import client
 from chalicelib.core.contract import WireEvent
 from chalicelib.core.settings import get_settings
-from chalicelib.webhooks.clients import client
 
 
 @dataclass(frozen=True)
