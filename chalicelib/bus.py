@@ -48,15 +48,9 @@ class Bus:
         sleep: Callable[[float], None] = time.sleep,
     ):
         self.settings = settings or get_settings()
-        self._sqs = sqs
+        self.sqs = sqs or aws.client("sqs")
         self.clock = clock
         self.sleep = sleep
-
-    @property
-    def sqs(self):
-        if self._sqs is None:
-            self._sqs = aws.client("sqs")
-        return self._sqs
 
     # -- hosts -----------------------------------------------------------------------------------
 

@@ -23,20 +23,13 @@ from chalicelib.core.settings import Settings, get_settings
 class EventPublisher:
     def __init__(self, settings: Settings | None = None, sqs: Any = None, queue_url: str = ""):
         self.settings = settings or get_settings()
-        self._sqs = sqs
+        self.sqs = sqs or aws.client("sqs")
         self._queue_url = queue_url
 
     @property
-    def sqs(self):
-        if self._sqs is None:
-            self._sqs = aws.client("sqs")
-        return self._sqs
-
-    @property
     def queue_url(self) -> str:
-        if not self._queue_url:
-            self._queue_url = self.sqs.get_queue_url(QueueName=self.settings.events_queue_name)["QueueUrl"]
-        return self._queue_url
+        """The events queue's URL: the one given, else looked up once per process."""
+        return self._queue_url or aws.queue_url(self.settings.events_queue_name)
 
     def publish(self, token: str, type: str, event: dict[str, Any], extra: dict[str, Any] | None = None,
                 media_key: str | None = None) -> WireEvent | None:

@@ -99,13 +99,7 @@ def kind_for(mimetype: str) -> str:
 class MediaStore:
     def __init__(self, settings: Settings | None = None, s3=None):
         self.settings = settings or get_settings()
-        self._s3 = s3
-
-    @property
-    def s3(self):
-        if self._s3 is None:
-            self._s3 = aws.client("s3")
-        return self._s3
+        self.s3 = s3 or aws.client("s3")
 
     def put_outbound(self, token: str, data: bytes, mimetype: str) -> StoredMedia:
         """Store a file a session is about to send; keyed by a hash of the token (tokens are secrets)."""
