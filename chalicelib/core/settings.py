@@ -253,9 +253,21 @@ class Settings(BaseSettings):
             f"(the default '{LOCAL_DEFAULT_ADMIN_TOKEN}' is accepted only in the local stage)"
         )
 
-    def validate_runnable(self) -> None:
-        """Fail fast, with a message an operator can act on, before serving anything."""
-        self.require_admin_token()
+    def validate_runnable(self, role: str = "api") -> None:
+        """Fail fast, with a message an operator can act on, before serving anything.
+
+        `role` is the process's job: `api` (the API Lambda, `make run`'s API) checks the admin token,
+        which only it reads; `fanout` (the webhook Lambda) and `host` (a session host) read no
+        admin token, so they neither check it nor need access to its secret (least privilege: the
+        stack grants the secret to the API role only). ValueError for an unknown role.
+        """
+        if role not in PROCESS_ROLES:
+            raise ValueError(f"unknown process role {role!r} (one of {', '.join(PROCESS_ROLES)})")
+        if role == "api":
+            self.require_admin_token()
+
+
+PROCESS_ROLES = ("api", "fanout", "host")
 
 
 def _secret_value(arn: str) -> str:
