@@ -30,6 +30,7 @@ offline.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -38,6 +39,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Self
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_ROOT = REPO_ROOT / ".data" / "lambda-build"
@@ -150,7 +152,7 @@ def build_lambda_zip(project_dir: Path = REPO_ROOT, *, python_version: str = TAR
     staged = stage_app(project_dir, python_version=python_version, build_root=build_root)
     osutils = OSUtils()
     packager = LambdaDeploymentPackager(osutils=osutils, dependency_builder=DependencyBuilder(osutils),
-                                        ui=UI(out=open(os.devnull, "w")), architecture="x86_64")
+                                        ui=UI(out=io.StringIO()), architecture="x86_64")
     return Path(packager.create_deployment_package(str(staged), f"python{python_version}"))
 
 
@@ -208,7 +210,7 @@ def find_interpreter(python_version: str = TARGET_PYTHON) -> str | None:
     for candidate in filter(None, candidates):
         try:
             done = subprocess.run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                                  capture_output=True, text=True, timeout=30)
+                                  capture_output=True, text=True, timeout=30, check=False)
         except OSError:
             continue
         if done.returncode == 0 and done.stdout.strip() == python_version:
@@ -264,7 +266,7 @@ class LambdaProcess:
                 self.process.kill()
                 self.process.wait(timeout=10)
 
-    def __enter__(self) -> "LambdaProcess":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
