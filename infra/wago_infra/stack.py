@@ -506,8 +506,9 @@ class WagoStack(cdk.Stack):
             str(self.config.source_dir),
             file="session_host/Dockerfile",
             ignore_mode=cdk.IgnoreMode.DOCKER,
-            exclude=["*", "!chalicelib", "!session_host", "!requirements.txt", "!requirements-host.txt",
-                     "**/__pycache__", "**/*.pyc"],
+            # (the build context: what session_host/Dockerfile's COPY lines read, nothing else)
+            exclude=["*", "!chalicelib/__init__.py", "!chalicelib/core", "!session_host", "!requirements.txt",
+                     "!requirements-host.txt", "**/__pycache__", "**/*.pyc"],
             platform=_LINUX_AMD64,
         )
 

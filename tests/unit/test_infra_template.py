@@ -417,6 +417,8 @@ def test_host_image_asset_stages_only_what_the_dockerfile_copies(synth):
     staged = synth["outdir"] / image["source"]["directory"]
     names = {p.name for p in staged.iterdir()}
     assert names == {"chalicelib", "session_host", "requirements.txt", "requirements-host.txt"}
+    # The host imports chalicelib.core only (tests/artifacts/test_host_image.py runs it from these files).
+    assert sorted(p.name for p in (staged / "chalicelib").iterdir()) == ["__init__.py", "core"]
 
 
 # -- alarms ------------------------------------------------------------------------------------------
