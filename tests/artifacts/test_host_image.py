@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.artifacts.stack import PROJECT_DIR, Child, LocalAws, api_server, wait_for, wait_host_registered
+from tests.artifacts.stack import PROJECT_DIR, Child, LocalAws, api_server, wait_host_registered
 from tests.conftest import free_port
 
 DOCKERFILE = PROJECT_DIR / "session_host" / "Dockerfile"
@@ -197,7 +197,7 @@ def test_dockerfile_copies_only_what_the_host_imports(image):
     chalicelib = image["app"] / "chalicelib"
     assert sorted(p.name for p in chalicelib.iterdir()) == ["__init__.py", "core"]
     assert (image["app"] / "session_host" / "__main__.py").exists()
-    version = "%d.%d" % sys.version_info[:2]
+    version = "{}.{}".format(*sys.version_info[:2])
     if f"python:{version}" not in image["base"]:
         print(f"note: the image is {image['base']}, this venv is Python {version}")
 
