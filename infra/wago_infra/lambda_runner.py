@@ -1,6 +1,6 @@
 """Run the unpacked Lambda package as Lambda's Python runtime would: handlers called in-process.
 
-Standard library only: it runs under the target interpreter (`python3.13 -I -S lambda_runner.py
+Standard library only: it runs under the target interpreter (`python3.13 -I -S -B lambda_runner.py
 --path <unzipped package> --path <runtime boto3/botocore>`), so `sys.path` holds the standard
 library plus exactly the given directories, in that order (Lambda's order: /var/task, then the
 runtime's own boto3/botocore), and nothing from any virtualenv.

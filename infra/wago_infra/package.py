@@ -228,7 +228,8 @@ class LambdaProcess:
     def __init__(self, interpreter: str, package_dir: Path, runtime_dir: Path, env: dict[str, str]):
         runner = Path(__file__).with_name("lambda_runner.py")
         self.process = subprocess.Popen(
-            [interpreter, "-I", "-S", str(runner), "--path", str(package_dir), "--path", str(runtime_dir)],
+            # -B: Lambda's /var/task is read-only, so no byte code is cached between cold starts either.
+            [interpreter, "-I", "-S", "-B", str(runner), "--path", str(package_dir), "--path", str(runtime_dir)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, text=True, env=env, cwd=str(package_dir))
         hello = self._read()
         if not hello.get("ready"):

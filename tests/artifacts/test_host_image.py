@@ -33,6 +33,9 @@ import pytest
 from tests.artifacts.stack import PROJECT_DIR, Child, LocalAws, api_server, wait_host_registered
 from tests.conftest import free_port
 
+# The first run builds the image venv from PyPI (a minute or two); later runs reuse it.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
 DOCKERFILE = PROJECT_DIR / "session_host" / "Dockerfile"
 CACHE = PROJECT_DIR / ".data" / "host-image"
 STAGE = "local"

@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -371,6 +372,10 @@ def test_deployed_zip_holds_only_target_abi_modules_and_imports_on_the_target_py
     assert any(name.startswith("pydantic_core/") for name in modules), modules
     wrong = {name: tag for name, tag in modules.items() if not package.abi_matches(tag)}
     assert wrong == {}, wrong
+    # build_lambda_zip (bench/ and tests/artifacts run it) packages the very files CDK deploys.
+    with zipfile.ZipFile(zip_path) as deployed, zipfile.ZipFile(package.build_lambda_zip()) as built:
+        assert sorted((i.filename, i.CRC) for i in deployed.infolist()) == sorted(
+            (i.filename, i.CRC) for i in built.infolist())
     unzipped = package.unpack(zip_path, tmp_path / "task")
     assert unzipped < package.UNZIPPED_LIMIT_BYTES
     interpreter = package.find_interpreter(package.TARGET_PYTHON)
