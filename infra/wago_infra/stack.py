@@ -386,6 +386,9 @@ class WagoStack(cdk.Stack):
                 "REQUEST_TOO_LARGE": envelope(413, "Payload too large"),
                 "THROTTLED": envelope(429, "Too Many Requests"),
                 "INTEGRATION_TIMEOUT": envelope(504, "Gateway Timeout"),
+                # The function could not be invoked or failed: among others, a request over Lambda's 6 MB
+                # cap (between it and API Gateway's 10 MB), which the app itself never sees.
+                "INTEGRATION_FAILURE": envelope(502, "Bad Gateway"),
             },
         )
         return app
