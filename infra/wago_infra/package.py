@@ -37,6 +37,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 from typing import Self
@@ -135,7 +136,18 @@ def stage_app(project_dir: Path = REPO_ROOT, *, python_version: str = TARGET_PYT
         "# Empty on purpose: the dependencies are in vendor/, installed for the Lambda runtime\n"
         "# by infra/wago_infra/package.py from the repository's requirements.txt.\n")
     (tmp / "vendor").symlink_to(vendor, target_is_directory=True)
-    return _publish(tmp, final)
+    staged = _publish(tmp, final)
+    _prune(build_root, f"app-py{python_version}-", keep=staged)
+    return staged
+
+
+def _prune(build_root: Path, prefix: str, keep: Path, kept: int = 3, min_age_seconds: float = 3600) -> None:
+    """Remove older staged copies (each holds a ~20 MB zip): all but the newest `kept`, if idle for an hour."""
+    others = sorted((p for p in build_root.glob(f"{prefix}*") if p != keep and p.is_dir()),
+                    key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in others[kept:]:
+        if time.time() - old.stat().st_mtime > min_age_seconds:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def build_lambda_zip(project_dir: Path = REPO_ROOT, *, python_version: str = TARGET_PYTHON,
