@@ -6,10 +6,11 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench venv clean synth cfn-lint
+.PHONY: run test bench venv clean synth cfn-lint lambda-zip
 
 # Infrastructure: `make synth` writes infra/cdk.out/*.template.json offline (no AWS credentials, no
-# Docker) and validates them with cfn-lint. STAGE=dev|prod picks the stack (default dev).
+# Docker), with cdk-nag's AwsSolutions pack run on the app (an unacknowledged error fails it), and
+# validates them with cfn-lint. STAGE=dev|prod picks the stack (default dev).
 STAGE        ?= dev
 INFRA        := infra
 NODE_STAMP   := $(INFRA)/node_modules/.installed
@@ -34,6 +35,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/api_overhead.py
 
+# The Lambda deployment zip as the stack deploys it (python3.13 wheels whatever Python runs this);
+# prints its path and sizes. Cached under .data/lambda-build/.
+lambda-zip: $(STAMP)
+	$(PY) infra/wago_infra/package.py
+
 $(NODE_STAMP): $(INFRA)/package.json $(INFRA)/package-lock.json
 	cd $(INFRA) && npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
@@ -49,4 +55,5 @@ cfn-lint: $(STAMP)
 	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- $(INFRA)/cdk.out/*.template.json
 
 clean:
-	rm -rf $(VENV) .pytest_cache .chalice/deployments $(INFRA)/cdk.out $(INFRA)/chalice.out $(INFRA)/node_modules
+	rm -rf $(VENV) .pytest_cache .chalice/deployments $(INFRA)/cdk.out $(INFRA)/chalice.out $(INFRA)/node_modules \
+	    .data/lambda-build .data/host-image

@@ -4,6 +4,11 @@ Each API area owns a `Router` (a Chalice Blueprint underneath). The wrapper auth
 and validates the body, calls the handler with a `Call`, and renders WaGo's envelope, including
 for every failure: a client mistake is a 4xx envelope, anything unexpected a logged 500 envelope
 without internals. The declarations are also the source of the OpenAPI document.
+
+Where Lambda's payload caps apply (settings `enforce_lambda_limits`: dev and prod), a request body
+that could not reach the function in AWS is a 413 envelope and a response that could not leave it
+is a 500 envelope saying so (chalicelib/core/limits.py), never Lambda's bare 502. An unknown route
+answers WaGo's 404 envelope here too (API Gateway does it before the function in AWS).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from chalice.app import Request
 
 from chalicelib import envelope
 from chalicelib.auth import require_admin, require_session
+from chalicelib.core import limits
 from chalicelib.core.errors import DomainError
 from chalicelib.core.models import SessionModel
 from chalicelib.core.observability import logger
@@ -78,7 +84,11 @@ class Router:
         enveloped: bool = True,
         status: int = 200,
         max_body_bytes: int | None = None,
+        too_large_hint: str | None = None,
     ) -> Callable[[Callable[[Call], Any]], Callable[[Call], Any]]:
+        """Register `handler` for `method path`. `max_body_bytes`: this route's body limit (default
+        MAX_BODY_BYTES); `too_large_hint`: appended to the 413 of a body over either limit (e.g.
+        limits.UPLOAD_HINT)."""
         def register(handler: Callable[[Call], Any]) -> Callable[[Call], Any]:
             spec = RouteSpec(method, path, handler.__name__, auth, summary, self.tag, body, response, enveloped, status)
             self.specs.append(spec)
@@ -90,8 +100,14 @@ class Router:
                     call.session = _authenticate(request, auth)
                     if body is not None:
                         limit = max_body_bytes or get_settings().max_body_bytes
-                        call.body = parse_body(body, request.raw_body, limit)
-                    return _render(handler(call), spec)
+                        try:
+                            _check_request_fits(request.raw_body)
+                            call.body = parse_body(body, request.raw_body, limit)
+                        except DomainError as exc:
+                            if exc.status == 413 and too_large_hint:
+                                raise DomainError(413, f"{exc.message}; {too_large_hint}") from None
+                            raise
+                    return _fit_response(_render(handler(call), spec), spec)
                 except DomainError as exc:
                     return envelope.failure(exc.status, exc.message)
                 except ConfigurationError as exc:
@@ -114,6 +130,30 @@ def _authenticate(request: Request, auth: Auth) -> SessionModel | None:
     if auth in (Auth.SESSION, Auth.ADMIN_AND_SESSION):
         return require_session(request)
     return None
+
+
+def _check_request_fits(raw: bytes | str | None) -> None:
+    """413 for a body that could not reach the function in AWS (Lambda's 6 MB request cap, as escaped)."""
+    if not get_settings().enforce_lambda_limits or raw is None or len(raw) * 6 < limits.REQUEST_BODY_MAX_BYTES:
+        return  # (escaping grows a body at most six-fold: a control character becomes \u00XX)
+    size = limits.escaped_size(raw)
+    if size > limits.REQUEST_BODY_MAX_BYTES:
+        raise DomainError(413, f"Payload too large: {size} bytes exceeds the limit of {limits.REQUEST_BODY_MAX_BYTES} "
+                               f"bytes (Lambda's 6 MB request cap)")
+
+
+def _fit_response(response: Response, spec: RouteSpec) -> Response:
+    """The response, or a 500 envelope when its body could not leave the function in AWS (6 MB cap)."""
+    body = response.body
+    if (not get_settings().enforce_lambda_limits or not isinstance(body, (str, bytes))
+            or len(body) * 6 < limits.RESPONSE_BODY_MAX_BYTES):
+        return response
+    size = limits.escaped_size(body)
+    if size <= limits.RESPONSE_BODY_MAX_BYTES:
+        return response
+    logger.error("response too large", extra={"route": f"{spec.method} {spec.path}", "bytes": size})
+    return envelope.failure(500, f"Response too large: {size} bytes exceeds the limit of "
+                                 f"{limits.RESPONSE_BODY_MAX_BYTES} bytes (Lambda's 6 MB response cap)")
 
 
 def _render(result: Any, spec: RouteSpec) -> Response:
@@ -147,6 +187,15 @@ def install(app: Chalice, routers: list[Router]) -> list[RouteSpec]:
             app.route(path, methods=others, content_types=ANY_CONTENT_TYPE, name=f"method_not_allowed_{index}")(
                 _method_not_allowed(sorted(methods))
             )
+
+    def unknown_route(request: Request, get_response: Callable[[Request], Response]) -> Response:
+        # In AWS, API Gateway answers a path it has no resource for (the MISSING_AUTHENTICATION_TOKEN
+        # gateway response, in WaGo's envelope); a direct invocation of the function gets the same.
+        if request.context.get("resourcePath") not in app.routes:
+            return envelope.failure(404, "Not Found")
+        return get_response(request)
+
+    app.register_middleware(unknown_route, "http")
     return specs
 
 

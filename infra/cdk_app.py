@@ -5,7 +5,8 @@ Context keys (all optional; `-c key=value` or cdk.json): stage (dev|prod, defaul
 whatsappDriver (neonize|sim), hostCapacity, hostMin, hostMax, hostCpu, hostMemory, hostImage
 (a registry image instead of building session_host/Dockerfile), fanoutMaxConcurrency,
 fanoutBatchWindow, mediaExpiryDays, logLevel, alarmEmail, dbInstanceType, sessionHosts (false: no
-VPC, database or ECS service, e.g. for LocalStack's free edition).
+VPC, database or ECS service, e.g. for LocalStack's free edition), apiThrottleRate and
+apiThrottleBurst (the API stage's default method throttling, requests/s and burst).
 Account/region: CDK_DEFAULT_ACCOUNT/CDK_DEFAULT_REGION (set by the CLI from your credentials);
 `make synth` runs without credentials and leaves the stack environment-agnostic.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aws_cdk as cdk  # noqa: E402
+import cdk_nag  # noqa: E402
 
 from wago_infra.stack import StageConfig, WagoStack  # noqa: E402
 
@@ -45,6 +47,8 @@ def config_from_context(app: cdk.App) -> StageConfig:
         alarm_email=ctx("alarmEmail"),
         db_instance_type=ctx("dbInstanceType", "t4g.micro"),
         session_hosts=ctx("sessionHosts", True, lambda v: str(v).lower() not in ("false", "0", "no", "off")),
+        api_throttle_rate=ctx("apiThrottleRate", 100.0, float),
+        api_throttle_burst=ctx("apiThrottleBurst", 200, int),
     )
 
 
@@ -55,6 +59,9 @@ def main() -> None:
     env = cdk.Environment(account=account, region=region) if account and region else None
     WagoStack(app, config.names.stack_name, config, env=env,
               description=f"WaGo-compatible WhatsApp gateway, stage {config.stage}")
+    # cdk-nag's AwsSolutions rule pack: an unsuppressed error fails the synth (suppressions, each with
+    # its reason, are in wago_infra/nag.py).
+    cdk.Validations.of(app).add_plugins(cdk_nag.AwsSolutionsChecks(app))
     app.synth()
 
 

@@ -14,7 +14,7 @@ from session_host.drivers import DriverUnavailable
 def main() -> int:
     try:
         settings = get_settings()
-        settings.validate_runnable()
+        settings.validate_runnable("host")
         from session_host.host import SessionHost
 
         host = SessionHost(settings)

@@ -13,6 +13,8 @@ import re
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from chalicelib.core import limits
+
 #: WaGo's documented default admin token (`-admintoken qwert`); accepted in the local stage only.
 LOCAL_DEFAULT_ADMIN_TOKEN = "qwert"
 STAGES = ("local", "test", "dev", "prod")
@@ -58,6 +60,10 @@ class Settings(BaseSettings):
     media_max_bytes: int = Field(
         16 << 20, gt=0, description="Largest decoded media file a send accepts (WhatsApp's own limit is 16 MB for "
         "most kinds; API Gateway's 10 MB body limit applies first in AWS: use a presigned upload beyond it).",
+    )
+    lambda_payload_limits: bool | None = Field(
+        None, description="Enforce Lambda's 6 MB request and response caps (chalicelib/core/limits.py): data URLs, "
+        "bodies and responses that could not pass AWS answer 413/500 envelopes; default: on in dev and prod.",
     )
     host_heartbeat_seconds: float = Field(5.0, gt=0, description="Session host heartbeat interval.")
     host_capacity: int = Field(200, gt=0, description="Sessions one host accepts.")
@@ -237,6 +243,19 @@ class Settings(BaseSettings):
         return 0.05 if self.is_local else 0.0
 
     @property
+    def enforce_lambda_limits(self) -> bool:
+        """LAMBDA_PAYLOAD_LIMITS, or on in the deployed stages (dev, prod): see chalicelib/core/limits.py."""
+        return (not self.is_local) if self.lambda_payload_limits is None else self.lambda_payload_limits
+
+    @property
+    def data_url_max_bytes(self) -> int:
+        """Largest decoded file a data-URL send accepts: MEDIA_MAX_BYTES, capped where Lambda's 6 MB request
+        cap applies (limits.DATA_URL_MAX_DECODED_BYTES); beyond it, POST /media/upload + MediaKey."""
+        if self.enforce_lambda_limits:
+            return min(self.media_max_bytes, limits.DATA_URL_MAX_DECODED_BYTES)
+        return self.media_max_bytes
+
+    @property
     def is_local(self) -> bool:
         return self.stage in ("local", "test")
 
@@ -253,9 +272,21 @@ class Settings(BaseSettings):
             f"(the default '{LOCAL_DEFAULT_ADMIN_TOKEN}' is accepted only in the local stage)"
         )
 
-    def validate_runnable(self) -> None:
-        """Fail fast, with a message an operator can act on, before serving anything."""
-        self.require_admin_token()
+    def validate_runnable(self, role: str = "api") -> None:
+        """Fail fast, with a message an operator can act on, before serving anything.
+
+        `role` is the process's job: `api` (the API Lambda, `make run`'s API) checks the admin token,
+        which only it reads; `fanout` (the webhook Lambda) and `host` (a session host) read no
+        admin token, so they neither check it nor need access to its secret (least privilege: the
+        stack grants the secret to the API role only). ValueError for an unknown role.
+        """
+        if role not in PROCESS_ROLES:
+            raise ValueError(f"unknown process role {role!r} (one of {', '.join(PROCESS_ROLES)})")
+        if role == "api":
+            self.require_admin_token()
+
+
+PROCESS_ROLES = ("api", "fanout", "host")
 
 
 def _secret_value(arn: str) -> str:

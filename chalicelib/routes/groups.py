@@ -170,7 +170,7 @@ def set_topic(call: Call) -> dict:
 
 
 def _photo_body_limit() -> int:
-    return get_settings().media_max_bytes * 4 // 3 + (64 << 10)
+    return get_settings().data_url_max_bytes * 4 // 3 + (64 << 10)
 
 
 @router.route("POST", "/group/photo", auth=Auth.SESSION, body=PhotoRequest, max_body_bytes=_photo_body_limit(),
@@ -179,7 +179,7 @@ def set_photo(call: Call) -> dict:
     body: PhotoRequest = call.body
     jid = group_jid(body.group_jid)
     settings = get_settings()
-    data, mimetype = decode_data_url("image", body.image, settings.media_max_bytes)
+    data, mimetype = decode_data_url("image", body.image, settings.data_url_max_bytes)
     if mimetype != "image/jpeg":
         raise DomainError(400, f"Image must be a JPEG (data:image/jpeg;base64,...), not {mimetype}")
     stored = MediaStore(settings).put_outbound(call.session.token, data, mimetype)

@@ -20,7 +20,7 @@ from pydantic import Field, StringConstraints, field_validator
 
 from chalicelib import envelope
 from chalicelib.bus import get_bus
-from chalicelib.core import message_content, ops, outbox
+from chalicelib.core import limits, message_content, ops, outbox
 from chalicelib.core.errors import DomainError
 from chalicelib.core.media import KINDS, MediaStore, decode_data_url
 from chalicelib.core.models import SessionModel
@@ -39,8 +39,9 @@ Caption = Annotated[str, StringConstraints(max_length=4096)]
 
 
 def _media_body_limit() -> int:
-    """A data URL is base64: 4/3 of the file, plus the JSON around it."""
-    return get_settings().media_max_bytes * 4 // 3 + (64 << 10)
+    """A data URL is base64: 4/3 of the file, plus the JSON around it (where Lambda's 6 MB cap applies,
+    the routing layer refuses a body beyond it first: chalicelib/core/limits.py)."""
+    return get_settings().data_url_max_bytes * 4 // 3 + (64 << 10)
 
 
 class Send(WagoModel):
@@ -167,7 +168,14 @@ def _send_media(call: Call, kind: str, data_url: str, caption: str = "", file_na
     if body.media_key:
         stored = store.check_upload(call.session.token, body.media_key.strip(), kind, field, settings.media_max_bytes)
     elif data_url:
-        data, sniffed = decode_data_url(kind, data_url, settings.media_max_bytes)
+        # data_url_max_bytes: MEDIA_MAX_BYTES, or less where Lambda's 6 MB request cap applies; a file
+        # between the two fits a presigned upload.
+        try:
+            data, sniffed = decode_data_url(kind, data_url, settings.data_url_max_bytes)
+        except DomainError as exc:
+            if exc.status == 413 and settings.data_url_max_bytes < settings.media_max_bytes:
+                raise DomainError(413, f"{exc.message}; {limits.UPLOAD_HINT}") from None
+            raise
         stored = store.put_outbound(call.session.token, data, mimetype or sniffed)
     else:
         raise DomainError(400, f"Missing {field} in Payload")
@@ -181,7 +189,7 @@ def _send_media(call: Call, kind: str, data_url: str, caption: str = "", file_na
 @router.route(
     "POST", "/send/image", auth=Auth.SESSION, body=SendImageRequest, response=SendResponse,
     summary="Send an image (JPEG, PNG, WebP or GIF data URL) with an optional caption.",
-    max_body_bytes=_media_body_limit(),
+    max_body_bytes=_media_body_limit(), too_large_hint=limits.UPLOAD_HINT,
 )
 def send_image(call: Call) -> SendResponse:
     return _send_media(call, "image", call.body.image, caption=call.body.caption)
@@ -190,7 +198,7 @@ def send_image(call: Call) -> SendResponse:
 @router.route(
     "POST", "/send/audio", auth=Auth.SESSION, body=SendAudioRequest, response=SendResponse,
     summary="Send audio; OGG/Opus goes out as a voice note (audio/ogg; codecs=opus).",
-    max_body_bytes=_media_body_limit(),
+    max_body_bytes=_media_body_limit(), too_large_hint=limits.UPLOAD_HINT,
 )
 def send_audio(call: Call) -> SendResponse:
     return _send_media(call, "audio", call.body.audio)
@@ -199,7 +207,7 @@ def send_audio(call: Call) -> SendResponse:
 @router.route(
     "POST", "/send/video", auth=Auth.SESSION, body=SendVideoRequest, response=SendResponse,
     summary="Send a video (MP4 data URL) with an optional caption.",
-    max_body_bytes=_media_body_limit(),
+    max_body_bytes=_media_body_limit(), too_large_hint=limits.UPLOAD_HINT,
 )
 def send_video(call: Call) -> SendResponse:
     return _send_media(call, "video", call.body.video, caption=call.body.caption)
@@ -208,7 +216,7 @@ def send_video(call: Call) -> SendResponse:
 @router.route(
     "POST", "/send/document", auth=Auth.SESSION, body=SendDocumentRequest, response=SendResponse,
     summary="Send a document (data:application/octet-stream;base64,...) with its file name.",
-    max_body_bytes=_media_body_limit(),
+    max_body_bytes=_media_body_limit(), too_large_hint=limits.UPLOAD_HINT,
 )
 def send_document(call: Call) -> SendResponse:
     body: SendDocumentRequest = call.body
@@ -219,7 +227,7 @@ def send_document(call: Call) -> SendResponse:
 @router.route(
     "POST", "/send/sticker", auth=Auth.SESSION, body=SendStickerRequest, response=SendResponse,
     summary="Send a sticker (WebP preferred).",
-    max_body_bytes=_media_body_limit(),
+    max_body_bytes=_media_body_limit(), too_large_hint=limits.UPLOAD_HINT,
 )
 def send_sticker(call: Call) -> SendResponse:
     return _send_media(call, "sticker", call.body.sticker)

@@ -5,8 +5,10 @@ child Python process (SYNTH below), and inspects the CloudFormation template. A 
 app.py can be imported only once per process (Chalice blueprints register on one app) and this
 test session has already imported it for the `test` stage, while the stack must package it with the
 `dev` stage's literal queue name. Needs node (jsii runs aws-cdk-lib in it); no AWS credentials, no
-Docker, no network: `chalice package` runs with its dependency download stubbed out and its zip
-cache in a temporary directory, so the real .chalice/deployments is left alone.
+Docker. The Lambda package's dependencies are pip-installed for python3.13 into .data/lambda-build/
+(wago_infra/package.py): from PyPI on the first run, cached afterwards. The package itself is
+checked here too: every function's Runtime, the ABI of every compiled module in the zip CDK
+deploys, and (where a Python 3.13 exists on the machine) importing its handler with that Python.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -37,14 +40,10 @@ from pathlib import Path
 
 import aws_cdk
 from aws_cdk.assertions import Template
-from chalice.deploy import packager
 
 from wago_infra.stack import StageConfig, WagoStack
 
 work, stage = Path(sys.argv[1]), sys.argv[2]
-packager.BaseLambdaDeploymentPackager._build_python_dependencies = lambda *a, **k: None
-packager.LambdaDeploymentPackager.deployment_package_filename = (
-    lambda self, project_dir, python_version: str(work / f"deployment-{python_version}.zip"))
 app = aws_cdk.App(outdir=str(work / "cdk.out"))
 stack = WagoStack(app, f"wago-{stage}", StageConfig(stage=stage))
 (work / "template.json").write_text(json.dumps(Template.from_stack(stack).to_json()))
@@ -269,7 +268,8 @@ def test_secrets_live_in_secrets_manager_never_in_configuration(resources):
     by_name = {props(s).get("Name"): lid for lid, s in secrets.items()}
     admin_lid = by_name[f"wago-{STAGE}/admin-token"]
     assert "GenerateSecretString" in props(secrets[admin_lid])
-    assert f"wago-{STAGE}/webhook-signing" in by_name
+    # Webhook signing secrets are per session (POST /webhook): the stack holds no signing secret.
+    assert set(by_name) == {f"wago-{STAGE}/admin-token", f"wago-{STAGE}/device-store"}
     for lid, env in _environments(resources):
         for forbidden in ("ADMIN_TOKEN", "NEONIZE_DB_PASSWORD", "NEONIZE_STORE", "WEBHOOK_SECRET"):
             assert forbidden not in env, (lid, forbidden)
@@ -277,14 +277,14 @@ def test_secrets_live_in_secrets_manager_never_in_configuration(resources):
     readers = {role["Ref"] for lid, s in _statements(resources)
                if "secretsmanager:GetSecretValue" in _listify(s["Action"]) and s["Resource"] == {"Ref": admin_lid}
                for role in props(resources[lid]).get("Roles", [])}
-    for lid in ("APIHandler", "DeliverEvents"):
-        env = props(functions[lid])["Environment"]["Variables"]
-        assert env["ADMIN_TOKEN_SECRET_ARN"] == {"Ref": admin_lid}
-        # app.py checks the admin token at import in every function: its role must be able to read it.
-        role = props(functions[lid])["Role"]["Fn::GetAtt"][0]
-        assert role in readers, (lid, readers)
+    # Only the API reads the admin token (settings.validate_runnable per process role): only its role may.
+    api_role = props(functions["APIHandler"])["Role"]["Fn::GetAtt"][0]
+    assert props(functions["APIHandler"])["Environment"]["Variables"]["ADMIN_TOKEN_SECRET_ARN"] == {"Ref": admin_lid}
+    assert readers == {api_role}, readers
+    assert "ADMIN_TOKEN_SECRET_ARN" not in props(functions["DeliverEvents"])["Environment"]["Variables"]
     (task,) = of_type(resources, "AWS::ECS::TaskDefinition").values()
     (container,) = props(task)["ContainerDefinitions"]
+    assert "ADMIN_TOKEN_SECRET_ARN" not in {e["Name"] for e in container["Environment"]}
     injected = {s["Name"] for s in container["Secrets"]}
     assert {"NEONIZE_DB_USER", "NEONIZE_DB_PASSWORD"} <= injected
 
@@ -317,6 +317,85 @@ def test_lambdas_get_the_stage_settings_and_powertools_variables(resources):
         assert props(resources[logging["LogGroup"]["Ref"]])["RetentionInDays"] > 0
 
 
+def test_api_role_is_not_granted_the_idempotency_table(resources):
+    # The API keys its sends on the messages table; Powertools idempotency is the fan-out's alone.
+    functions = of_type(resources, "AWS::Serverless::Function")
+    api_role = props(functions["APIHandler"])["Role"]["Fn::GetAtt"][0]
+    fanout_role = props(functions["DeliverEvents"])["Role"]["Fn::GetAtt"][0]
+    (idempotency,) = [lid for lid, t in of_type(resources, "AWS::DynamoDB::Table").items()
+                      if props(t)["TableName"] == stage_settings().idempotency_table_name]
+    granted = {role["Ref"] for lid, s in _statements(resources) if idempotency in json.dumps(s["Resource"])
+               for role in props(resources[lid]).get("Roles", [])}
+    assert api_role not in granted and fanout_role in granted
+
+
+def test_api_stage_has_default_throttling_and_json_access_logs(resources):
+    api = props(resources["RestAPI"])
+    (method,) = api["MethodSettings"]
+    assert (method["ResourcePath"], method["HttpMethod"]) == ("/*", "*")
+    assert method["ThrottlingRateLimit"] > 0 and method["ThrottlingBurstLimit"] >= method["ThrottlingRateLimit"]
+    access = api["AccessLogSetting"]
+    fields = json.loads(access["Format"])  # JSON lines
+    assert {"requestId", "status", "httpMethod", "resourcePath"} <= set(fields)
+    assert not any("header" in value.lower() for value in fields.values())  # no token in a log line
+    log_group = access["DestinationArn"]["Fn::GetAtt"][0]
+    assert props(resources[log_group])["RetentionInDays"] > 0
+    (account,) = of_type(resources, "AWS::ApiGateway::Account").values()
+    assert "CloudWatchRoleArn" in props(account)
+
+
+# -- the Lambda package ------------------------------------------------------------------------------
+
+
+def _lambda_package():
+    sys.path.append(str(INFRA_DIR))
+    from wago_infra import package
+
+    return package
+
+
+def test_every_function_runs_on_the_target_runtime(resources):
+    package = _lambda_package()
+    runtimes = {lid: props(r).get("Runtime") for lid, r in resources.items()
+                if r["Type"] in ("AWS::Serverless::Function", "AWS::Lambda::Function")}
+    assert len(runtimes) >= 3, runtimes
+    assert set(runtimes.values()) == {package.LAMBDA_RUNTIME} == {"python3.13"}, runtimes
+
+
+def test_deployed_zip_holds_only_target_abi_modules_and_imports_on_the_target_python(resources, synth, tmp_path,
+                                                                                      capsys):
+    package = _lambda_package()
+    keys = {props(resources[lid])["CodeUri"]["Key"] for lid in ("APIHandler", "DeliverEvents")}
+    (key,) = keys  # both functions deploy the one zip
+    zip_path = synth["outdir"] / f"asset.{key}"
+    modules = package.extension_modules(zip_path)
+    assert any(name.startswith("pydantic_core/") for name in modules), modules
+    wrong = {name: tag for name, tag in modules.items() if not package.abi_matches(tag)}
+    assert wrong == {}, wrong
+    # build_lambda_zip (bench/ and tests/artifacts run it) packages the very files CDK deploys.
+    with zipfile.ZipFile(zip_path) as deployed, zipfile.ZipFile(package.build_lambda_zip()) as built:
+        assert sorted((i.filename, i.CRC) for i in deployed.infolist()) == sorted(
+            (i.filename, i.CRC) for i in built.infolist())
+    unzipped = package.unpack(zip_path, tmp_path / "task")
+    assert unzipped < package.UNZIPPED_LIMIT_BYTES
+    interpreter = package.find_interpreter(package.TARGET_PYTHON)
+    with capsys.disabled():
+        if interpreter is None:
+            print(f"\n[lambda package] no Python {package.TARGET_PYTHON} on this machine (LAMBDA_PYTHON, PATH, pyenv): "
+                  f"the zip's ABI tags were checked, importing its handler with {package.TARGET_PYTHON} was NOT done")
+            return
+    env = {"PATH": os.environ.get("PATH", ""), "STAGE": STAGE, "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "ADMIN_TOKEN": "import-check",
+           "AWS_LAMBDA_FUNCTION_NAME": "APIHandler", "_HANDLER": "app.app"}
+    with package.LambdaProcess(interpreter, tmp_path / "task", package.runtime_libraries(), env) as child:
+        assert child.python.startswith(package.TARGET_PYTHON + ".")
+        assert child.sys_path[0] == str(tmp_path / "task")
+    with capsys.disabled():
+        print(f"\n[lambda package] handler imported with Python {child.python} from the unpacked zip in "
+              f"{child.init_ms:.0f} ms; unzipped {unzipped / package.MIB:.1f} MiB of "
+              f"{package.UNZIPPED_LIMIT_BYTES / package.MIB:.0f} MiB")
+
+
 # -- session hosts -----------------------------------------------------------------------------------
 
 
@@ -343,6 +422,8 @@ def test_host_image_asset_stages_only_what_the_dockerfile_copies(synth):
     staged = synth["outdir"] / image["source"]["directory"]
     names = {p.name for p in staged.iterdir()}
     assert names == {"chalicelib", "session_host", "requirements.txt", "requirements-host.txt"}
+    # The host imports chalicelib.core only (tests/artifacts/test_host_image.py runs it from these files).
+    assert sorted(p.name for p in (staged / "chalicelib").iterdir()) == ["__init__.py", "core"]
 
 
 # -- alarms ------------------------------------------------------------------------------------------

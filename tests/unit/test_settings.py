@@ -21,6 +21,12 @@ def test_default_admin_token_only_in_local_stages():
     assert Settings(stage="prod", admin_token=" s3cret ").require_admin_token() == "s3cret"
     with pytest.raises(ConfigurationError, match="stage 'prod' needs an admin token"):
         Settings(stage="prod").validate_runnable()
+    # Only the API reads the admin token: the fan-out and the hosts start without one (and without
+    # access to its secret); an unknown role is a programming error.
+    Settings(stage="prod").validate_runnable("fanout")
+    Settings(stage="prod").validate_runnable("host")
+    with pytest.raises(ValueError, match="unknown process role"):
+        Settings(stage="prod").validate_runnable("worker")
 
 
 def test_unknown_stage_is_refused():
