@@ -94,7 +94,7 @@ export function renderSession(root, { admin, auth, session }) {
   const loadWebhook = async () => {
     const hook = await call("GET", "/webhook", { auth: mine });
     setText($("#wh-url"), hook.webhook || "none");
-    setText($("#wh-secret"), hook.secret ? `set (ends in …${hook.secret})` : "not set");
+    setText($("#wh-secret"), hook.secret ? `set (${hook.secret}: its last characters only)` : "not set");
     setText($("#wh-subscribe"), (hook.subscribe || []).join(", ") || "–");
     const input = $("#wh-url-input");
     if (document.activeElement !== input && !input.value) input.value = hook.webhook || "";

@@ -17,7 +17,7 @@ export function renderSessions(root, { auth, onRows }) {
     body.replaceChildren(...rows.map((row) => {
       const open = el("a", { href: `#/session/${encodeURIComponent(row.name)}` }, "Open");
       open.setAttribute("aria-label", `Open session ${row.name}`);
-      const remove = el("button", { type: "button" }, "Delete");
+      const remove = el("button", { type: "button", className: "danger" }, "Delete");
       remove.setAttribute("aria-label", `Delete session ${row.name}`);
       onClick(remove, async () => {
         if (!window.confirm(`Delete session ${row.name}? Its device is unlinked and its token stops working.`)) return;
