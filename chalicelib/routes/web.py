@@ -37,7 +37,7 @@ CONTENT_TYPES = {
 }
 ASSET_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$")
 
-CONTENT_SECURITY_POLICY = "; ".join([
+CSP_DIRECTIVES = (
     "default-src 'none'",
     "script-src 'self'",
     "style-src 'self'",
@@ -47,7 +47,8 @@ CONTENT_SECURITY_POLICY = "; ".join([
     "base-uri 'none'",
     "form-action 'none'",  # forms are handled by script; nothing is ever submitted by navigation
     "frame-ancestors 'none'",
-])
+)
+CONTENT_SECURITY_POLICY = "; ".join(CSP_DIRECTIVES)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
@@ -79,7 +80,8 @@ def static_file(directory: Path, name: str, cache_control: str = ASSET_CACHE) ->
     path = directory / name
     if not path.is_file():
         raise DomainError(404, "Not Found")
-    headers = {"Content-Type": CONTENT_TYPES[suffix], "Cache-Control": cache_control, **SECURITY_HEADERS}
+    headers: dict[str, str | list[str]] = {
+        "Content-Type": CONTENT_TYPES[suffix], "Cache-Control": cache_control, **SECURITY_HEADERS}
     return Response(body=_read(path), status_code=200, headers=headers)
 
 

@@ -38,6 +38,8 @@ QR_SECONDS = "4"  # short QR lifetimes, so the test sees the console follow a ro
 SCREENSHOT = PROJECT_DIR / "docs" / "console.png"
 SECRET = "console-test-secret-0123456789"
 STAGE_PREFIX = "/api"  # API Gateway's stage in .chalice/config.json
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length",
+              "date", "server"}  # not forwarded by the proxy (it sets its own)
 
 
 @pytest.fixture(scope="module")
@@ -69,12 +71,8 @@ class StagePrefixProxy:
     """API Gateway's shape on 127.0.0.1: `/api/<path>` is forwarded to the app as `/<path>`; anything
     else is a 403, as API Gateway answers a path outside its stage."""
 
-    HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host",
-                  "content-length", "date", "server"}
-
     def __init__(self, upstream: str):
         target = urlsplit(upstream)
-        outer = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -83,13 +81,13 @@ class StagePrefixProxy:
                 if not self.path.startswith(STAGE_PREFIX + "/"):
                     return self._answer(403, {"Content-Type": "application/json"}, b'{"message":"Forbidden"}')
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in outer.HOP_BY_HOP}
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                 connection = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
                 try:
                     connection.request(self.command, self.path[len(STAGE_PREFIX):], body=body or None, headers=headers)
                     answer = connection.getresponse()
                     payload = answer.read()
-                    kept = {k: v for k, v in answer.getheaders() if k.lower() not in outer.HOP_BY_HOP}
+                    kept = {k: v for k, v in answer.getheaders() if k.lower() not in HOP_BY_HOP}
                     self._answer(answer.status, kept, payload)
                 finally:
                     connection.close()
@@ -346,6 +344,17 @@ def test_a_session_token_sees_only_its_session_under_a_stage_prefix_at_360px(sta
     page.wait_for_selector("#error:has-text('POST /send/text')")
     expected = _data(stack.call("POST", "/send/text", "dora-token", {"Phone": "15550007009", "Body": "x"}), 500)
     assert expected in page.inner_text("#error"), (expected, page.inner_text("#error"))
+
+    # Link with a pair code instead of the QR: the phone types it; the console shows the login live.
+    page.fill("#pair-phone", "+1 555 000 7004")
+    page.click("#pair-form button[type=submit]")
+    page.wait_for_selector("#pair-code:has-text('Pair code: ')", timeout=15000)
+    code = page.inner_text("#pair-code").split("Pair code: ", 1)[1].split(" ", 1)[0]
+    assert len(code) == 9 and code[4] == "-", code
+    _data(stack.call("POST", "/sim/scan", "dora-token", {"Token": "dora-token", "Phone": "15550007004", "Code": code},
+                     admin=True))
+    page.wait_for_selector("#st-summary:has-text('LoggedIn')", timeout=15000)
+    assert page.inner_text("#st-jid") == "15550007004@s.whatsapp.net"
 
     # The call page link and every API call stayed under the stage prefix.
     assert page.get_attribute("#call-link", "href") == "call/page"

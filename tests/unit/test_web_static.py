@@ -32,9 +32,8 @@ class _Markup(HTMLParser):
         for name in attributes:
             if name == "style" or name.startswith("on"):
                 self.inline.append(f"<{tag} {name}=…>")
-        if tag == "script":
-            if not attributes.get("src"):
-                self._in_script = True
+        if tag == "script" and not attributes.get("src"):
+            self._in_script = True
         for name in ("src", "href", "action"):
             if attributes.get(name) is not None:
                 self.urls.append(attributes[name])
