@@ -118,3 +118,15 @@ def test_pages_are_documented_without_auth(client):
                       ("/docs/{asset}", "Docs")):
         operation = document["paths"][path]["get"]
         assert operation["security"] == [] and operation["tags"] == [tag], path
+
+
+def test_the_lambda_package_gets_only_what_the_pages_need():
+    # Chalice packages all of chalicelib/: no source maps, no other Swagger UI builds, no node_modules.
+    docs = {p.name for p in web.DOCS_DIR.iterdir() if not p.name.startswith(".")}
+    assert docs <= {"index.html", "docs.js", "docs.css", *SWAGGER_FILES, "swagger-ui-bundle.js.LICENSE.txt",
+                    "swagger-ui-LICENSE.txt"}, docs
+    console = {p.name for p in web.CONSOLE_DIR.iterdir()}
+    assert all(name.endswith((".html", ".js", ".css")) for name in console), console
+    static_bytes = sum(p.stat().st_size for p in web.STATIC.rglob("*") if p.is_file())
+    print(f"\nchalicelib/static: {static_bytes} bytes")
+    assert static_bytes < 2_500_000
