@@ -130,3 +130,17 @@ def test_the_lambda_package_gets_only_what_the_pages_need():
     static_bytes = sum(p.stat().st_size for p in web.STATIC.rglob("*") if p.is_file())
     print(f"\nchalicelib/static: {static_bytes} bytes")
     assert static_bytes < 2_500_000
+
+
+def test_every_operation_declares_the_security_swagger_ui_needs_for_try_it_out(client):
+    document = client.get("/openapi.json").json_body
+    schemes = document["components"]["securitySchemes"]
+    assert schemes == {"token": {"type": "apiKey", "in": "header", "name": "token"},
+                       "admintoken": {"type": "apiKey", "in": "header", "name": "admintoken"}}
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            assert "security" in operation, (method, path)
+            for requirement in operation["security"]:
+                assert set(requirement) <= set(schemes), (method, path, requirement)
+    assert document["paths"]["/session/status"]["get"]["security"] == [{"token": []}]
+    assert document["paths"]["/session/delete"]["post"]["security"] == [{"admintoken": [], "token": []}]
