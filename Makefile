@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench venv clean synth cfn-lint lambda-zip
+.PHONY: run test bench venv clean synth cfn-lint lambda-zip assets
 
 # Infrastructure: `make synth` writes infra/cdk.out/*.template.json offline (no AWS credentials, no
 # Docker), with cdk-nag's AwsSolutions pack run on the app (an unacknowledged error fails it), and
@@ -26,10 +26,27 @@ $(STAMP): requirements.txt requirements-host.txt requirements-dev.txt requiremen
 	$(PY) -m pip install --quiet --progress-bar off -r requirements-dev.txt
 	touch $(STAMP)
 
-run: $(STAMP)
+# /docs serves Swagger UI from the pinned npm package swagger-ui-dist (web/package-lock.json): npm ci
+# (integrity-checked, install scripts off: its @scarf/scarf dependency only phones home) and copy the
+# two files the page needs into the Lambda package's static dir (git-ignored there).
+WEB_DIR      := web
+SWAGGER_DIST := $(WEB_DIR)/node_modules/swagger-ui-dist
+DOCS_STATIC  := chalicelib/static/docs
+ASSETS_STAMP := $(DOCS_STATIC)/.swagger-ui.installed
+
+assets: $(ASSETS_STAMP)
+
+$(ASSETS_STAMP): $(WEB_DIR)/package.json $(WEB_DIR)/package-lock.json
+	cd $(WEB_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	cp $(SWAGGER_DIST)/swagger-ui-bundle.js $(SWAGGER_DIST)/swagger-ui.css $(DOCS_STATIC)/
+	cp $(SWAGGER_DIST)/swagger-ui-bundle.js.LICENSE.txt $(DOCS_STATIC)/
+	cp $(SWAGGER_DIST)/LICENSE $(DOCS_STATIC)/swagger-ui-LICENSE.txt
+	touch $@
+
+run: $(STAMP) $(ASSETS_STAMP)
 	$(PY) -m local_gateway
 
-test: $(STAMP)
+test: $(STAMP) $(ASSETS_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
@@ -44,7 +61,7 @@ $(NODE_STAMP): $(INFRA)/package.json $(INFRA)/package-lock.json
 	cd $(INFRA) && npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
-synth: $(STAMP) $(NODE_STAMP)
+synth: $(STAMP) $(NODE_STAMP) $(ASSETS_STAMP)
 	rm -rf $(INFRA)/cdk.out $(INFRA)/chalice.out
 	cd $(INFRA) && $(SYNTH_ENV) npx --no-install cdk synth --quiet --no-notices --no-version-reporting \
 	    -c stage=$(STAGE) -o cdk.out
@@ -57,3 +74,4 @@ cfn-lint: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache .chalice/deployments $(INFRA)/cdk.out $(INFRA)/chalice.out $(INFRA)/node_modules \
 	    .data/lambda-build .data/host-image
+	rm -rf $(WEB_DIR)/node_modules $(ASSETS_STAMP) $(DOCS_STATIC)/swagger-ui*

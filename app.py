@@ -14,6 +14,7 @@ from chalicelib.routes import calls as call_routes
 from chalicelib.routes import groups as group_routes
 from chalicelib.routes import sim as sim_routes
 from chalicelib.routes import users as user_routes
+from chalicelib.routes import web as web_routes
 from chalicelib.routing import Auth, Call, Router, install
 from chalicelib.webhooks.fanout import handle_events
 
@@ -40,6 +41,7 @@ def openapi_document(call: Call) -> dict:
 ROUTERS = [server.router, admin_sessions.router, session.router, send.router, messaging.router, message_ops.router, webhook.router, docs]
 ROUTERS.append(call_routes.router)
 ROUTERS += [user_routes.router, group_routes.router]
+ROUTERS += [web_routes.console_router, web_routes.docs_router]  # /console and /docs (static pages)
 if settings.whatsapp_driver == "sim":
     ROUTERS.append(sim_routes.router)  # simulator controls exist only while the sim driver runs
 ROUTES = install(app, ROUTERS)

@@ -41,6 +41,9 @@ class SessionRow(WagoModel):
     connected: bool
     logged_in: bool = Field(alias="loggedIn")
     events: str
+    push_name: str = Field("", alias="pushName", description="Addition: the account's display name.")
+    owner_host: str = Field("", alias="ownerHost", description="Addition: the session host holding the client.")
+    last_error: str = Field("", alias="lastError", description="Addition: why the last connection ended.")
 
 
 class DeleteResponse(WagoModel):
@@ -59,6 +62,9 @@ def _row(session: SessionModel) -> SessionRow:
         connected=bool(session.connected),
         logged_in=bool(session.logged_in),
         events=",".join(session.events or []),
+        push_name=session.push_name or "",
+        owner_host=session.owner_host or "",
+        last_error=session.last_error or "",
     )
 
 

@@ -65,7 +65,8 @@ def test_list_and_scanned(client):
     rows = client.get("/session/all", headers=ADMIN).json_body["data"]
     assert [r["token"] for r in rows] == ["t1", "t2"]
     assert rows[0] == {"id": 1, "name": "a", "token": "t1", "osName": "Chrome", "webhook": "", "jid": "",
-                       "connected": False, "loggedIn": False, "events": ""}
+                       "connected": False, "loggedIn": False, "events": "",
+                       "pushName": "", "ownerHost": "", "lastError": ""}
 
     scanned = client.post("/session/scanned", headers=ADMIN).json_body["data"]
     assert [r["token"] for r in scanned] == ["t2"]
