@@ -127,3 +127,15 @@ class Holdings:
     def condition(self, token: str) -> Any:
         """pynamodb condition for a write about `token`: still ours, under the epoch we hold."""
         return (SessionModel.owner_host == self.host_id) & epoch_is(self.check(token))
+
+
+class StandingLease(Lease):
+    """A lease that never lapses (term 1): session handling used without a SessionHost (unit tests).
+    Epoch conditions still apply."""
+
+    def __init__(self) -> None:
+        super().__init__(lease_seconds=0.0, margin_seconds=0.0)
+        self.term = 1
+
+    def valid(self) -> bool:
+        return True

@@ -10,6 +10,7 @@ from chalicelib.core.models.sim import (
     SimAccountModel,
     SimDeviceModel,
     SimInboxModel,
+    SimMediaGrantModel,
     SimMessageModel,
     SimPresenceWatchModel,
 )
@@ -18,12 +19,12 @@ from chalicelib.core.models.sim import (
 ALL_MODELS = (
     SessionModel, SessionNameModel, CounterModel, HostModel, ReplyModel, MessageModel, DeliveryModel,
     SimAccountModel, SimDeviceModel, SimMessageModel, SimInboxModel, SimPresenceWatchModel,
-    CallModel,
+    SimMediaGrantModel, CallModel,
 )
 
 __all__ = [
     "ALL_MODELS", "CallModel", "CounterModel", "DeliveryModel", "HostModel", "MessageModel", "ReplyModel",
-    "SessionModel", "SessionNameModel", "SimAccountModel", "SimDeviceModel", "SimInboxModel", "SimMessageModel",
+    "SessionModel", "SessionNameModel", "SimAccountModel", "SimDeviceModel", "SimInboxModel", "SimMediaGrantModel", "SimMessageModel",
     "SimPresenceWatchModel",
 ]
 
