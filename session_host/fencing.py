@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from chalicelib.core import redact
 from chalicelib.core.models import SessionModel
 
 LEASE_LOST = "the session host lost its lease on this session; retry"
@@ -83,6 +84,7 @@ class Holdings:
         self._held: dict[str, Holding] = {}
 
     def hold(self, token: str, epoch: int) -> None:
+        redact.register(token)  # from now on the token is scrubbed from any free text this host logs
         with self._lock:
             self._held[token] = Holding(int(epoch), self.lease.term)
 

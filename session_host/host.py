@@ -70,7 +70,7 @@ class SessionHost:
         self.queue_url = ""
         self._threads: list[threading.Thread] = []
         self._fence_lock = threading.Lock()
-        self.report_file = getattr(settings, "host_report_file", "") or ""
+        self.report_file = settings.host_report_file
 
     # -- start -------------------------------------------------------------------------------------
 

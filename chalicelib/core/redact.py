@@ -26,6 +26,8 @@ def fingerprint(value: Any) -> str:
         return ""
     if isinstance(value, (list, tuple, set, frozenset)):
         return ",".join(fingerprint(v) for v in value)  # type: ignore[return-value]
+    if isinstance(value, str) and value.startswith("fp:"):
+        return value  # already a fingerprint (a record can pass several filters)
     return "fp:" + hashlib.sha256(str(value).encode()).hexdigest()[:10]
 
 
@@ -75,10 +77,9 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) 
 
 
 def install(*loggers: logging.Logger) -> None:
-    """Add the filter to each logger's handlers (and the root's), once."""
+    """Add the filter to each logger's handlers and to the root logger's, once (a handler filter sees
+    every record it writes, also those propagated from other loggers)."""
     for target in (*loggers, logging.getLogger()):
         for handler in target.handlers:
             if not any(isinstance(f, RedactSecrets) for f in handler.filters):
                 handler.addFilter(RedactSecrets())
-        if not any(isinstance(f, RedactSecrets) for f in target.filters):
-            target.addFilter(RedactSecrets())
