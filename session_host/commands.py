@@ -22,7 +22,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from pydantic import ValidationError
-
 from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite

@@ -173,7 +173,7 @@ class SessionHost:
             try:
                 self.enforce()
                 self.write_report()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the watchdog must outlive any one failure
                 logger.warning("lease watchdog failed", extra={"error": str(exc)})
 
     def report(self) -> dict:

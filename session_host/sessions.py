@@ -16,8 +16,8 @@ from chalicelib.core.media import MediaStore
 from session_host.callbacks import Fences, HostCallbacks
 from session_host.calls.operations import CallOps
 from session_host.dispatch import Dispatcher
-from session_host.fencing import Holdings, StandingLease
 from session_host.drivers.base import Driver, DriverCallbacks
+from session_host.fencing import Holdings, StandingLease
 from session_host.group_ops import GroupOps
 from session_host.lifecycle import SessionLifecycle
 from session_host.live_state import LiveState

@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from botocore.exceptions import ClientError
+
 from chalicelib.core.calls import states
 from chalicelib.core.calls.registry import CallRegistry
 from chalicelib.core.calls.turn import ice_servers, split_urls
@@ -270,7 +272,7 @@ class CallMedia:
             raise DomainError(404, MEDIA_KEY_REFUSED)
         try:
             data, _ = store.get(media_key)
-        except Exception:
+        except ClientError:  # NoSuchKey, or no access: the same answer
             raise DomainError(404, MEDIA_KEY_REFUSED) from None
         if len(data) > self.settings.media_max_bytes:
             raise DomainError(413, f"Payload too large: MediaKey exceeds the limit of {self.settings.media_max_bytes} bytes")

@@ -16,11 +16,13 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import boto3
 import httpx
+from botocore.exceptions import BotoCoreError, ClientError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
 ADMIN = {"admintoken": "qwert"}
@@ -67,14 +69,13 @@ class Cluster:
     # -- processes ---------------------------------------------------------------------------------
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-        log = open(self.workdir / f"{name}.log", "ab")
-        process = subprocess.Popen([sys.executable, *args], cwd=PROJECT_DIR, env={**self.env, **(env or {})},
-                                   stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        with open(self.workdir / f"{name}.log", "ab") as log:  # the child keeps its own copy of the descriptor
+            process = subprocess.Popen([sys.executable, *args], cwd=PROJECT_DIR, env={**self.env, **(env or {})},
+                                       stdout=log, stderr=subprocess.STDOUT)
         self.processes[name] = process
         return process
 
-    def start(self, timeout: float = 60) -> "Cluster":
+    def start(self, timeout: float = 60) -> Cluster:
         self._spawn("moto", ["-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.moto_port)])
         wait_for(self._moto_up, timeout, "the moto server")
         subprocess.run([sys.executable, "-m", "local_gateway.provision"], cwd=PROJECT_DIR, env=self.env,
@@ -190,7 +191,7 @@ class Cluster:
     def host_rows(self) -> dict[str, dict]:
         try:
             items = self.ddb.Table("wago-local-hosts").scan(ConsistentRead=True)["Items"]
-        except Exception:
+        except (BotoCoreError, ClientError):  # the endpoint is starting
             return {}
         return {item["host_id"]: item for item in items}
 
