@@ -103,3 +103,28 @@ def test_secrets_become_fingerprints_in_log_lines(capsys):
     assert redact.fingerprint(first["token"]) == first["token"]  # idempotent through several filters
     assert any(isinstance(f, redact.RedactSecrets) for h in logging.getLogger(logger.service).handlers
                for f in h.filters)
+
+
+def test_placement_raises_the_epoch_and_waits_out_the_margin(aws):
+    import time
+
+    from chalicelib import sessions
+    from chalicelib.bus import FAILING_OVER, Bus
+    from chalicelib.core.errors import DomainError
+    from chalicelib.core.models import HostModel, SessionModel
+
+    settings = Settings(stage="test", host_lease_seconds=4, host_heartbeat_seconds=1, host_lease_margin_seconds=2)
+    now = time.time()
+    for host_id, heartbeat in (("fresh", now), ("lapsing", now - 5), ("dead", now - 7)):
+        HostModel(host_id, command_queue_url=f"q-{host_id}", capacity=10, load=0, heartbeat_at=heartbeat,
+                  started_at=0, status="up").save()
+    bus = Bus(settings=settings)
+    session = sessions.create_session("p1", "p1", "Chrome")
+    assert bus.place(session).host_id == "fresh" and SessionModel.get("p1").epoch == 1
+    SessionModel("p1").update(actions=[SessionModel.owner_host.set("lapsing")])
+    with pytest.raises(DomainError) as caught:  # its lease ran out 1 s ago, its margin has not: wait
+        bus.place(SessionModel.get("p1", consistent_read=True))
+    assert (caught.value.status, caught.value.message) == (503, FAILING_OVER)
+    SessionModel("p1").update(actions=[SessionModel.owner_host.set("dead")])
+    assert bus.place(SessionModel.get("p1", consistent_read=True)).host_id == "fresh"
+    assert SessionModel.get("p1").epoch == 2  # every placement raises it
