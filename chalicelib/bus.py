@@ -96,7 +96,7 @@ class Bus:
         for _ in range(PLACEMENT_ATTEMPTS):
             if session.owner_host and session.owner_host not in exclude:
                 owner = self.host(session.owner_host)
-                if self.is_live(owner):
+                if owner is not None and self.is_live(owner):
                     return owner
                 if owner is not None and self.within_margin(owner):
                     # Its lease has run out, but the margin has not: it may still be stopping its clients.

@@ -101,7 +101,7 @@ def _claim(claim: MessageModel, fence: Any) -> bool:
 
 def send_once(token: str, message_id: str | None, kind: str, to: str, send: Callable[[], dict],
               epoch: int | None = None, host_id: str = "", fence: Any = None, reuses_id: bool = False,
-              before_send: Callable[[], None] | None = None) -> dict[str, Any]:
+              before_send: Callable[[], object] | None = None) -> dict[str, Any]:
     """Run `send` (returns {"Id", "Timestamp"}) at most once per (token, message_id).
 
     `epoch`/`host_id`: the session host's held epoch, stored on the claim; `fence`: the pynamodb

@@ -25,7 +25,7 @@ def fingerprint(value: Any) -> str:
     if value is None or value == "":
         return ""
     if isinstance(value, (list, tuple, set, frozenset)):
-        return ",".join(fingerprint(v) for v in value)  # type: ignore[return-value]
+        return ",".join(fingerprint(v) for v in value)
     if isinstance(value, str) and value.startswith("fp:"):
         return value  # already a fingerprint (a record can pass several filters)
     return "fp:" + hashlib.sha256(str(value).encode()).hexdigest()[:10]

@@ -130,7 +130,8 @@ def webrtc_offer(call: Call) -> dict:
 
 
 @router.route("POST", "/call/audio/play", auth=Auth.SESSION, body=PlayRequest,
-              summary="Play an audio file into a call (a file in the host's CALL_AUDIO_DIR, or an uploaded MediaKey); the other party hears it.")
+              summary="Play audio into a call (a file in the host's CALL_AUDIO_DIR, or an uploaded MediaKey); "
+                      "the other party hears it.")
 def audio_play(call: Call) -> dict:
     body: PlayRequest = call.body
     audio_file, media_key = body.audio_file.strip(), body.media_key.strip()
@@ -142,10 +143,11 @@ def audio_play(call: Call) -> dict:
     if media_key:
         # This session's upload, present and within the size limit (the host checks the owner again).
         settings = get_settings()
-        MediaStore(settings).check_upload(call.session.token, media_key, "audio", "MediaKey",
+        MediaStore(settings).check_upload(tracked.token, media_key, "audio", "MediaKey",
                                           settings.media_max_bytes, sniff=False)
-        return get_bus().command(call.session, ops.CALL_PLAY, ops.CallPlay(call_id=tracked.call_id, media_key=media_key))
-    return get_bus().command(call.session, ops.CALL_PLAY, ops.CallPlay(call_id=tracked.call_id, path=audio_file))
+    source = ops.CallPlay(call_id=tracked.call_id, media_key=media_key) if media_key else \
+        ops.CallPlay(call_id=tracked.call_id, path=audio_file)
+    return get_bus().command(call.session, ops.CALL_PLAY, source)
 
 
 @router.route("POST", "/call/audio/stop", auth=Auth.SESSION, body=CallIdRequest,

@@ -280,8 +280,8 @@ class SimDriver(Driver):
     def download_media(self, token: str, kind: str, ref: dict) -> bytes:
         """Sim media lives in S3: its directPath is the object's key (see SimNetwork.send_media); only a
         message's sender and recipient may fetch it."""
-        client = self._sender(token)
-        return self.network.download(str(ref.get("directPath") or ""), client.phone)
+        phone = self._sender(token).phone or ""
+        return self.network.download(str(ref.get("directPath") or ""), phone)
 
     def mark_read(self, token: str, ids: list[str], chat: str, sender: str | None = None) -> None:
         client = self._sender(token)

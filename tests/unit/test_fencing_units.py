@@ -84,25 +84,36 @@ def test_a_lease_that_the_heartbeat_cannot_keep_is_refused_at_start():
     assert Settings(stage="test").lease_margin_seconds == 15 / 8
 
 
-def test_secrets_become_fingerprints_in_log_lines(capsys):
+def test_secrets_become_fingerprints_in_log_lines():
+    import io
+
     from chalicelib.core.observability import logger
 
     redact.register("a-registered-session-token")
-    logger.info("connect for a-registered-session-token", extra={"token": "the-token-itself", "secret": "whsec-1",
-                                                                 "turn_credential": "pw", "other": "kept"})
+    (handler,) = logging.getLogger(logger.service).handlers  # the gateway's own handler, with its filter
+    captured = io.StringIO()
+    previous = handler.setStream(captured)
     try:
-        raise ValueError("boom a-registered-session-token")
-    except ValueError:
-        logger.exception("failed")
-    out = capsys.readouterr().out
+        _log_with_secrets(logger)
+    finally:
+        handler.setStream(previous)
+    out = captured.getvalue()
     for secret in ("a-registered-session-token", "the-token-itself", "whsec-1", '"pw"'):
         assert secret not in out
     first = json.loads(out.splitlines()[0])
     assert first["token"] == redact.fingerprint("the-token-itself") and first["other"] == "kept"
     assert first["message"] == f"connect for {redact.fingerprint('a-registered-session-token')}"
     assert redact.fingerprint(first["token"]) == first["token"]  # idempotent through several filters
-    assert any(isinstance(f, redact.RedactSecrets) for h in logging.getLogger(logger.service).handlers
-               for f in h.filters)
+    assert any(isinstance(f, redact.RedactSecrets) for f in handler.filters)
+
+
+def _log_with_secrets(logger) -> None:
+    logger.info("connect for a-registered-session-token", extra={"token": "the-token-itself", "secret": "whsec-1",
+                                                                 "turn_credential": "pw", "other": "kept"})
+    try:
+        raise ValueError("boom a-registered-session-token")
+    except ValueError:
+        logger.exception("failed")
 
 
 def test_placement_raises_the_epoch_and_waits_out_the_margin(aws):
