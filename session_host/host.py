@@ -28,6 +28,7 @@ from typing import Any
 from pynamodb.exceptions import UpdateError
 
 from chalicelib.core import aws
+from chalicelib.core.errors import DomainError
 from chalicelib.core.models import HostModel, SessionModel
 from chalicelib.core.models.base import condition_failed
 from chalicelib.core.observability import logger
@@ -136,8 +137,23 @@ class SessionHost:
             return False
         stale = self.holdings.stale()
         if stale:
-            self.fence(f"lease renewed after it had lapsed: {len(stale)} session(s) held under an old term")
+            self.fence_stale(stale)
         return True
+
+    def fence_stale(self, tokens: list[str]) -> None:
+        """The lease was renewed after it had lapsed: stop the clients held under the old term (sessions
+        taken back in the new term keep theirs); the adoption pass takes back what is still ours."""
+        with self._fence_lock:
+            stale = [t for t in self.holdings.stale() if t in tokens]
+            logger.error("fencing: stopping clients held under a lapsed lease",
+                         extra={"host_id": self.host_id, "clients": len(stale), "ts": time.time()})
+            self.fences += 1
+            for token in stale:
+                self.holdings.drop(token)
+                try:
+                    self.driver.disconnect(token)
+                except DomainError:
+                    pass
 
     def fence(self, why: str) -> None:
         """Stop every local client without touching shared state: another host may own them already.
