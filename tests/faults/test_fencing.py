@@ -184,8 +184,8 @@ def test_a_paused_host_resumes_without_driving_the_sessions_it_lost(cluster):
     _assert_fenced(cluster, tokens, resumed_at + 0.5)
     fenced = [line for line in cluster.log_lines(victim) if str(line.get("message")).startswith("fencing: ")]
     assert fenced and float(fenced[-1]["ts"]) >= resumed_at
-    after = [status for token, _, status, at in sender.results if at > resumed_at + 6]
-    assert after.count(200) == len(after)  # and the gateway serves every session again
+    served = {token for token, _, status, at in sender.results if at > resumed_at + 2 and status == 200}
+    assert served == set(tokens)  # and the gateway serves every session again
 
 
 def test_a_frozen_aws_endpoint_leaves_one_client_per_session(cluster):
