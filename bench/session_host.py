@@ -1,5 +1,9 @@
 """Session host: memory per idle session (sim; neonize clients offline), sessions per host until the
-memory/CPU budget, connect -> QR latency (sim), and failover time after a host is SIGKILLed.
+memory/CPU budget, connect -> QR latency (sim), failover time after a host is SIGKILLed, and under the
+faults fencing must survive (tests/faults/cluster.py: three hosts, lease 4 s, margin 0.5 s): failover
+time after a host is paused (SIGSTOP), and the time until every session has exactly one client again
+(counted from each host's own report) after the paused host resumes and after a frozen AWS endpoint
+thaws.
 
 Everything runs on 127.0.0.1: one moto server, session hosts as real `python -m session_host`
 processes. neonize clients are "offline idle": their dial goes to a black-hole SOCKS proxy on
@@ -232,6 +236,60 @@ def failover_round(fleet: Fleet, round_no: int, sessions: int) -> float:
     return elapsed
 
 
+def fault_round(kind: str, sessions: int) -> dict[str, float]:
+    """One pause or stall on a fresh three-host cluster; seconds to failover and to one client per session."""
+    from tests.faults.cluster import FAST, Cluster
+
+    lease, margin = float(FAST["HOST_LEASE_SECONDS"]), float(FAST["HOST_LEASE_MARGIN_SECONDS"])
+    hold = lease + margin + 2 * float(FAST["HOST_HEARTBEAT_SECONDS"]) + 1.5
+    cluster = Cluster(Path(tempfile.mkdtemp(prefix=f"bench-{kind}-")), hosts=3).start()
+    try:
+        run = f"{kind[:2]}{time.monotonic_ns() % 10**6}"
+        tokens = [f"tok-{run}-{i}" for i in range(sessions)]
+        cluster.linked_sessions(tokens, [f"1777{int(time.time()) % 1000:03d}{i:04d}" for i in range(sessions)])
+        owners = {t: cluster.session_row(t)["owner_host"] for t in tokens}
+        victim_id = max(set(owners.values()), key=list(owners.values()).count)
+        lost = [t for t in tokens if owners[t] == victim_id]
+        result: dict[str, float] = {}
+        cluster.pause(f"host-{cluster.index_of(victim_id)}" if kind == "pause" else "moto")
+        began = time.monotonic()
+        if kind == "pause":
+            def adopted() -> bool:
+                rows = [cluster.session_row(t) for t in lost]
+                return all(r.get("owner_host") not in (None, victim_id) and r.get("logged_in") for r in rows)
+
+            wait_for(adopted, 60, "adoption of the paused host's sessions")
+            result["failover"] = time.monotonic() - began
+        time.sleep(max(0.0, hold - (time.monotonic() - began)))
+        ended_wall, ended = time.time(), time.monotonic()
+        cluster.resume(f"host-{cluster.index_of(victim_id)}" if kind == "pause" else "moto")
+
+        def one_each() -> bool:
+            holders = cluster.clients_per_session(ended_wall)
+            return all(len(holders.get(t, [])) == 1 for t in tokens)
+
+        wait_for(one_each, 60, "one client per session")
+        result["one_client"] = time.monotonic() - ended
+        return result
+    finally:
+        cluster.close()
+
+
+def fault_figures(rounds: int, sessions: int) -> None:
+    pauses = [fault_round("pause", sessions) for _ in range(rounds)]
+    stalls = [fault_round("stall", sessions) for _ in range(rounds)]
+
+    def line(values: list[float]) -> str:
+        return f"median {statistics.median(values):.2f} s ({', '.join(f'{v:.2f}' for v in values)})"
+
+    print(f"failover after SIGSTOP of a host ({sessions} sessions on 3 hosts, heartbeat 1 s, lease 4 s, margin "
+          f"0.5 s): {line([p['failover'] for p in pauses])}; adoption waits lease + margin after the last "
+          f"heartbeat, 3.5-4.5 s after the pause")
+    print(f"exactly one client per session again after SIGCONT: {line([p['one_client'] for p in pauses])}")
+    print(f"exactly one client per session again after the AWS endpoint thaws (frozen 8.5 s): "
+          f"{line([s['one_client'] for s in stalls])}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sim-sessions", type=int, default=200)
@@ -240,7 +298,13 @@ def main() -> int:
     parser.add_argument("--failover-rounds", type=int, default=3)
     parser.add_argument("--failover-sessions", type=int, default=10)
     parser.add_argument("--memory-budget-mib", type=float, default=2048, help="container memory for the estimate")
+    parser.add_argument("--fault-rounds", type=int, default=3, help="pause and stall rounds (0: none)")
+    parser.add_argument("--fault-sessions", type=int, default=6)
+    parser.add_argument("--faults-only", action="store_true", help="only the pause/stall figures")
     args = parser.parse_args()
+    if args.faults_only:
+        fault_figures(args.fault_rounds, args.fault_sessions)
+        return 0
 
     os.environ.update(STAGE="test", AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
                       AWS_DEFAULT_REGION="us-east-1", COMMAND_TIMEOUT_SECONDS="20")
@@ -289,6 +353,8 @@ def main() -> int:
         print(f"failover after SIGKILL ({args.failover_sessions} sessions, heartbeat 1 s, lease 4 s): "
               f"median {statistics.median(rounds):.2f} s over {len(rounds)} rounds "
               f"({', '.join(f'{r:.2f}' for r in rounds)}); ratio to the lease {statistics.median(rounds) / 4:.2f}")
+        if args.fault_rounds:
+            fault_figures(args.fault_rounds, args.fault_sessions)
     finally:
         fleet.stop_all()
         server.stop()

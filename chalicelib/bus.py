@@ -1,9 +1,10 @@
 """The Lambda side of the command bus: place a session on a host, send it a command, wait for the reply.
 
 - Placement: a session's owner is `SessionModel.owner_host`. An unowned session (or one whose owner's
-  heartbeat is older than the lease) is given to the live host with the most room, by a conditional
-  write on `owner_host`, so two concurrent connects never place one session twice: the loser reads
-  the winner's choice and uses it.
+  heartbeat is older than the lease plus the margin) is given to the live host with the most room, by
+  a conditional write on `owner_host` that also raises the session's `epoch` (the fencing token,
+  session_host/fencing.py), so two concurrent connects never place one session twice: the loser reads
+  the winner's choice and uses it. Between the lease and the margin the answer is 503 (failing over).
 - Commands go to the owner's FIFO queue (message group = token, so one session's commands run in
   order; deduplication id = command id).
 - The reply is an item in the replies table keyed by the command id. The Lambda polls it with
@@ -28,6 +29,7 @@ from chalicelib.core.models.base import condition_failed
 from chalicelib.core.settings import Settings, get_settings
 
 NO_HOST = "no session host available"
+FAILING_OVER = "the session's host stopped answering; it is failing over to another host, retry in a few seconds"
 PLACEMENT_ATTEMPTS = 4
 FIRST_POLL_DELAY = 0.01
 MAX_POLL_DELAY = 0.5
@@ -65,6 +67,10 @@ class Bus:
     def is_live(self, host: HostModel | None) -> bool:
         return host is not None and host.is_live(self.clock(), self.settings.host_lease_seconds)
 
+    def within_margin(self, host: HostModel) -> bool:
+        """The host's lease has expired but not its margin: nobody may take its sessions yet."""
+        return host.is_live(self.clock(), self.settings.host_lease_seconds + self.settings.lease_margin_seconds)
+
     def live_owner(self, session: SessionModel) -> HostModel | None:
         """The host holding this session, if its heartbeat is within the lease (draining included: it
         still drives its clients until it releases them)."""
@@ -89,9 +95,12 @@ class Bus:
         exclude = set(exclude)
         for _ in range(PLACEMENT_ATTEMPTS):
             if session.owner_host and session.owner_host not in exclude:
-                owner = self.live_owner(session)
-                if owner is not None:
+                owner = self.host(session.owner_host)
+                if owner is not None and self.is_live(owner):
                     return owner
+                if owner is not None and self.within_margin(owner):
+                    # Its lease has run out, but the margin has not: it may still be stopping its clients.
+                    raise DomainError(503, FAILING_OVER)
             hosts = self.candidates(exclude)
             if not hosts:
                 raise DomainError(503, NO_HOST)
@@ -102,7 +111,8 @@ class Bus:
                 SessionModel.owner_host.does_not_exist() if not previous else SessionModel.owner_host == previous
             )
             try:
-                session.update(actions=[SessionModel.owner_host.set(chosen.host_id)], condition=condition)
+                session.update(actions=[SessionModel.owner_host.set(chosen.host_id), SessionModel.epoch.add(1)],
+                               condition=condition)
             except UpdateError as exc:
                 if not condition_failed(exc):
                     raise

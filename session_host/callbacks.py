@@ -10,7 +10,9 @@ from __future__ import annotations
 import queue
 from typing import Any
 
+from chalicelib.core.observability import logger
 from session_host.drivers.base import ClientState
+from session_host.fencing import Fenced, Holdings
 from session_host.live_state import LiveState, OwnershipLost
 from session_host.publishing import EventSink
 
@@ -35,10 +37,11 @@ class Fences:
 class HostCallbacks:
     """The host's `DriverCallbacks`."""
 
-    def __init__(self, live_state: LiveState, sink: EventSink, fences: Fences):
+    def __init__(self, live_state: LiveState, sink: EventSink, fences: Fences, holdings: Holdings):
         self.live_state = live_state
         self.sink = sink
         self.fences = fences
+        self.holdings = holdings
 
     def on_state(self, token: str, state: ClientState) -> None:
         try:
@@ -48,7 +51,17 @@ class HostCallbacks:
 
     def on_event(self, token: str, type: str, event: dict[str, Any], extra: dict[str, Any] | None = None,
                  media_key: str | None = None) -> None:
-        self.sink.publish(token, type, event, extra, media_key)
+        """For a session this host holds, the event's sequence number is taken under the held epoch: an
+        event of a session this host lost is dropped. Events for sessions not held here come from the sim
+        network (the simulated WhatsApp server delivering to another device) and are published as they are."""
+        condition = None
+        if self.holdings.held(token):
+            try:
+                condition = self.holdings.condition(token)
+            except Fenced:
+                logger.info("event of a session this host no longer holds dropped", extra={"token": token, "type": type})
+                return
+        self.sink.publish(token, type, event, extra, media_key, condition=condition)
 
     def on_closed(self, token: str, reason: str, logged_out: bool) -> None:
         try:

@@ -22,10 +22,15 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from pydantic import ValidationError
+from pynamodb.connection import Connection
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.transactions import TransactWrite
 
 from chalicelib.core.contract import COMMAND_EXPIRED, Command, Reply
-from chalicelib.core.models import ReplyModel
+from chalicelib.core.models import ReplyModel, SessionModel
 from chalicelib.core.observability import logger
+from chalicelib.core.settings import get_settings
+from session_host.fencing import LEASE_LOST, Fenced
 
 RECEIVE_WAIT_SECONDS = 1  # bounds how long a stop request waits for the receive in progress
 RECEIVE_BATCH = 10
@@ -84,11 +89,17 @@ class KeyedExecutor:
 
 
 class ReplyStore:
-    """Replies as items of the replies table (the Lambda polls them with consistent reads)."""
+    """Replies as items of the replies table (the Lambda polls them with consistent reads).
 
-    def __init__(self, host_id: str, ttl_seconds: int):
+    With `holdings` (session_host/fencing.py), the reply to a command of a session this host holds is
+    written in one transaction with the fencing condition on the session row (owner and epoch): a host
+    that lost the session meanwhile writes only a failure (503, retry) instead of its result.
+    """
+
+    def __init__(self, host_id: str, ttl_seconds: int, holdings: Any = None):
         self.host_id = host_id
         self.ttl_seconds = ttl_seconds
+        self.holdings = holdings
 
     def exists(self, command_id: str) -> bool:
         try:
@@ -99,11 +110,38 @@ class ReplyStore:
 
     def put(self, command: Command, reply: Reply) -> None:
         """Stored even when nobody waits (async sends): a redelivery then finds it and is skipped."""
+        if self.holdings is not None and self.holdings.held(command.token):
+            if self._put_fenced(command, reply):
+                return
+            if reply.ok:
+                reply = Reply.failure(command.command_id, LEASE_LOST, 503)
+        self._item(command, reply).save()
+
+    def _item(self, command: Command, reply: Reply) -> ReplyModel:
         now = datetime.now(timezone.utc)
-        ReplyModel(
+        return ReplyModel(
             command.command_id, token=command.token, body=reply.model_dump_json(), host_id=self.host_id,
             created_at=now.timestamp(), expires_at=now + timedelta(seconds=self.ttl_seconds),
-        ).save()
+        )
+
+    def _put_fenced(self, command: Command, reply: Reply) -> bool:
+        """The reply and the fencing condition in one transaction; False if this host lost the session."""
+        try:
+            condition = self.holdings.condition(command.token)
+        except Fenced:
+            return False
+        try:
+            with TransactWrite(connection=Connection(region=get_settings().region)) as tx:
+                tx.condition_check(SessionModel, command.token, condition=condition)
+                tx.save(self._item(command, reply))
+        except TransactWriteError as exc:
+            reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                logger.warning("reply not written: the session moved to another host",
+                               extra={"op": command.op, "token": command.token})
+                return False
+            raise
+        return True
 
 
 class CommandLoop:

@@ -1,7 +1,9 @@
 """The host's dispatch: a Command's operation looked up in the registry (`chalicelib/core/ops.py`), its
 args validated against the operation's model, the bound handler run, and the outcome turned into a
 Reply in this one place (`DomainError` -> its status and WaGo text; a lost ownership -> 409 and the
-local client fenced; arguments that do not fit the model -> 400).
+local client fenced; a lapsed lease or a session held under an old lease term -> 503, nothing run;
+arguments that do not fit the model -> 400). Every command passes `SessionLifecycle.may_run` first and
+is logged as `command started` (op, token fingerprint, epoch) only if it does.
 
 Handlers are methods marked `@handles(ops.X)` on the host's operation objects; `Dispatcher` collects
 them and refuses to start if an operation has two handlers.
@@ -9,6 +11,7 @@ them and refuses to start if an operation has two handlers.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, TypeVar
 
 from pydantic import ValidationError
@@ -16,6 +19,8 @@ from pydantic import ValidationError
 from chalicelib.core import ops
 from chalicelib.core.contract import Command, Reply
 from chalicelib.core.errors import DomainError
+from chalicelib.core.observability import logger
+from session_host.fencing import LEASE_LOST, Fenced
 from session_host.lifecycle import SessionLifecycle
 from session_host.live_state import OwnershipLost
 from session_host.publishing import EventSink
@@ -69,12 +74,20 @@ class Dispatcher:
             reply = Reply.failure(command.command_id, f"invalid {where} for {command.op}: {error.get('msg')}", 400)
         else:
             try:  # a reply that does not fit its model is a host bug: it propagates (500, logged)
+                epoch = self.lifecycle.may_run(command)
+                logger.info("command started", extra={"op": command.op, "token": command.token, "epoch": epoch,
+                                                      "host_id": self.lifecycle.host_id, "ts": time.time()})
                 reply = Reply.success(command.command_id, operation.reply_data(handler(command.token, args)))
             except DomainError as exc:
                 reply = Reply.failure(command.command_id, exc.message, exc.status)
             except OwnershipLost:
                 self.lifecycle.fence(command.token)
                 reply = Reply.failure(command.command_id, SESSION_MOVED, 409)
+            except Fenced:
+                logger.warning("command refused: lease or ownership lost",
+                               extra={"op": command.op, "token": command.token, "host_id": self.lifecycle.host_id,
+                                      "ts": time.time()})
+                reply = Reply.failure(command.command_id, LEASE_LOST, 503)
         if command.reply_to == "discard" and command.args.get("id"):
             self.sink.report_async_send(command, reply)
         return reply

@@ -1,14 +1,17 @@
-"""One session host: its command queue, registration, heartbeat (lease), failover adoption, shutdown.
+"""One session host: its command queue, registration, lease and fencing, failover adoption, shutdown.
 
 Lifecycle:
 - start: create the FIFO command queue `<prefix>-host-<host_id>.fifo`, register the host row (queue
-  URL, capacity, driver), start the command loop and the heartbeat loop.
-- heartbeat loop, every `host_heartbeat_seconds`: renew the lease (heartbeat_at, load); adopt
-  orphaned sessions (auto_connect set, owner missing or with a heartbeat older than the lease) by a
-  conditional write on owner_host, then restore them through the driver (a linked device needs no
-  QR); remove rows and queues of hosts dead for ten leases.
-- fencing: when the lease cannot be renewed for `lease - heartbeat` seconds, other hosts may take the
-  sessions over, so every local client is stopped first. A host whose row was removed exits.
+  URL, capacity, driver), start the command loop, the heartbeat loop and the lease watchdog.
+- heartbeat loop, every `host_heartbeat_seconds`: renew the lease (heartbeat_at, load), which moves the
+  local monotonic deadline (session_host/fencing.py); then one pass over sessions that should be
+  connected (auto_connect): adopt those whose owner is missing or whose heartbeat is older than
+  `lease + margin` (epoch raised by a conditional write), and take back, under a raised epoch, those
+  still recorded as ours that this host no longer holds (after a fence); restore both through the
+  driver (a linked device needs no QR). Remove rows and queues of hosts dead for ten leases.
+- watchdog, several times per heartbeat: once the local lease deadline has passed (pause, stall, a
+  heartbeat that hangs), or after a renewal that opened a new lease term, stop every client held under
+  the old term before anything else runs (fencing). It also rewrites `HOST_REPORT_FILE`, if set.
 - stop (SIGTERM): mark the row draining (no new placements), stop receiving, finish in-flight
   commands, answer still-queued ones with 503, release every session (owner cleared, auto_connect
   kept so another host restores it), delete the queue and the row.
@@ -16,6 +19,8 @@ Lifecycle:
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from typing import Any
@@ -23,11 +28,13 @@ from typing import Any
 from pynamodb.exceptions import UpdateError
 
 from chalicelib.core import aws
+from chalicelib.core.errors import DomainError
 from chalicelib.core.models import HostModel, SessionModel
 from chalicelib.core.models.base import condition_failed
 from chalicelib.core.observability import logger
 from session_host.commands import CommandLoop, ReplyStore
 from session_host.drivers import load_driver
+from session_host.fencing import Holdings, Lease, epoch_is
 from session_host.registry import HostRegistry
 from session_host.sessions import HostSessions
 
@@ -48,18 +55,23 @@ class SessionHost:
         self.sqs = sqs or aws.client("sqs")
         self.registry = HostRegistry(settings, host_id, driver=self.driver_name)
         self.host_id = self.registry.host_id
+        self.lease = Lease(settings.host_lease_seconds, settings.lease_margin_seconds)
+        self.holdings = Holdings(self.host_id, self.lease)
         # The driver first: a host that cannot drive WhatsApp fails before touching AWS.
         self.sessions = HostSessions(self.host_id, settings, self.sqs, events_queue_url="",
-                                     driver_factory=lambda callbacks: load_driver(self.driver_name, callbacks, settings))
+                                     driver_factory=lambda callbacks: load_driver(self.driver_name, callbacks, settings),
+                                     holdings=self.holdings)
         self.driver = self.sessions.driver
         self.sessions.sink.publisher.queue_url  # resolve the events queue now: a host without it fails at start
         self.stopping = threading.Event()
         self.fenced = False
+        self.fences = 0
         self.fatal: str | None = None
         self.loop: CommandLoop | None = None
         self.queue_url = ""
         self._threads: list[threading.Thread] = []
-        self._last_beat = 0.0
+        self._fence_lock = threading.Lock()
+        self.report_file = settings.host_report_file
 
     # -- start -------------------------------------------------------------------------------------
 
@@ -74,46 +86,88 @@ class SessionHost:
             },
         )["QueueUrl"]
         self.registry.command_queue_url = self.queue_url
+        sent_at = time.monotonic()
         self.registry.register()
-        self._last_beat = time.time()
+        self.lease.renewed(sent_at)
         self.loop = CommandLoop(self.sqs, self.queue_url, self.sessions.handle,
-                                ReplyStore(self.host_id, self.settings.reply_ttl_seconds), self.settings.host_workers,
-                                short_poll_interval=self.settings.command_poll_interval)
-        for name, target in (("commands", self.loop.run), ("heartbeat", self._heartbeat_loop)):
+                                ReplyStore(self.host_id, self.settings.reply_ttl_seconds, self.holdings),
+                                self.settings.host_workers, short_poll_interval=self.settings.command_poll_interval)
+        for name, target in (("commands", self.loop.run), ("heartbeat", self._heartbeat_loop),
+                             ("watchdog", self._watchdog_loop)):
             thread = threading.Thread(target=target, args=(self.stopping,) if name == "commands" else (),
                                       name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
         logger.info("session host started", extra={"host_id": self.host_id, "driver": self.driver_name,
-                                                   "queue": self.queue_url})
+                                                   "queue": self.queue_url,
+                                                   "lease_seconds": self.settings.host_lease_seconds,
+                                                   "margin_seconds": self.settings.lease_margin_seconds})
 
     # -- lease -------------------------------------------------------------------------------------
 
     def beat(self) -> None:
-        """Renew the lease once; fence when it has been lapsing too long."""
+        """Renew the lease once. A failure (or a hang: the deadline just does not move) leaves the
+        watchdog to fence; a removed row fences at once and raises HostRemoved."""
         try:
-            self._last_beat = self.registry.heartbeat(self.sessions.lifecycle.load())
-            self.fenced = False
+            sent_at = self.registry.heartbeat(self.sessions.lifecycle.load())
         except UpdateError as exc:
             if condition_failed(exc):
                 self.fence("host row removed")
                 raise HostRemoved(self.host_id) from None
             self._lapsing(exc)
+            return
         except Exception as exc:
             self._lapsing(exc)
+            return
+        self.lease.renewed(sent_at)
+        if self.enforce():  # a renewal that opened a new term voids what was held before it
+            self.fenced = False
 
     def _lapsing(self, exc: Exception) -> None:
-        silent = time.time() - self._last_beat
-        logger.warning("heartbeat failed", extra={"error": str(exc), "silent_seconds": round(silent, 1)})
-        if silent > self.settings.host_lease_seconds - self.settings.host_heartbeat_seconds:
-            self.fence(f"lease not renewed for {silent:.0f} s")
+        logger.warning("heartbeat failed", extra={"error": str(exc),
+                                                  "lease_left_seconds": round(self.lease.remaining(), 2)})
+        self.enforce()
+
+    def enforce(self) -> bool:
+        """Fence if the lease deadline passed, or if clients are held under an earlier lease term.
+        Returns True when this host may drive its sessions."""
+        if not self.lease.valid():
+            if self.driver.tokens() or self.holdings.tokens() or not self.fenced:
+                self.fence(f"lease deadline passed {-self.lease.remaining():.1f} s ago")
+            return False
+        stale = self.holdings.stale()
+        if stale:
+            self.fence_stale(stale)
+        return True
+
+    def fence_stale(self, tokens: list[str]) -> None:
+        """The lease was renewed after it had lapsed: stop the clients held under the old term (sessions
+        taken back in the new term keep theirs); the adoption pass takes back what is still ours."""
+        with self._fence_lock:
+            stale = [t for t in self.holdings.stale() if t in tokens]
+            logger.error("fencing: stopping clients held under a lapsed lease",
+                         extra={"host_id": self.host_id, "clients": len(stale), "ts": time.time()})
+            self.fences += 1
+            for token in stale:
+                self.holdings.drop(token)
+                try:
+                    self.driver.disconnect(token)
+                except DomainError:
+                    pass
 
     def fence(self, why: str) -> None:
-        """Stop every local client without touching shared state: another host may own them already."""
-        if self.driver.tokens():
-            logger.error("fencing: stopping every local client", extra={"why": why, "host_id": self.host_id})
-        self.fenced = True
-        self.driver.stop_all()
+        """Stop every local client without touching shared state: another host may own them already.
+        What is still ours is taken back (under a raised epoch) by the next adoption pass."""
+        with self._fence_lock:
+            held = self.holdings.clear()
+            tokens = self.driver.tokens()
+            if tokens or held or not self.fenced:
+                logger.error("fencing: stopping every local client",
+                             extra={"why": why, "host_id": self.host_id, "clients": len(tokens),
+                                    "held": len(held), "ts": time.time()})
+            self.fenced = True
+            self.fences += 1
+            self.driver.stop_all()
 
     def _heartbeat_loop(self) -> None:
         while not self.stopping.wait(self.settings.host_heartbeat_seconds):
@@ -123,37 +177,71 @@ class SessionHost:
                 self.fatal = "this host's row was removed (declared dead); exiting"
                 self.stopping.set()
                 return
-            if not self.fenced:
+            if self.lease.valid():
                 try:
                     self.adopt_orphans()
                 except Exception as exc:
                     logger.warning("adoption pass failed", extra={"error": str(exc)})
 
+    def _watchdog_loop(self) -> None:
+        interval = min(0.25, self.settings.host_heartbeat_seconds / 4)
+        while not self.stopping.wait(interval):
+            try:
+                self.enforce()
+                self.write_report()
+            except Exception as exc:  # noqa: BLE001 - the watchdog must outlive any one failure
+                logger.warning("lease watchdog failed", extra={"error": str(exc)})
+
+    def report(self) -> dict:
+        """What this host itself holds right now: its clients, held epochs, lease state."""
+        return {"host_id": self.host_id, "pid": os.getpid(), "ts": time.time(), "clients": sorted(self.driver.tokens()),
+                "held": self.holdings.tokens(), "lease_valid": self.lease.valid(), "term": self.lease.term,
+                "fences": self.fences}
+
+    def write_report(self) -> None:
+        if not self.report_file:
+            return
+        tmp = f"{self.report_file}.tmp"
+        with open(tmp, "w") as out:
+            json.dump(self.report(), out)
+        os.replace(tmp, self.report_file)
+
     # -- failover ----------------------------------------------------------------------------------
 
     def adopt_orphans(self) -> list[str]:
-        """Take over sessions that should be connected but have no live owner; restore them."""
+        """Take over sessions that should be connected but have no live owner (heartbeat older than the
+        lease plus the margin), and take back our own that we no longer hold; restore both."""
         if self.stopping.is_set() or self.loop is None:
             return []
         room = self.settings.host_capacity - self.sessions.lifecycle.load()
         now = time.time()
         lease = self.settings.host_lease_seconds
+        patience = lease + self.settings.lease_margin_seconds
         hosts = {h.host_id: h for h in HostModel.scan(consistent_read=True)}
         adopted: list[str] = []
         if room > 0:
             for session in SessionModel.scan(filter_condition=SessionModel.auto_connect == True,  # noqa: E712
                                              consistent_read=True):
                 owner = session.owner_host
-                if owner == self.host_id or (owner in hosts and hosts[owner].is_live(now, lease)):
+                if owner == self.host_id:
+                    if self.holdings.held(session.token):
+                        continue
+                elif owner in hosts and hosts[owner].is_live(now, patience):
                     continue
-                condition = (SessionModel.auto_connect == True) & (  # noqa: E712
+                if not self.lease.valid():
+                    break
+                seen = int(session.epoch or 0)
+                condition = (SessionModel.auto_connect == True) & epoch_is(seen) & (  # noqa: E712
                     SessionModel.owner_host.does_not_exist() if not owner else SessionModel.owner_host == owner
                 )
                 try:
-                    session.update(actions=[SessionModel.owner_host.set(self.host_id)], condition=condition)
+                    session.update(actions=[SessionModel.owner_host.set(self.host_id), SessionModel.epoch.add(1)],
+                                   condition=condition)
                 except UpdateError:
                     continue  # someone else took it, or it was disconnected meanwhile
-                logger.info("adopting session", extra={"token": session.token, "previous_owner": owner})
+                self.holdings.hold(session.token, int(session.epoch))
+                logger.info("adopting session" if owner != self.host_id else "taking back session",
+                            extra={"token": session.token, "previous_owner": owner, "epoch": int(session.epoch)})
                 self.loop.lanes.submit(session.token, lambda t=session.token: self.sessions.lifecycle.restore(t))
                 adopted.append(session.token)
                 room -= 1

@@ -1,8 +1,10 @@
 """A session's client on this host: start (connect, pair, restore), stop (disconnect, logout, forget,
 release on shutdown), capacity, and fencing of clients whose session another host owns now.
 
-Every start is of a session whose row names this host as owner (`claimed`); every stop writes the row
-back released (owner cleared) so the next connect can place it anywhere.
+Every start is of a session whose row names this host as owner (`claimed`, which also holds the row's
+epoch: session_host/fencing.py); every stop writes the row back released (owner cleared) so the next
+connect can place it anywhere. `may_run` is the check every command passes before it runs: a valid
+lease, and the session held under the current lease term.
 """
 
 from __future__ import annotations
@@ -11,20 +13,27 @@ import threading
 from typing import Any
 
 from chalicelib.core import contract
+from chalicelib.core.contract import Command
 from chalicelib.core.errors import DomainError
 from chalicelib.core.models import SessionModel
 from chalicelib.core.observability import logger
 from session_host.callbacks import Fences
 from session_host.drivers.base import ClientState, Driver
+from session_host.fencing import Fenced, Holdings
 from session_host.live_state import LiveState, OwnershipLost
 
 HOST_FULL = "session host is full"
+#: Ops that take a session (placement already recorded this host as owner): they read the row and hold
+#: its epoch. Every other op needs the session held already.
+CLAIMING_OPS = frozenset({"connect", "pair", "forget"})
 FENCE_POLL_SECONDS = 1.0
 
 
 class SessionLifecycle:
-    def __init__(self, host_id: str, settings: Any, driver: Driver, live_state: LiveState, fences: Fences):
+    def __init__(self, host_id: str, settings: Any, driver: Driver, live_state: LiveState, fences: Fences,
+                 holdings: Holdings):
         self.host_id = host_id
+        self.holdings = holdings
         self.settings = settings
         self.driver = driver
         self.live_state = live_state
@@ -40,11 +49,28 @@ class SessionLifecycle:
         return len(self.driver.tokens())
 
     def running(self, token: str) -> ClientState:
-        """The running client's state; WaGo's `No session` when this host has none for the token."""
+        """The running client's state; WaGo's `No session` when this host has none for the token. Called
+        right before a driver operation starts: Fenced unless the session is held under a valid lease."""
         state = self.driver.state(token)
         if state is None:
             raise DomainError(500, contract.NO_SESSION)
+        self.holdings.check(token)
         return state
+
+    def may_run(self, command: Command) -> int | None:
+        """Before anything runs: the lease must be valid (Fenced) and a session with a client here must be
+        held under the current term (Fenced; OwnershipLost for a client not held at all). Returns the held
+        epoch, or None for a claiming op (connect, pair, forget) on a session not held yet; any other op on
+        a session not held here answers WaGo's `No session` without running."""
+        if not self.holdings.lease.valid():
+            raise Fenced(command.token)
+        if self.holdings.held(command.token):
+            return self.holdings.check(command.token)
+        if command.op in CLAIMING_OPS:
+            return None
+        if self.driver.state(command.token) is not None:
+            raise OwnershipLost(command.token)  # a client we do not hold: the dispatcher fences it
+        raise DomainError(500, contract.NO_SESSION)
 
     def claimed(self, token: str) -> SessionModel:
         """The session row, if this host owns it; OwnershipLost otherwise (the dispatcher fences)."""
@@ -54,12 +80,17 @@ class SessionLifecycle:
             raise DomainError(401, "invalid token") from None
         if session.owner_host != self.host_id:
             raise OwnershipLost(token)
+        if self.holdings.epoch(token) != int(session.epoch or 0):
+            self.holdings.hold(token, int(session.epoch or 0))  # placed here by the API (epoch raised there)
         return session
 
     # -- fencing -----------------------------------------------------------------------------------
 
     def fence(self, token: str) -> None:
         """Another host owns this session now: drop our client without touching shared state."""
+        self.holdings.drop(token)
+        if self.driver.state(token) is None:
+            return
         logger.warning("session owned elsewhere; stopping local client", extra={"token": token})
         try:
             self.driver.disconnect(token)
@@ -89,6 +120,7 @@ class SessionLifecycle:
         if events is not None:
             actions.append(SessionModel.events.set([str(e) for e in events]))
         self.live_state.write(token, actions)
+        self.holdings.check(token)  # the driver operation starts only under a valid lease
         return self.driver.connect(token, jid=session.jid, os_name=session.os_name)
 
     def connect(self, token: str, events: list[str] | None) -> ClientState:
@@ -111,10 +143,12 @@ class SessionLifecycle:
             return
         try:
             self.start(SessionModel.get(token, consistent_read=True))
-            logger.info("session restored", extra={"token": token})
+            logger.info("session restored", extra={"token": token, "epoch": self.holdings.epoch(token)})
         except SessionModel.DoesNotExist:
-            pass  # deleted meanwhile
-        except (DomainError, OwnershipLost) as exc:
+            self.holdings.drop(token)  # deleted meanwhile
+        except (DomainError, OwnershipLost, Fenced) as exc:
+            if not isinstance(exc, DomainError):
+                self.fence(token)
             logger.warning("session restore failed", extra={"token": token, "error": str(exc)})
 
     # -- stop --------------------------------------------------------------------------------------
@@ -149,7 +183,7 @@ class SessionLifecycle:
                 self.live_state.stopped(token, keep_auto_connect=True)
                 released += 1
             except OwnershipLost:
-                pass
+                self.holdings.drop(token)
             except Exception as exc:
                 logger.warning("session release failed", extra={"token": token, "error": str(exc)})
         return released

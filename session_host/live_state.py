@@ -1,8 +1,10 @@
 """A session's live state in DynamoDB (connected, logged in, QR, pair code, JID), written by its owner only.
 
-Every write is conditional on `owner_host == this host`: a host that lost a session (its lease lapsed
-and another host took it) cannot overwrite the new owner's state. A failed condition raises
-`OwnershipLost`; the caller fences (stops its local client without touching shared state).
+Every write is conditional on `owner_host == this host AND epoch == the epoch this host holds it under`
+(session_host/fencing.py), and is not even attempted once the host's lease deadline has passed: a host
+that lost a session (its lease lapsed and another host took it) cannot overwrite the new owner's state.
+A failed condition raises `OwnershipLost`; the caller fences (stops its local client without touching
+shared state).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pynamodb.exceptions import UpdateError
 from chalicelib.core.models import SessionModel
 from chalicelib.core.models.base import condition_failed
 from session_host.drivers.base import ClientState
+from session_host.fencing import Fenced, Holdings
 from session_host.qr import qr_data_url
 
 
@@ -23,8 +26,9 @@ class OwnershipLost(Exception):
 
 
 class LiveState:
-    def __init__(self, host_id: str):
+    def __init__(self, host_id: str, holdings: Holdings):
         self.host_id = host_id
+        self.holdings = holdings
 
     def write(self, token: str, actions: list[Any], release: bool = False) -> None:
         """Apply `actions` to the session row if this host owns it; `release` also clears the owner.
@@ -33,11 +37,17 @@ class LiveState:
         if release:
             actions.append(SessionModel.owner_host.remove())
         try:
-            SessionModel(token).update(actions=actions, condition=SessionModel.owner_host == self.host_id)
+            condition = self.holdings.condition(token)
+        except Fenced:
+            raise OwnershipLost(token) from None
+        try:
+            SessionModel(token).update(actions=actions, condition=condition)
         except UpdateError as exc:
             if condition_failed(exc):
                 raise OwnershipLost(token) from None
             raise
+        if release:
+            self.holdings.drop(token)
 
     def mirror(self, token: str, state: ClientState) -> None:
         """The driver's whole client state, as the row's live-state attributes."""

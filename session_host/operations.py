@@ -16,6 +16,7 @@ from chalicelib.core.message_content import kind_of
 from session_host.dispatch import handles
 from session_host.drivers.base import Driver, OutboundMedia
 from session_host.lifecycle import SessionLifecycle
+from session_host.live_state import OwnershipLost
 from session_host.media_fetch import fetch_media
 
 
@@ -76,11 +77,21 @@ class MessagingOps:
         self.settings = settings
 
     def _send_once(self, token: str, args: ops.Send, kind: str, send: Callable[[str | None], dict[str, Any]]) -> Any:
+        """One send, at most once per client `Id` (chalicelib/core/outbox.py): the claim is written under
+        this host's fencing condition, and the lease is checked again right before the driver call."""
         self.lifecycle.running(token)
+        holdings = self.lifecycle.holdings
         try:
-            return outbox.send_once(token, args.id, kind, args.to, lambda: send(args.id))
+            return outbox.send_once(token, args.id, kind, args.to, lambda: send(args.id),
+                                    epoch=holdings.check(token), host_id=self.lifecycle.host_id,
+                                    fence=holdings.condition(token), reuses_id=self.driver.reuses_message_ids,
+                                    before_send=lambda: holdings.check(token))
         except outbox.SendInProgress:
             raise DomainError(409, f"message {args.id} is already being sent") from None
+        except outbox.OutcomeUnknown:
+            raise DomainError(500, outbox.OUTCOME_UNKNOWN.format(id=args.id)) from None
+        except outbox.ClaimFenced:
+            raise OwnershipLost(token) from None
 
     @handles(ops.SEND_TEXT)
     def send_text(self, token: str, args: ops.SendText) -> Any:

@@ -22,11 +22,12 @@ class EventSink:
         self.call_tracker = CallTracker(self.call_registry, self.publisher.publish)
 
     def publish(self, token: str, type: str, event: dict[str, Any], extra: dict[str, Any] | None = None,
-                media_key: str | None = None) -> None:
-        """One event, with the session's next sequence number (an atomic counter on its row)."""
+                media_key: str | None = None, condition: Any = None) -> None:
+        """One event, with the session's next sequence number (an atomic counter on its row), taken only
+        if `condition` (the host's fencing condition, for a session it holds) still holds."""
         if type == "Call":
             extra = self.call_tracker.on_driver_event(token, event, extra)  # the call registry follows
-        self.publisher.publish(token, type, event, extra, media_key)
+        self.publisher.publish(token, type, event, extra, media_key, condition=condition)
 
     def report_async_send(self, command: Command, reply: Reply) -> None:
         """Nobody waits for an async send: its record and a MessageStatus webhook tell the outcome."""

@@ -39,13 +39,16 @@ class HostRegistry:
         return host
 
     def heartbeat(self, load: int) -> float:
-        """Renew the lease; returns the heartbeat time written. Fails if the row was reaped."""
+        """Renew the lease. Returns the monotonic time taken *before* the request left: the write may land
+        any time after it, so the local lease deadline counts from there (session_host/fencing.py). Fails
+        if the row was reaped (ConditionalCheckFailedException)."""
+        sent_at = time.monotonic()
         now = time.time()
         HostModel(self.host_id).update(
             actions=[HostModel.heartbeat_at.set(now), HostModel.load.set(load)],
             condition=HostModel.host_id.exists(),
         )
-        return now
+        return sent_at
 
     def set_status(self, status: str) -> None:
         HostModel(self.host_id).update(actions=[HostModel.status.set(status)], condition=HostModel.host_id.exists())

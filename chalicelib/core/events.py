@@ -1,7 +1,9 @@
 """Publishing WhatsApp events to the events queue (session hosts, and the sim network's phone side).
 
 Each event gets the session's next sequence number from an atomic counter on the session row, so a
-receiver can order one session's events; an event for a deleted session is dropped.
+receiver can order one session's events; an event for a deleted session is dropped, and so is one a
+session host publishes for a session it no longer holds (the counter update carries its fencing
+condition).
 """
 
 from __future__ import annotations
@@ -32,12 +34,16 @@ class EventPublisher:
         return self._queue_url or aws.queue_url(self.settings.events_queue_name)
 
     def publish(self, token: str, type: str, event: dict[str, Any], extra: dict[str, Any] | None = None,
-                media_key: str | None = None) -> WireEvent | None:
+                media_key: str | None = None, condition: Any = None) -> WireEvent | None:
+        """Returns the published event, or None when it was dropped: the session is gone, or `condition`
+        (a session host's fencing condition: still the owner, same epoch) no longer holds."""
         counter = SessionModel(token)
+        guard = SessionModel.token.exists() if condition is None else SessionModel.token.exists() & condition
         try:
-            counter.update(actions=[SessionModel.event_seq.add(1)], condition=SessionModel.token.exists())
+            counter.update(actions=[SessionModel.event_seq.add(1)], condition=guard)
         except UpdateError:
-            logger.info("event for a deleted session dropped", extra={"token": token, "type": type})
+            logger.info("event dropped: session deleted or no longer held by this host",
+                        extra={"token": token, "type": type})
             return None
         wire = WireEvent(event_id=uuid.uuid4().hex, token=token, seq=int(counter.event_seq), ts=time.time(),
                          type=type, event=event, extra=extra or {}, media_key=media_key)

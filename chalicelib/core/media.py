@@ -117,9 +117,15 @@ class MediaStore:
                                                Conditions=[["content-length-range", 1, max_bytes]])
         return key, post
 
-    def check_upload(self, token: str, key: str, kind: str, field: str, max_bytes: int) -> StoredMedia:
-        """A presigned upload a send refers to: this session's, present, within the limit, the right type."""
-        if not key.startswith(f"{UPLOAD_PREFIX}{_owner(token)}/"):
+    def owns_upload(self, token: str, key: str) -> bool:
+        """The key is under this session's upload prefix (another session's keys never are)."""
+        return key.startswith(f"{UPLOAD_PREFIX}{_owner(token)}/") and ".." not in key
+
+    def check_upload(self, token: str, key: str, kind: str, field: str, max_bytes: int,
+                     sniff: bool = True) -> StoredMedia:
+        """A presigned upload a send refers to: this session's, present, within the limit, the right type
+        (`sniff=False`: any type, e.g. call playback, which the host decodes)."""
+        if not self.owns_upload(token, key):
             raise DomainError(403, "MediaKey does not belong to this session")
         bucket = self.settings.media_bucket_name
         try:
@@ -129,6 +135,8 @@ class MediaStore:
         size = int(head["ContentLength"])
         if size > max_bytes:
             raise DomainError(413, f"Payload too large: {field} exceeds the limit of {max_bytes} bytes")
+        if not sniff:
+            return StoredMedia(key, head.get("ContentType") or "application/octet-stream", size, "")
         first = self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{SNIFF_BYTES - 1}")["Body"].read()
         return StoredMedia(key, _sniff(KINDS[kind], field, first), size, "")
 

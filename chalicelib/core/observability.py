@@ -12,9 +12,12 @@ from typing import Any, Callable
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from chalicelib.core import redact
+
 # Explicit arguments would override POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE: only default them.
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "wago-gateway"
 logger = Logger(service=SERVICE)
+redact.install(logger._logger)  # no secret in any line: tokens and credentials become fingerprints
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "WaGoGateway", service=SERVICE)
 
 

@@ -215,7 +215,10 @@ class CallOffer(CallRef):
 
 
 class CallPlay(CallRef):
-    path: str
+    """One source: `path` inside the host's CALL_AUDIO_DIR, or `media_key`, this session's upload."""
+
+    path: str = ""
+    media_key: str = ""
 
 
 # -- reply models --------------------------------------------------------------------------------------
@@ -289,7 +292,8 @@ class Answer(Result):
 
 class Playing(Details):
     call_id: str = Field(alias="CallID")
-    audio_file: str = Field(alias="AudioFile")
+    audio_file: str | None = Field(None, alias="AudioFile")
+    media_key: str | None = Field(None, alias="MediaKey")
 
 
 class Stopped(Details):

@@ -1,8 +1,15 @@
 """Sent messages: idempotent sends (a repeated `Id` never sends twice) and status from receipts.
 
 Used by the session host around every send, and by the event publisher for receipts:
-- a send with the client's `Id` first claims `(token, Id)` with a conditional write; a repeat (a
-  client retry, or SQS redelivering the command) finds the claim and returns the first result;
+- a send with the client's `Id` first claims `(token, Id)` with a conditional write, in one transaction
+  with the host's fencing condition on the session row (owner and epoch) when it gives one; a repeat
+  (a client retry, or SQS redelivering the command) finds the claim and returns the first result;
+- a claim still `sending` that was made under an older epoch belongs to a host that lost the session
+  (it died, or was fenced) between WhatsApp taking the message and the result being recorded. The
+  new owner resolves it at once: if the driver sends with the client's `Id` as WhatsApp's message id
+  (`reuses_id`), it sends again with that id, which WhatsApp (and the sim network) treats as the same
+  message; otherwise (neonize cannot choose ids) it marks the send failed with `OUTCOME_UNKNOWN` and
+  never sends it again: at most once;
 - every sent message gets a record keyed by WhatsApp's id, whose status only moves forward:
   sending -> sent -> delivered -> read (or failed), from the ReadReceipt events of its chat.
 """
@@ -13,18 +20,30 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
 
-from chalicelib.core.models import MessageModel
+from chalicelib.core.models import MessageModel, SessionModel
 from chalicelib.core.models.messages import STATUS_ORDER
 from chalicelib.core.settings import get_settings
 
-STALE_CLAIM_SECONDS = 120  # a claim this old without a result is a send that died with its host
+STALE_CLAIM_SECONDS = 120  # same epoch, this old and no result: the send died without a trace (fallback)
 RECEIPT_STATUS = {"Delivered": "delivered", "Read": "read"}
+OUTCOME_UNKNOWN = ("the session host sending message {id} stopped before WhatsApp's answer was recorded; WhatsApp "
+                   "may have delivered it, so it is not sent again (send it with a new Id to send it anyway)")
 
 
 class SendInProgress(Exception):
     """The same Id is being sent right now (a concurrent duplicate request)."""
+
+
+class OutcomeUnknown(Exception):
+    """A dead host's send may or may not have reached WhatsApp, and the driver cannot resend it safely."""
+
+
+class ClaimFenced(Exception):
+    """The fencing condition on the session row failed: this host no longer holds the session."""
 
 
 def _expiry() -> datetime:
@@ -58,21 +77,49 @@ def mark_failed(token: str, message_id: str, error: str) -> None:
         pass
 
 
-def send_once(token: str, message_id: str | None, kind: str, to: str, send: Callable[[], dict]) -> dict[str, Any]:
-    """Run `send` (returns {"Id", "Timestamp"}) at most once per (token, message_id)."""
-    now = time.time()
-    if message_id:
-        claim = MessageModel(token, message_id, kind=kind, to=to, status="sending", rank=0, updated_at=now,
-                             expires_at=_expiry())
+def _claim(claim: MessageModel, fence: Any) -> bool:
+    """Write a new claim; False if `(token, Id)` exists. ClaimFenced if the session row's `fence` fails."""
+    if fence is None:
         try:
             claim.save(condition=MessageModel.message_id.does_not_exist())
         except PutError:
+            return False
+        return True
+    try:
+        with TransactWrite(connection=Connection(region=get_settings().region)) as tx:
+            tx.condition_check(SessionModel, claim.token, condition=fence)
+            tx.save(claim, condition=MessageModel.message_id.does_not_exist())
+    except TransactWriteError as exc:
+        reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
+        if reasons and reasons[0] == "ConditionalCheckFailed":
+            raise ClaimFenced(claim.token) from None
+        if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+            return False
+        raise
+    return True
+
+
+def send_once(token: str, message_id: str | None, kind: str, to: str, send: Callable[[], dict],
+              epoch: int | None = None, host_id: str = "", fence: Any = None, reuses_id: bool = False,
+              before_send: Callable[[], object] | None = None) -> dict[str, Any]:
+    """Run `send` (returns {"Id", "Timestamp"}) at most once per (token, message_id).
+
+    `epoch`/`host_id`: the session host's held epoch, stored on the claim; `fence`: the pynamodb
+    condition on the session row written with the claim (ClaimFenced when it fails); `reuses_id`: the
+    driver sends with `message_id` as WhatsApp's id, so a claim a dead owner left `sending` may be sent
+    again (else OutcomeUnknown); `before_send`: a last check right before the driver call (fencing).
+    """
+    now = time.time()
+    if message_id:
+        claim = MessageModel(token, message_id, kind=kind, to=to, status="sending", rank=0, updated_at=now,
+                             expires_at=_expiry(), claim_epoch=epoch, claim_host=host_id or None)
+        if not _claim(claim, fence):
             existing = MessageModel.get(token, message_id, consistent_read=True)
             if existing.rank >= STATUS_ORDER["sent"]:
                 return _result(existing)
-            if existing.status == "sending" and now - float(existing.updated_at or 0) < STALE_CLAIM_SECONDS:
-                raise SendInProgress(message_id) from None
-            existing.update(actions=[MessageModel.status.set("sending"), MessageModel.updated_at.set(now)])
+            _take_over(existing, now, epoch, host_id, reuses_id)
+    if before_send is not None:
+        before_send()
     try:
         sent = send()
     except Exception as exc:
@@ -85,6 +132,35 @@ def send_once(token: str, message_id: str | None, kind: str, to: str, send: Call
     for key in {whatsapp_id, message_id or whatsapp_id}:  # neonize cannot choose ids: the claim points to WhatsApp's
         _record_sent(token, key, kind, to, whatsapp_id, sent["Timestamp"])
     return {"Id": whatsapp_id, "Timestamp": sent["Timestamp"]}
+
+
+def _take_over(existing: MessageModel, now: float, epoch: int | None, host_id: str, reuses_id: bool) -> None:
+    """A claim exists without a result: in progress (SendInProgress), left by a host that lost the session
+    (resend if the id is reused, else OutcomeUnknown), or failed before (send again)."""
+    message_id = existing.message_id
+    claimed_under = int(existing.claim_epoch or 0)
+    if existing.status == "sending":
+        orphaned = epoch is not None and claimed_under < epoch
+        stale = now - float(existing.updated_at or 0) >= STALE_CLAIM_SECONDS
+        if not orphaned and not stale:
+            raise SendInProgress(message_id)
+        if not reuses_id:
+            existing.update(actions=[
+                MessageModel.status.set("failed"), MessageModel.rank.set(STATUS_ORDER["failed"]),
+                MessageModel.error.set(OUTCOME_UNKNOWN.format(id=message_id)), MessageModel.updated_at.set(now)],
+                condition=MessageModel.status == "sending")
+            raise OutcomeUnknown(message_id)
+    elif existing.status == "failed" and existing.error == OUTCOME_UNKNOWN.format(id=message_id):
+        raise OutcomeUnknown(message_id)
+    try:  # take the claim over, once: a concurrent retry on the same host loses this race
+        existing.update(actions=[MessageModel.status.set("sending"), MessageModel.updated_at.set(now),
+                                 MessageModel.claim_epoch.set(epoch) if epoch is not None
+                                 else MessageModel.claim_epoch.remove(),
+                                 MessageModel.claim_host.set(host_id) if host_id else MessageModel.claim_host.remove()],
+                        condition=(MessageModel.status == existing.status)
+                        & (MessageModel.updated_at == existing.updated_at))
+    except UpdateError:
+        raise SendInProgress(message_id) from None
 
 
 def _record_sent(token: str, key: str, kind: str, to: str, whatsapp_id: str, sent_at: str) -> None:

@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     host_lease_seconds: float = Field(
         15.0, gt=0, description="A host whose heartbeat is older than this is dead: its sessions may be taken over."
     )
+    host_lease_margin_seconds: float | None = Field(
+        None, ge=0, description="Fencing margin (default: the lease / 8): a host stops driving its sessions this "
+        "long before its lease can have expired (local monotonic deadline), and another host adopts them only this "
+        "long after it has expired. Covers clock skew between hosts (README, Session hosts).",
+    )
+    host_report_file: str = Field("", description="Host only: a JSON file the host rewrites several times per "
+                                  "heartbeat with its own clients, held epochs and lease state (operators, fault tests).")
     host_workers: int = Field(16, gt=0, description="Commands a host runs at once (one session at a time each).")
     command_timeout_seconds: float = Field(
         20.0, gt=0, description="How long an API call waits for a session host's reply (API Gateway stops at 29 s)."
@@ -138,6 +145,8 @@ class Settings(BaseSettings):
                                                 "after its offer is closed.")
     call_ring_seconds: float = Field(60.0, gt=0, description="sim driver: an unanswered call ends after this.")
     call_ttl_seconds: int = Field(7 * 86400, gt=0, description="Call records expire (DynamoDB TTL) after this.")
+    call_audio_dir: str = Field("", description="Host only: the directory `AudioFile` playback may read from "
+                                "(paths resolve inside it); empty turns file playback off (MediaKey still works).")
 
     @field_validator("whatsapp_driver")
     @classmethod
@@ -272,18 +281,36 @@ class Settings(BaseSettings):
             f"(the default '{LOCAL_DEFAULT_ADMIN_TOKEN}' is accepted only in the local stage)"
         )
 
+    @property
+    def lease_margin_seconds(self) -> float:
+        """HOST_LEASE_MARGIN_SECONDS, or the lease / 8."""
+        if self.host_lease_margin_seconds is not None:
+            return self.host_lease_margin_seconds
+        return self.host_lease_seconds / 8
+
+    def check_lease_timing(self) -> None:
+        """A host renews its lease every heartbeat and must do so before `lease - margin` runs out."""
+        if self.host_lease_seconds - self.lease_margin_seconds <= self.host_heartbeat_seconds:
+            raise ConfigurationError(
+                f"HOST_LEASE_SECONDS ({self.host_lease_seconds:g}) minus the margin ({self.lease_margin_seconds:g}) "
+                f"must exceed HOST_HEARTBEAT_SECONDS ({self.host_heartbeat_seconds:g}): a host would fence itself "
+                "between two heartbeats")
+
     def validate_runnable(self, role: str = "api") -> None:
         """Fail fast, with a message an operator can act on, before serving anything.
 
         `role` is the process's job: `api` (the API Lambda, `make run`'s API) checks the admin token,
         which only it reads; `fanout` (the webhook Lambda) and `host` (a session host) read no
         admin token, so they neither check it nor need access to its secret (least privilege: the
-        stack grants the secret to the API role only). ValueError for an unknown role.
+        stack grants the secret to the API role only). A `host` checks its lease timing
+        (`check_lease_timing`). ValueError for an unknown role.
         """
         if role not in PROCESS_ROLES:
             raise ValueError(f"unknown process role {role!r} (one of {', '.join(PROCESS_ROLES)})")
         if role == "api":
             self.require_admin_token()
+        if role == "host":
+            self.check_lease_timing()
 
 
 PROCESS_ROLES = ("api", "fanout", "host")

@@ -20,7 +20,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from pynamodb.exceptions import DeleteError, DoesNotExist
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 from pynamodb.expressions.condition import size
 
 from chalicelib.core.errors import DomainError
@@ -31,6 +31,7 @@ from chalicelib.core.models import (
     SimAccountModel,
     SimDeviceModel,
     SimInboxModel,
+    SimMediaGrantModel,
     SimMessageModel,
     SimPresenceWatchModel,
 )
@@ -234,8 +235,20 @@ class SimNetwork:
         sender = self.account(sender_phone)
         sent_at = self.clock()
         message_id = message_id or new_message_id()
-        SimMessageModel(SimMessageModel.key(message_id), from_phone=sender.phone, to_phone=recipient.phone,
-                        sent_at=sent_at).save()
+        record = SimMessageModel(SimMessageModel.key(message_id), from_phone=sender.phone, to_phone=recipient.phone,
+                                 sent_at=sent_at)
+        try:
+            record.save(condition=SimMessageModel.pk.does_not_exist())
+        except PutError:
+            first = SimMessageModel.get(SimMessageModel.key(message_id), consistent_read=True)
+            if (first.from_phone, first.to_phone) == (sender.phone, recipient.phone):
+                # The same sender sent this id to this chat before: WhatsApp keeps one message per id,
+                # so a resend (a new host finishing a dead host's send) delivers nothing new.
+                return {"Id": message_id, "Timestamp": rfc3339(first.sent_at), "To": recipient.jid}
+            record.save()  # another chat's id: a different message (ids are unique per chat)
+        if media_key:
+            SimMediaGrantModel(SimMediaGrantModel.key(media_key)).update(
+                actions=[SimMediaGrantModel.phones.add({sender.phone, recipient.phone})])
         event = message_event(sender, message_id, content, sent_at, media_type)
         delivered = []
         for device in self.devices_of(recipient.phone):
@@ -250,9 +263,15 @@ class SimNetwork:
             self.later(lambda: self._delivered(recipient.jid, sender.phone, message_id))
         return {"Id": message_id, "Timestamp": rfc3339(sent_at), "To": recipient.jid}
 
-    def download(self, direct_path: str) -> bytes:
-        if not direct_path.startswith(MEDIA_PREFIX):
-            raise DomainError(404, "media not found: directPath is not a sim media path")
+    def download(self, direct_path: str, caller_phone: str) -> bytes:
+        """A file of a message sent to or by `caller_phone`; any other path is the same 404, whether or not
+        it exists (a session cannot probe or read another tenant's media)."""
+        try:
+            grant = SimMediaGrantModel.get(SimMediaGrantModel.key(direct_path), consistent_read=True)
+        except DoesNotExist:
+            grant = None
+        if not direct_path.startswith(MEDIA_PREFIX) or grant is None or caller_phone not in (grant.phones or set()):
+            raise DomainError(404, "media not found")
         try:
             return self.media.get(direct_path)[0]
         except Exception:

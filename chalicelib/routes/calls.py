@@ -19,6 +19,7 @@ from chalicelib.core import ops
 from chalicelib.core.calls.registry import CallRegistry
 from chalicelib.core.calls.turn import turn_status, webrtc_config
 from chalicelib.core.errors import DomainError
+from chalicelib.core.media import MediaStore
 from chalicelib.core.settings import get_settings
 from chalicelib.routes.fields import Text
 from chalicelib.routing import Auth, Call, Router
@@ -56,7 +57,10 @@ class OfferRequest(WagoModel):
 
 class PlayRequest(WagoModel):
     call_id: CallId = Field("", alias="CallID", description="The call to play into.")
-    audio_file: Text = Field(alias="AudioFile", description="Path of an audio file on the session host.")
+    audio_file: str = Field("", alias="AudioFile", description="A file in the host's CALL_AUDIO_DIR (relative "
+                            "path; anything resolving outside it, missing or not, is the same 404). Off when unset.")
+    media_key: str = Field("", alias="MediaKey", description="Addition: an audio file this session uploaded "
+                           "with POST /media/upload (any format the host can decode).")
 
 
 def _call_id(value: str) -> str:
@@ -126,11 +130,24 @@ def webrtc_offer(call: Call) -> dict:
 
 
 @router.route("POST", "/call/audio/play", auth=Auth.SESSION, body=PlayRequest,
-              summary="Play an audio file (a path on the session host) into a call; the other party hears it.")
+              summary="Play audio into a call (a file in the host's CALL_AUDIO_DIR, or an uploaded MediaKey); "
+                      "the other party hears it.")
 def audio_play(call: Call) -> dict:
     body: PlayRequest = call.body
+    audio_file, media_key = body.audio_file.strip(), body.media_key.strip()
+    if not audio_file and not media_key:
+        raise DomainError(400, "Missing AudioFile in Payload")
+    if audio_file and media_key:
+        raise DomainError(400, "Invalid AudioFile in Payload: give AudioFile or MediaKey, not both")
     tracked = _tracked(call, body.call_id)
-    return get_bus().command(call.session, ops.CALL_PLAY, ops.CallPlay(call_id=tracked.call_id, path=body.audio_file))
+    if media_key:
+        # This session's upload, present and within the size limit (the host checks the owner again).
+        settings = get_settings()
+        MediaStore(settings).check_upload(tracked.token, media_key, "audio", "MediaKey",
+                                          settings.media_max_bytes, sniff=False)
+    source = ops.CallPlay(call_id=tracked.call_id, media_key=media_key) if media_key else \
+        ops.CallPlay(call_id=tracked.call_id, path=audio_file)
+    return get_bus().command(call.session, ops.CALL_PLAY, source)
 
 
 @router.route("POST", "/call/audio/stop", auth=Auth.SESSION, body=CallIdRequest,

@@ -22,11 +22,15 @@ import array
 import asyncio
 import collections
 import fractions
+import io
 import os
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
+
+from botocore.exceptions import ClientError
 
 from chalicelib.core.calls import states
 from chalicelib.core.calls.registry import CallRegistry
@@ -42,6 +46,34 @@ SILENCE = bytes(CHUNK * 2)
 PLAYER_NOT_FOUND = "player session not found"
 
 
+AUDIO_FILE_REFUSED = "AudioFile not found in the call audio directory"
+PLAYBACK_OFF = "AudioFile playback is off on this gateway (CALL_AUDIO_DIR is not set); play a MediaKey instead"
+MEDIA_KEY_REFUSED = "MediaKey not found: upload the file first"
+CANNOT_DECODE = "cannot decode the audio file"
+
+
+def open_audio_file(audio_dir: str, path: str):
+    """Open `path` only if it resolves (symlinks and `..` followed) to a regular file inside `audio_dir`.
+
+    Every refusal is the same 404 AUDIO_FILE_REFUSED, whether the file exists or not, so a tenant can
+    neither read nor probe the host's files. The resolved path is opened with O_NOFOLLOW, so a symlink
+    swapped in after the check is refused too. `audio_dir` empty: playback is off (403)."""
+    if not audio_dir:
+        raise DomainError(403, PLAYBACK_OFF)
+    base = os.path.realpath(audio_dir)
+    candidate = os.path.realpath(os.path.join(base, path.lstrip("/")) if not os.path.isabs(path) else path)
+    if os.path.commonpath([base, candidate]) != base or candidate == base:
+        raise DomainError(404, AUDIO_FILE_REFUSED)
+    try:
+        fd = os.open(candidate, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        raise DomainError(404, AUDIO_FILE_REFUSED) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise DomainError(404, AUDIO_FILE_REFUSED)
+    return os.fdopen(fd, "rb")
+
+
 def _aiortc():
     import aiortc  # host-only dependency, loaded on first use
 
@@ -51,12 +83,13 @@ def _aiortc():
 class Player:
     """A decoded audio file, pulled 20 ms at a time by the speaker that plays it."""
 
-    def __init__(self, path: str):
+    def __init__(self, source: Any):
+        """`source`: an open binary file (a confined AudioFile) or a BytesIO (an uploaded MediaKey)."""
         import av
         from av.audio.resampler import AudioResampler
 
-        self.path = path
-        self.container = av.open(path)
+        self.source = source
+        self.container = av.open(source)
         if not self.container.streams.audio:
             self.container.close()
             raise ValueError("no audio stream")
@@ -70,8 +103,7 @@ class Player:
             try:
                 frame = next(self.frames)
             except (StopIteration, Exception):
-                self.done = True
-                self.container.close()
+                self.close()
                 break
             for out in self.resampler.resample(frame):
                 self.pending.append(bytes(out.planes[0])[: out.samples * 2])
@@ -84,6 +116,7 @@ class Player:
         if not self.done:
             self.done = True
             self.container.close()
+            self.source.close()
 
 
 def mix(a: bytes, b: bytes) -> bytes:
@@ -211,13 +244,16 @@ class CallMedia:
             return
         asyncio.run_coroutine_threadsafe(self._close((token, call_id), reason), self.loop)
 
-    def play(self, token: str, call_id: str, path: str) -> None:
-        if not os.path.isfile(path):
-            raise DomainError(404, f"audio file not found: {path}")
+    def play(self, token: str, call_id: str, path: str = "", media_key: str = "") -> None:
+        """Mix an audio file into what the other party hears: `path` inside CALL_AUDIO_DIR, or `media_key`,
+        an upload of this session (chalicelib/core/media.py). Errors: 403 playback off, 404
+        AUDIO_FILE_REFUSED (one answer for outside, `..`, symlinks out, missing), 400 not decodable."""
+        source = open_audio_file(self.settings.call_audio_dir, path) if path else self._upload(token, media_key)
         try:
-            player = Player(path)
-        except Exception as exc:
-            raise DomainError(400, f"cannot decode audio file: {exc}") from None
+            player = Player(source)
+        except Exception:
+            source.close()
+            raise DomainError(400, CANNOT_DECODE) from None
         loop = self._ensure_loop()
 
         def swap() -> None:
@@ -227,6 +263,20 @@ class CallMedia:
             self.players[(token, call_id)] = player
 
         loop.call_soon_threadsafe(swap)
+
+    def _upload(self, token: str, media_key: str) -> io.BytesIO:
+        from chalicelib.core.media import MediaStore
+
+        store = MediaStore(self.settings)
+        if not media_key or not store.owns_upload(token, media_key):
+            raise DomainError(404, MEDIA_KEY_REFUSED)
+        try:
+            data, _ = store.get(media_key)
+        except ClientError:  # NoSuchKey, or no access: the same answer
+            raise DomainError(404, MEDIA_KEY_REFUSED) from None
+        if len(data) > self.settings.media_max_bytes:
+            raise DomainError(413, f"Payload too large: MediaKey exceeds the limit of {self.settings.media_max_bytes} bytes")
+        return io.BytesIO(data)
 
     def stop(self, token: str, call_id: str) -> None:
         if self.loop is None:

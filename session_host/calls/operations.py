@@ -124,7 +124,9 @@ class CallOps:
         self._needs_media()
         if call.state != "active":
             raise DomainError(409, "audio can be played into an active call only")
-        self.media.play(token, call.call_id, args.path)
+        self.media.play(token, call.call_id, path=args.path, media_key=args.media_key)
+        if args.media_key:
+            return ops.Playing(details="Playing", call_id=call.call_id, media_key=args.media_key)
         return ops.Playing(details="Playing", call_id=call.call_id, audio_file=args.path)
 
     @handles(ops.CALL_STOP)

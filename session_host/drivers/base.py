@@ -57,6 +57,9 @@ class DriverCallbacks(Protocol):
 
 class Driver(abc.ABC):
     name: str = ""
+    #: Sends use the caller's message id as WhatsApp's message id (WaGo's `Id`), so sending again with
+    #: the same id is the same WhatsApp message, which recipients keep once. neonize cannot choose ids.
+    reuses_message_ids: bool = False
 
     def __init__(self, callbacks: DriverCallbacks):
         self.callbacks = callbacks

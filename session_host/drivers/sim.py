@@ -19,6 +19,7 @@ import base64
 import dataclasses
 import os
 import secrets
+import signal
 import threading
 import time
 from typing import Callable
@@ -35,6 +36,17 @@ RECEIPT_DELAY_SECONDS = 0.05
 PHONE_LOGGED_OUT = "logged out from the phone"
 
 
+
+
+#: Fault-test hook: a message id; when the sim network has taken a message with this id, the host process
+#: kills itself with SIGKILL before the send's outcome is recorded (tests/faults/test_double_send.py).
+CRASH_AFTER_SEND_ENV = "SIM_TEST_KILL_AFTER_SEND_ID"
+
+
+def _crash_point(message_id: str) -> None:
+    target = os.environ.get(CRASH_AFTER_SEND_ENV)
+    if target and message_id == target:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def parse_phone(phone: str) -> str:
@@ -75,6 +87,7 @@ class SimClient:
 
 class SimDriver(Driver):
     name = "sim"
+    reuses_message_ids = True  # the client's Id is the message id on the sim network, as in WaGo
 
     def __init__(self, callbacks: DriverCallbacks, settings, clock: Callable[[], float] = time.time):
         super().__init__(callbacks)
@@ -247,6 +260,7 @@ class SimDriver(Driver):
     def send_text(self, token: str, to: str, body: str, message_id: str | None = None) -> dict:
         client = self._sender(token)
         sent = self.network.send_text(client.phone, to, body, sender_token=token, message_id=message_id)
+        _crash_point(sent["Id"])
         return {"Id": sent["Id"], "Timestamp": sent["Timestamp"]}
 
     def send_media(self, token: str, to: str, media: OutboundMedia, message_id: str | None = None) -> dict:
@@ -254,17 +268,20 @@ class SimDriver(Driver):
         sent = self.network.send_media(client.phone, to, media.kind, media.media_key, media.mimetype,
                                        len(media.data), media.sha256, media.caption, media.file_name,
                                        sender_token=token, message_id=message_id)
+        _crash_point(sent["Id"])
         return {"Id": sent["Id"], "Timestamp": sent["Timestamp"]}
 
     def send_content(self, token: str, to: str, content: dict, message_id: str | None = None) -> dict:
         client = self._sender(token)
         sent = self.network.send_message(client.phone, to, content, sender_token=token, message_id=message_id)
+        _crash_point(sent["Id"])
         return {"Id": sent["Id"], "Timestamp": sent["Timestamp"]}
 
     def download_media(self, token: str, kind: str, ref: dict) -> bytes:
-        """Sim media lives in S3: its directPath is the object's key (see SimNetwork.send_media)."""
-        self._sender(token)
-        return self.network.download(str(ref.get("directPath") or ""))
+        """Sim media lives in S3: its directPath is the object's key (see SimNetwork.send_media); only a
+        message's sender and recipient may fetch it."""
+        phone = self._sender(token).phone or ""
+        return self.network.download(str(ref.get("directPath") or ""), phone)
 
     def mark_read(self, token: str, ids: list[str], chat: str, sender: str | None = None) -> None:
         client = self._sender(token)

@@ -127,9 +127,12 @@ def test_a_host_that_cannot_renew_its_lease_stops_its_clients(host, monkeypatch)
         raise ConnectionError("endpoint unreachable")
 
     monkeypatch.setattr(host.registry, "heartbeat", unreachable)
-    host._last_beat = time.time() - host.settings.host_lease_seconds
-    host.beat()
-    assert host.fenced and host.driver.tokens() == []
+    host.beat()  # one failure within the lease: nothing happens yet
+    assert host.driver.tokens() == ["t4"] and not host.fenced
+    # The local deadline (lease - margin after the last renewal was sent) passes without a renewal.
+    wait_for(lambda: host.fenced and host.driver.tokens() == [], timeout=host.settings.host_lease_seconds + 2,
+             what="fencing at the lease deadline")
+    assert host.holdings.tokens() == {}
 
 
 def test_a_host_whose_row_was_removed_fences_and_exits(host):

@@ -65,9 +65,10 @@ def manager(aws):
 
     settings = get_settings()
     sqs = boto3.client("sqs", region_name=settings.region)
-    SessionModel("t", id=1, name="t").save()
+    SessionModel("t", id=1, name="t", owner_host="h1").save()  # placed on this host (the row has no epoch yet)
     running = HostSessions("h1", settings, sqs, sqs.get_queue_url(QueueName=settings.events_queue_name)["QueueUrl"],
                            driver_factory=EventsOnlyDriver)
+    running.holdings.hold("t", 0)
     yield running
     running.close()
 

@@ -94,12 +94,22 @@ def test_webrtc_offer_bad_inputs(session):
 
 
 def test_play_bad_inputs(session):
+    from chalicelib.core.calls.registry import CallRegistry
+
     response = session.post("/call/audio/play", {"AudioFile": "/tmp/x.wav"}, headers=H)
     assert (response.status_code, _body(response)["error"]) == (400, "missing CallID in payload")
     response = session.post("/call/audio/play", {"CallID": "C"}, headers=H)
     assert (response.status_code, _body(response)["error"]) == (400, "Missing AudioFile in Payload")
     response = session.post("/call/audio/play", {"CallID": "C", "AudioFile": "/tmp/x.wav"}, headers=H)
     assert response.status_code == 404
+    both = {"CallID": "C", "AudioFile": "x.wav", "MediaKey": "media/up/x/y"}
+    response = session.post("/call/audio/play", both, headers=H)
+    assert (response.status_code, _body(response)["error"]) == (
+        400, "Invalid AudioFile in Payload: give AudioFile or MediaKey, not both")
+    CallRegistry().open("ctoken", "CALL2", "p", "incoming")
+    response = session.post("/call/audio/play", {"CallID": "CALL2", "MediaKey": "media/up/someone-else/clip"},
+                            headers=H)
+    assert (response.status_code, _body(response)["error"]) == (403, "MediaKey does not belong to this session")
 
 
 def test_webrtc_config_without_servers(session):

@@ -1,5 +1,7 @@
 """DynamoDB tables (pynamodb). Table names come from settings, so one code base serves every stage."""
 
+from pynamodb.models import Model
+
 from chalicelib.core.models.calls import CallModel
 from chalicelib.core.models.deliveries import DeliveryModel
 from chalicelib.core.models.hosts import HostModel
@@ -10,20 +12,22 @@ from chalicelib.core.models.sim import (
     SimAccountModel,
     SimDeviceModel,
     SimInboxModel,
+    SimMediaGrantModel,
     SimMessageModel,
     SimPresenceWatchModel,
 )
 
 # The Sim* models share one table; provisioning creates it once.
-ALL_MODELS = (
+ALL_MODELS: tuple[type[Model], ...] = (
     SessionModel, SessionNameModel, CounterModel, HostModel, ReplyModel, MessageModel, DeliveryModel,
     SimAccountModel, SimDeviceModel, SimMessageModel, SimInboxModel, SimPresenceWatchModel,
-    CallModel,
+    SimMediaGrantModel, CallModel,
 )
 
 __all__ = [
     "ALL_MODELS", "CallModel", "CounterModel", "DeliveryModel", "HostModel", "MessageModel", "ReplyModel",
-    "SessionModel", "SessionNameModel", "SimAccountModel", "SimDeviceModel", "SimInboxModel", "SimMessageModel",
+    "SessionModel", "SessionNameModel", "SimAccountModel", "SimDeviceModel", "SimInboxModel", "SimMediaGrantModel",
+    "SimMessageModel",
     "SimPresenceWatchModel",
 ]
 

@@ -27,5 +27,7 @@ class MessageModel(Model):
     rank = NumberAttribute(default=0)  # STATUS_ORDER[status]: conditions compare it
     sent_at = UnicodeAttribute(null=True)  # WaGo's Timestamp of the send answer
     error = UnicodeAttribute(null=True)
+    claim_epoch = NumberAttribute(null=True)  # the session's epoch when the send was claimed (fencing)
+    claim_host = UnicodeAttribute(null=True)  # the session host that claimed it
     updated_at = NumberAttribute(default=0)
     expires_at = TTLAttribute(null=True)

@@ -40,6 +40,9 @@ class SessionModel(Model):
 
     # Live state, written by the owning session host (see docs/session-host.md); read by the API.
     owner_host = UnicodeAttribute(null=True)  # host_id holding the client; conditional writes place it
+    # Fencing token: raised by every placement (API) and adoption (host); every host-side effect is
+    # conditional on `owner_host` and this value (session_host/fencing.py).
+    epoch = NumberAttribute(null=True)
     auto_connect = BooleanAttribute(default=False)  # intent: a host should hold this session (restore)
     push_name = UnicodeAttribute(null=True)
     qr_code = UnicodeAttribute(null=True)  # data:image/png;base64,...

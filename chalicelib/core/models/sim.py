@@ -1,7 +1,7 @@
 """The sim driver's shared "WhatsApp network": accounts, linked devices, messages, offline inboxes and
 presence subscriptions, visible to every host and to the API's sim controls.
 
-One table holds every kind of item (key prefixes `acct#`, `dev#`, `msg#`, `inbox#`, `presub#`). A linked device is the sim's
+One table holds every kind of item (key prefixes `acct#`, `dev#`, `msg#`, `inbox#`, `presub#`, `mgrant#`). A linked device is the sim's
 counterpart of whatsmeow's device store: a host that restores a session finds it here, so no new
 QR is needed; logging out removes it.
 """
@@ -21,6 +21,7 @@ DEVICE_PREFIX = "dev#"
 MESSAGE_PREFIX = "msg#"
 INBOX_PREFIX = "inbox#"
 WATCH_PREFIX = "presub#"
+MEDIA_GRANT_PREFIX = "mgrant#"
 
 
 class SimAccountModel(Model):
@@ -70,6 +71,20 @@ class SimMessageModel(Model):
     @staticmethod
     def key(message_id: str) -> str:
         return MESSAGE_PREFIX + message_id
+
+
+class SimMediaGrantModel(Model):
+    """Who may download one sim media file: the accounts it was sent from and to (WhatsApp hands a media
+    key only to a message's parties; here the directPath is an S3 key, so the host checks this)."""
+
+    Meta = table_meta(_settings.sim_table_name)
+
+    pk = UnicodeAttribute(hash_key=True)  # mgrant#<S3 key>
+    phones = UnicodeSetAttribute(default=set)
+
+    @staticmethod
+    def key(media_key: str) -> str:
+        return MEDIA_GRANT_PREFIX + media_key
 
 
 class SimInboxModel(Model):
