@@ -7,7 +7,11 @@ and the handler's answer is checked against the reply model on both sides. Addin
 one entry here, its handler on the host (bound with `@handles(ops.X)`), and its route: nothing else.
 
 Names are WaGo's routes and whatsmeow's terms; a reply model's aliases are WaGo's `data` keys.
-`sim.*` operations exist only on hosts running the sim driver.
+`sim.*` operations are the simulator's phone side; only hosts running the sim driver carry them out
+(session_host/sim/operations.py). Those that act for a sim account rather than a session
+(`sim.message`, `sim.read`, `sim.chatpresence`, `sim.presence`, `sim.unlink`) go to any live sim host
+(`Bus.run_anywhere`); their Command's `token` is `sim_phone_key(phone)` (or the session's token for
+`sim.unlink`), which keeps one phone's actions in order.
 """
 
 from __future__ import annotations
@@ -152,6 +156,35 @@ class SimScan(Args):
     phone: str = ""
     code: str = ""
     push_name: str = ""
+
+
+class SimPhoneMessage(Args):
+    phone: str = Field(description="The sending sim account's phone digits (created on first use).")
+    to: str = Field(description="The recipient: a chat JID (chalicelib/core/jid.py).")
+    body: str
+    push_name: str = ""
+
+
+class SimPhoneRead(Args):
+    phone: str = Field(description="The reading sim account's phone digits.")
+    ids: list[str]
+
+
+class SimPhoneChatPresence(Args):
+    phone: str = Field(description="The typing sim account's phone digits.")
+    to: str = Field(description="The chat JID it types in.")
+    state: str
+    media: str = ""
+
+
+class SimPhonePresence(Args):
+    phone: str = Field(description="The sim account going online or offline (digits).")
+    available: bool
+
+
+def sim_phone_key(phone: str) -> str:
+    """The Command `token` (FIFO message group) of a sim account's phone-side operations."""
+    return f"sim-phone#{phone}"
 
 
 class Phones(Args):
@@ -320,6 +353,11 @@ SUBSCRIBE_PRESENCE = declare("subscribe_presence", SubscribePresence, Details)
 
 SIM_SCAN = declare("sim.scan", SimScan, Scanned)
 SIM_LOGOUT = declare("sim.logout", NoArgs, Details)
+SIM_UNLINK = declare("sim.unlink", NoArgs, Details)
+SIM_MESSAGE = declare("sim.message", SimPhoneMessage, Sent)
+SIM_READ = declare("sim.read", SimPhoneRead, Details)
+SIM_CHAT_PRESENCE = declare("sim.chatpresence", SimPhoneChatPresence, Details)
+SIM_PRESENCE = declare("sim.presence", SimPhonePresence, Details)
 
 CALL_MAKE = declare("call.make", CallTo, CallPlaced)
 CALL_ACCEPT = declare("call.accept", CallRef, CallState)

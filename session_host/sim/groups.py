@@ -34,7 +34,7 @@ from chalicelib.core.errors import DomainError
 from chalicelib.core.models import SimAccountModel
 from chalicelib.core.models.base import condition_failed
 from chalicelib.core.models.sim_groups import GROUP_PREFIX, SimGroupModel
-from chalicelib.core.sim_network import SimNetwork, parse_phone, rfc3339, user_jid
+from session_host.sim.network import SimNetwork, parse_phone, rfc3339, user_jid
 
 GROUP_SERVER = "g.us"
 INVITE_PREFIX = "https://chat.whatsapp.com/"

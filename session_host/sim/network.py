@@ -1,9 +1,10 @@
 """The simulated WhatsApp network's traffic: messages, receipts, presence and chat presence.
 
-Both sides use it: a session host's sim driver (a linked device sends, reads, types) and the API's
-admin-only sim controls (the phone of a sim account sends, reads, types, goes online). Accounts and
-devices are in the sim table (chalicelib/core/models/sim.py); what a linked device receives is published
-as WaGo events for its session token. A device whose session is not connected gets it later: the sim
+Only session hosts write it: the sim driver (a linked device sends, reads, types) and the phone-side
+operations (session_host/sim/operations.py: the phone of a sim account sends, reads, types, goes
+online), which the API's admin-only `/sim/*` controls send to any live sim host. Accounts and devices
+are in the sim table (chalicelib/core/models/sim.py); what a linked device receives is published as
+WaGo events for its session token. A device whose session is not connected gets it later: the sim
 driver delivers its inbox when the session logs in, as WhatsApp delivers offline messages.
 
 Event bodies follow WaGo's shapes (whatsmeow's structs through Go's encoding/json), as the neonize
@@ -15,7 +16,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import re
 import time
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -23,6 +23,7 @@ from typing import Any, Callable
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 from pynamodb.expressions.condition import size
 
+from chalicelib.core import jid
 from chalicelib.core.errors import DomainError
 from chalicelib.core.media import MediaStore
 from chalicelib.core.message_content import new_message_id
@@ -45,17 +46,9 @@ Publish = Callable[..., Any]  # (token, type, event, extra, media_key=None)
 
 
 def parse_phone(value: str) -> str:
-    """A phone number (`+1 555-000 1111`) or a user JID (`15550001111[:7]@s.whatsapp.net`) -> digits."""
-    value = (value or "").strip()
-    if "@" in value:
-        user, _, server = value.partition("@")
-        if server != SERVER:
-            raise DomainError(400, f"Invalid Phone in Payload: {value} is not a user JID")
-        value = user.split(":", 1)[0]
-    digits = re.sub(r"[\s\-().]", "", value).removeprefix("+")
-    if not digits.isdigit() or not 7 <= len(digits) <= 15:
-        raise DomainError(400, "Could not parse Phone")
-    return digits
+    """A phone number (`+1 555-000 1111`) or a user JID (`15550001111[:7]@s.whatsapp.net`) -> digits
+    (chalicelib/core/jid.py's rules, as for every driver)."""
+    return jid.phone(value)
 
 
 def user_jid(phone: str) -> str:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import secrets
 
-from chalicelib.core.sim_network import SimNetwork, parse_phone
+from chalicelib.core.calls.registry import CallRegistry
+from chalicelib.core.errors import DomainError
 from session_host.calls.tracker import LINK_KEY, PLACED, RING_KEY
+from session_host.sim.network import SimNetwork, parse_phone, rfc3339
 
 
 class SimCalls:
@@ -19,18 +21,13 @@ class SimCalls:
         self.network = network
 
     def _body(self, call_id: str, sender_jid: str, creator: str, reason: str | None = None) -> dict:
-        body = {"From": sender_jid, "Timestamp": "", "CallCreator": creator, "CallCreatorAlt": "",
-                "CallID": call_id, "GroupJID": ""}
-        from chalicelib.core.sim_network import rfc3339
-
-        body["Timestamp"] = rfc3339(self.network.clock())
+        body = {"From": sender_jid, "Timestamp": rfc3339(self.network.clock()), "CallCreator": creator,
+                "CallCreatorAlt": "", "CallID": call_id, "GroupJID": ""}
         if reason:
             body["Reason"] = reason
         return body
 
     def place(self, caller_phone: str, caller_token: str, to: str) -> dict:
-        from chalicelib.core.errors import DomainError
-
         recipient = self.network.account(parse_phone(to))
         caller = self.network.account(caller_phone)
         if recipient.phone == caller.phone:
@@ -47,8 +44,6 @@ class SimCalls:
         return {"CallID": call_id, "Peer": recipient.jid}
 
     def _others(self, caller_token: str, call_id: str, but: str) -> list[str]:
-        from chalicelib.core.calls.registry import CallRegistry
-
         caller_call = CallRegistry().get(caller_token, call_id)
         return [t for t in (caller_call.ring_tokens if caller_call else []) if t != but]
 

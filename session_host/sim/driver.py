@@ -10,7 +10,8 @@ then `sim_qr_rotations` more codes live `sim_qr_next_seconds` each, after which 
 and the client stops. A pairing code (`/session/pair`) works on a running, unpaired client. The
 "phone" side is driven by `scan` (the QR or the code was accepted) and `phone_logout` (the device
 was removed on the phone, which produces a LoggedOut event). Messages, receipts and presence travel
-through chalicelib/core/sim_network.py, shared with the API's sim controls.
+through the sim network (session_host/sim/network.py); the phone-side controls run here too
+(session_host/sim/operations.py).
 """
 
 from __future__ import annotations
@@ -24,10 +25,14 @@ import threading
 import time
 from typing import Callable
 
-from chalicelib.core import contract, sim_network
+from chalicelib.core import contract
 from chalicelib.core.errors import DomainError
-from chalicelib.core.sim_network import SimNetwork
+from chalicelib.core.media import MediaStore
 from session_host.drivers.base import ClientState, Driver, DriverCallbacks, OutboundMedia
+from session_host.sim import network as sim_network
+from session_host.sim.calls import SimCalls
+from session_host.sim.groups import SimGroups
+from session_host.sim.network import SimNetwork
 
 PAIR_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"  # whatsmeow's linking-code alphabet (no 0, I, O, U)
 SERVER = "s.whatsapp.net"
@@ -298,14 +303,12 @@ class SimDriver(Driver):
         self._sender(token)
         self.network.subscribe_presence(token, jid)
 
-    # -- calls (session_host/calls/sim_calls.py; audio through the host's media bridge) -----------------
+    # -- calls (session_host/sim/calls.py; audio through the host's media bridge) -----------------
 
     carries_call_media = True
 
     @property
-    def calls(self):
-        from session_host.calls.sim_calls import SimCalls
-
+    def calls(self) -> SimCalls:
         if getattr(self, "_calls", None) is None:
             self._calls = SimCalls(self.network)
         return self._calls
@@ -332,10 +335,7 @@ class SimDriver(Driver):
     # -- users and groups (session_host/sim/groups.py) ---------------------------------------------------
 
     @property
-    def groups(self):
-        from chalicelib.core.media import MediaStore
-        from session_host.sim.groups import SimGroups
-
+    def groups(self) -> SimGroups:
         if getattr(self, "_groups", None) is None:
             store = MediaStore(self.settings)
 
