@@ -21,7 +21,7 @@ from chalicelib.core.calls.turn import turn_status, webrtc_config
 from chalicelib.core.errors import DomainError
 from chalicelib.core.media import MediaStore
 from chalicelib.core.settings import get_settings
-from chalicelib.routes.fields import Text
+from chalicelib.routes.fields import Text, UserAddress
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import WagoModel
 
@@ -45,7 +45,7 @@ class CallIdRequest(WagoModel):
 
 
 class MakeCallRequest(WagoModel):
-    phone: Text = Field(alias="Phone", description="Whom to call: phone number with country code, or a JID.")
+    phone: UserAddress = Field(alias="Phone", description="Whom to call: phone number with country code, or a JID.")
     video: bool = Field(False, alias="Video", description="Video calls are not supported (audio only).")
 
 

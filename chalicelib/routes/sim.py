@@ -16,7 +16,7 @@ from chalicelib.bus import get_bus
 from chalicelib.core import jid, ops
 from chalicelib.core.errors import DomainError
 from chalicelib.core.models import SessionModel
-from chalicelib.routes.fields import Text, Token
+from chalicelib.routes.fields import PhoneAddress, Token, UserAddress
 from chalicelib.routes.messaging import ChatPresenceRequest, MarkReadRequest, PresenceRequest
 from chalicelib.routes.send import Body, SendResponse
 from chalicelib.routing import Auth, Call, Router
@@ -29,7 +29,7 @@ SIM = "sim"  # the driver that carries the sim network (HostModel.driver)
 
 class ScanRequest(WagoModel):
     token: Token = Field(alias="Token", description="Session whose QR (or pairing code) the phone scans.")
-    phone: Text = Field(alias="Phone", description="The sim account's phone number (created on first use).")
+    phone: PhoneAddress = Field(alias="Phone", description="The sim account's phone number (created on first use).")
     code: str = Field("", alias="Code", description="Pairing code typed on the phone (pair-code flow).")
     push_name: str = Field("", alias="PushName", description="Display name of a new sim account.")
 
@@ -79,23 +79,23 @@ def sim_logout(call: Call) -> DetailsResponse:
 
 
 class PhoneMessageRequest(WagoModel):
-    from_: Text = Field(alias="From", description="The sending sim account's phone (created on first use).")
-    to: Text = Field(alias="To", description="Recipient account: phone number or JID.")
+    from_: PhoneAddress = Field(alias="From", description="The sending sim account's phone (created on first use).")
+    to: UserAddress = Field(alias="To", description="Recipient account: phone number or JID.")
     body: Body = Field(alias="Body")
     push_name: str = Field("", alias="PushName", description="Display name of a new sim account.")
 
 
 class PhoneReadRequest(MarkReadRequest):
-    phone: Text = Field(alias="Phone", description="The reading sim account's phone.")
+    phone: PhoneAddress = Field(alias="Phone", description="The reading sim account's phone.")
     chat: str = Field("", alias="Chat", description="Unused: the message ids say whose they are.")
 
 
 class PhoneChatPresenceRequest(ChatPresenceRequest):
-    from_: Text = Field(alias="From", description="The typing sim account's phone.")
+    from_: PhoneAddress = Field(alias="From", description="The typing sim account's phone.")
 
 
 class PhonePresenceRequest(PresenceRequest):
-    phone: Text = Field(alias="Phone", description="The sim account going online or offline.")
+    phone: PhoneAddress = Field(alias="Phone", description="The sim account going online or offline.")
 
 
 def _phone_side(phone: str, op: ops.Operation, args: ops.Args) -> dict:
@@ -111,7 +111,7 @@ def sim_message(call: Call) -> SendResponse:
     body: PhoneMessageRequest = call.body
     phone = jid.phone(body.from_, "From")
     sent = _phone_side(phone, ops.SIM_MESSAGE, ops.SimPhoneMessage(
-        phone=phone, to=jid.chat(body.to, "To"), body=body.body, push_name=body.push_name))
+        phone=phone, to=jid.user(body.to, "To"), body=body.body, push_name=body.push_name))
     return SendResponse(details="Sent", timestamp=sent["Timestamp"], id=sent["Id"])
 
 

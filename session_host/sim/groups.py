@@ -30,6 +30,7 @@ from typing import Any, Callable
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
+from chalicelib.core import jid
 from chalicelib.core.errors import DomainError
 from chalicelib.core.models import SimAccountModel
 from chalicelib.core.models.base import condition_failed
@@ -48,7 +49,6 @@ NO_AVATAR = "No avatar found"
 NOT_PARTICIPANT = "you are not a participant of this group"
 NOT_ADMIN = "only group admins can do this"
 LOCKED = "the group is locked: only admins can change its name, topic and photo"
-BAD_GROUP_JID = "Could not parse Group JID"
 INVALID_INVITE = "invalid invite link or code"
 
 # whatsmeow's per-participant error codes (GroupParticipant.Error)
@@ -58,14 +58,8 @@ ERR_CONFLICT = 409
 
 
 def parse_group_jid(value: str) -> str:
-    """`120363...@g.us` (or the bare id) -> the group JID; DomainError 400 otherwise."""
-    value = (value or "").strip()
-    user, sep, server = value.partition("@")
-    if sep and server != GROUP_SERVER:
-        raise DomainError(400, BAD_GROUP_JID)
-    if not user or not all(ch.isdigit() or ch == "-" for ch in user):
-        raise DomainError(400, BAD_GROUP_JID)
-    return f"{user}@{GROUP_SERVER}"
+    """`120363...@g.us` -> the group JID (chalicelib/core/jid.py); `Could not parse Group JID` otherwise."""
+    return jid.group(value)
 
 
 def invite_code_of(value: str) -> str:
@@ -178,7 +172,7 @@ class SimGroups:
 
     def avatar(self, phone: str, target: str, preview: bool) -> dict[str, Any]:
         """A group's photo (users have none on the sim): whatsmeow's ProfilePictureInfo."""
-        if "@" in target and target.strip().endswith("@" + GROUP_SERVER):
+        if jid.is_group(target.strip()):
             group = self._visible(phone, parse_group_jid(target))
             if group.picture_id:
                 kind = "preview" if preview else "image"

@@ -18,7 +18,7 @@ def _logged_in(bus, token: str, phone: str) -> str:
     return bus.command(_row(token), ops.SIM_SCAN, ops.SimScan(phone=phone))["jid"]
 
 
-def test_a_sim_accounts_phone_messages_reads_types_and_goes_online_through_any_sim_host(host):
+def test_a_sim_accounts_phone_messages_reads_types_and_goes_online_through_any_sim_host(host):  # noqa: F811
     from chalicelib.core.models import SimMessageModel
 
     bus = _bus()
@@ -45,7 +45,7 @@ def test_a_sim_accounts_phone_messages_reads_types_and_goes_online_through_any_s
     assert online == {"Details": "Presence sent to 1 session(s)"}
 
 
-def test_the_phone_unlinks_a_session_no_host_holds(host):
+def test_the_phone_unlinks_a_session_no_host_holds(host):  # noqa: F811
     from chalicelib.core.errors import DomainError
     from chalicelib.core.models import SimDeviceModel
 
@@ -63,7 +63,7 @@ def test_the_phone_unlinks_a_session_no_host_holds(host):
     assert (again.value.status, again.value.message) == (500, "Could not logout as it was not logged in")
 
 
-def test_no_live_sim_host_is_a_503_and_another_driver_refuses(host):
+def test_no_live_sim_host_is_a_503_and_another_driver_refuses(host):  # noqa: F811
     from chalicelib.core.errors import DomainError
     from chalicelib.core.models import HostModel
 
