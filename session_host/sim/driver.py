@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Callable
 
-from chalicelib.core import contract
+from chalicelib.core import contract, shapes
 from chalicelib.core.errors import DomainError
 from chalicelib.core.media import MediaStore
 from session_host.drivers.base import ClientState, Driver, DriverCallbacks, OutboundMedia
@@ -241,7 +241,7 @@ class SimDriver(Driver):
             client.state = ClientState(connected=True, logged_in=True, jid=jid, push_name=account.push_name)
             client.phone = digits
             self._publish_state(client)
-            self.callbacks.on_event(token, "PairSuccess", {"ID": jid, "LID": "", "BusinessName": "", "Platform": "sim"})
+            self.callbacks.on_event(token, "PairSuccess", shapes.pair_success(jid, platform="sim"))
             self.callbacks.on_event(token, "Connected", {})
             return jid
 
@@ -250,7 +250,7 @@ class SimDriver(Driver):
         client = self.logout(token)
         with client.lock:
             client.state = ClientState(last_error=PHONE_LOGGED_OUT)
-            self.callbacks.on_event(token, "LoggedOut", {"OnConnect": False, "Reason": 401})
+            self.callbacks.on_event(token, "LoggedOut", shapes.logged_out(False, 401))
             self.callbacks.on_closed(token, PHONE_LOGGED_OUT, logged_out=True)
 
 

@@ -7,8 +7,9 @@ are in the sim table (chalicelib/core/models/sim.py); what a linked device recei
 WaGo events for its session token. A device whose session is not connected gets it later: the sim
 driver delivers its inbox when the session logs in, as WhatsApp delivers offline messages.
 
-Event bodies follow WaGo's shapes (whatsmeow's structs through Go's encoding/json), as the neonize
-driver produces them, so a webhook receiver cannot tell the two drivers apart.
+Event bodies are built by chalicelib/core/shapes.py, as the neonize driver's are (whatsmeow's structs
+through Go's encoding/json), so a webhook receiver cannot tell the two drivers apart: an edit carries
+`Info.Edit:"1"`, a sender's revoke `Info.Edit:"7"`, as whatsmeow's.
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ import base64
 import hashlib
 import json
 import time
-from datetime import datetime, timezone
 from typing import Any, Callable
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 from pynamodb.expressions.condition import size
 
-from chalicelib.core import jid
+from chalicelib.core import jid, shapes
 from chalicelib.core.errors import DomainError
 from chalicelib.core.media import MediaStore
 from chalicelib.core.message_content import new_message_id
@@ -36,6 +36,7 @@ from chalicelib.core.models import (
     SimMessageModel,
     SimPresenceWatchModel,
 )
+from chalicelib.core.shapes import rfc3339
 
 SERVER = "s.whatsapp.net"
 INBOUND_PREFIX = "media/in/"
@@ -60,33 +61,20 @@ def _b64_hex(hex_digest: str) -> str:
     return base64.b64encode(bytes.fromhex(hex_digest)).decode() if hex_digest else ""
 
 
-def rfc3339(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def _source(chat: str, sender: str, from_me: bool = False) -> dict[str, Any]:
-    return {"Chat": chat, "Sender": sender, "IsFromMe": from_me, "IsGroup": False, "AddressingMode": "",
-            "SenderAlt": "", "RecipientAlt": "", "BroadcastListOwner": ""}
-
-
-def message_event(sender: SimAccountModel, message_id: str, content: dict[str, Any], sent_at: float,
-                  media_type: str = "") -> dict[str, Any]:
-    return {
-        "Info": {**_source(sender.jid, sender.jid), "ID": message_id, "ServerID": 0,
-                 "Type": "media" if media_type else "text", "PushName": sender.push_name,
-                 "Timestamp": rfc3339(sent_at), "Category": "", "Multicast": False, "MediaType": media_type,
-                 "Edit": "", "VerifiedName": None, "DeviceSentMeta": None},
-        "Message": content, "IsEphemeral": False, "IsViewOnce": False, "IsViewOnceV2": False,
-        "IsViewOnceV2Extension": False, "IsDocumentWithCaption": False, "IsLottieSticker": False, "IsEdit": False,
-        "SourceWebMsg": None, "UnavailableRequestID": "", "RetryCount": 0, "NewsletterMeta": None,
-        "RawMessage": content,
-    }
+def message_event(sender: SimAccountModel, message_id: str, content: dict[str, Any], sent_at: float) -> dict[str, Any]:
+    """events.Message as a whatsmeow receiver gets it: `Info.Edit` from the content (`1` edit, `7` sender's
+    revoke); content wrapped in `editedMessage` is unwrapped into `Message` with `IsEdit`, as whatsmeow's
+    UnwrapRaw does, and `RawMessage` keeps it as sent."""
+    inner = (content.get("editedMessage") or {}).get("message")
+    info = shapes.message_info(
+        shapes.message_source(sender.jid, sender.jid), message_id, rfc3339(sent_at),
+        type=shapes.message_type(inner or content), push_name=sender.push_name,
+        media_type=shapes.media_type(inner or content), edit=shapes.edit_attribute(content))
+    return shapes.message(info, inner or content, raw=content, is_edit=inner is not None)
 
 
 def receipt_event(reader_jid: str, ids: list[str], read: bool, at: float) -> tuple[dict, dict]:
-    body = {**_source(reader_jid, reader_jid), "MessageIDs": ids, "Timestamp": rfc3339(at),
-            "Type": "read" if read else "", "MessageSender": ""}
-    return body, {"state": "Read" if read else "Delivered"}
+    return shapes.receipt(shapes.message_source(reader_jid, reader_jid), ids, rfc3339(at), "read" if read else "")
 
 
 class SimNetwork:
@@ -216,12 +204,11 @@ class SimNetwork:
             content["title"] = file_name
         if kind == "audio":
             content["PTT"] = True
-        return self.send_message(sender_phone, to, {f"{kind}Message": content}, media_type=kind,
-                                 media_key=media_key, sender_token=sender_token, message_id=message_id)
+        return self.send_message(sender_phone, to, {f"{kind}Message": content}, media_key=media_key,
+                                 sender_token=sender_token, message_id=message_id)
 
-    def send_message(self, sender_phone: str, to: str, content: dict[str, Any], media_type: str = "",
-                     media_key: str | None = None, sender_token: str | None = None,
-                     message_id: str | None = None) -> dict[str, Any]:
+    def send_message(self, sender_phone: str, to: str, content: dict[str, Any], media_key: str | None = None,
+                     sender_token: str | None = None, message_id: str | None = None) -> dict[str, Any]:
         """A message from `sender_phone` to every device of `to`; Delivered receipts go back to the sender's
         sessions for devices that were online. Returns WaGo's send answer fields."""
         recipient = self.account(parse_phone(to))
@@ -242,7 +229,7 @@ class SimNetwork:
         if media_key:
             SimMediaGrantModel(SimMediaGrantModel.key(media_key)).update(
                 actions=[SimMediaGrantModel.phones.add({sender.phone, recipient.phone})])
-        event = message_event(sender, message_id, content, sent_at, media_type)
+        event = message_event(sender, message_id, content, sent_at)
         delivered = []
         for device in self.devices_of(recipient.phone):
             if device.token == sender_token:
@@ -299,7 +286,7 @@ class SimNetwork:
         only while it is online (WhatsApp does not queue chat presence)."""
         recipient = self.account(parse_phone(to))
         sender = self.account(sender_phone)
-        body = {**_source(sender.jid, sender.jid), "State": state, "Media": media}
+        body = shapes.chat_presence(shapes.message_source(sender.jid, sender.jid), state, media)
         for device in self.devices_of(recipient.phone):
             if device.token != sender_token and self._online(device.token):
                 self.publish(device.token, "ChatPresence", body, {})
@@ -318,12 +305,11 @@ class SimNetwork:
         except DoesNotExist:
             return 0
         now = self.clock()
-        body = {"From": account.jid, "Unavailable": not available, "LastSeen": rfc3339(now) if not available
-                else "0001-01-01T00:00:00Z"}
+        body, extra = shapes.presence(account.jid, not available, rfc3339(now) if not available else shapes.ZERO_TIME)
         told = 0
         for token in sorted(watchers):
             if self._online(token):
-                self.publish(token, "Presence", body, {"state": "online" if available else "offline"})
+                self.publish(token, "Presence", body, extra)
                 told += 1
         return told
 
@@ -336,4 +322,4 @@ def drop_inbox(token: str) -> None:
         pass
 
 
-__all__ = ["DomainError", "SimNetwork", "drop_inbox", "parse_phone", "user_jid"]
+__all__ = ["SimNetwork", "drop_inbox", "parse_phone", "rfc3339", "user_jid"]
