@@ -10,6 +10,8 @@ writes the sim table.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from chalicelib.bus import get_bus
@@ -98,9 +100,10 @@ class PhonePresenceRequest(PresenceRequest):
     phone: PhoneAddress = Field(alias="Phone", description="The sim account going online or offline.")
 
 
-def _phone_side(phone: str, op: ops.Operation, args: ops.Args) -> dict:
+def _phone_side(phone: str, op: ops.Operation[Any, Any], args: ops.Args) -> dict[str, Any]:
     """Run a sim account's phone-side operation on any live sim host (ordered per phone)."""
-    return get_bus().run_anywhere(SIM, ops.sim_phone_key(phone), op, args)  # type: ignore[no-any-return]
+    data: dict[str, Any] = get_bus().run_anywhere(SIM, ops.sim_phone_key(phone), op, args)
+    return data
 
 
 @router.route(

@@ -47,7 +47,7 @@ class SimCalls:
 
     def _others(self, caller_token: str, call_id: str, but: str) -> list[str]:
         caller_call = CallRegistry().get(caller_token, call_id)
-        return [t for t in (caller_call.ring_tokens if caller_call else []) if t != but]
+        return [str(t) for t in (caller_call.ring_tokens if caller_call else []) if t != but]
 
     def accept(self, phone: str, token: str, call_id: str, caller_token: str) -> None:
         me = self.network.account(phone)

@@ -80,7 +80,7 @@ class SimClient:
     generation: int = 0  # bumps on every QR change, so a stale rotation timer does nothing
     qr_left: int = 0
     pair_phone: str | None = None
-    phone: str | None = None  # the linked account, once logged in
+    phone: str = ""  # the linked account's digits, once logged in
     closed: bool = False
 
     def cancel_timer(self) -> None:
@@ -191,7 +191,11 @@ class SimDriver(Driver):
         with client.lock:
             self._remove(client)
 
-    def logout(self, token: str) -> SimClient:
+    def logout(self, token: str) -> None:
+        """Unlink the device and stop the client (this session logs out)."""
+        self._unlink(token)
+
+    def _unlink(self, token: str) -> SimClient:
         """Unlink the device (from this session, or from the phone: see phone_logout)."""
         client = self._client(token)
         with client.lock:
@@ -247,7 +251,7 @@ class SimDriver(Driver):
 
     def phone_logout(self, token: str) -> None:
         """The phone removed this session's linked device: WhatsApp logs the client out."""
-        client = self.logout(token)
+        client = self._unlink(token)
         with client.lock:
             client.state = ClientState(last_error=PHONE_LOGGED_OUT)
             self.callbacks.on_event(token, "LoggedOut", shapes.logged_out(False, 401))

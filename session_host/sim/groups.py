@@ -24,6 +24,7 @@ neonize driver's are: GroupInfo with its embedded structs flattened (`Name`, `To
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import secrets
 from typing import Any, Callable
@@ -236,15 +237,15 @@ class SimGroups:
     def get(self, phone: str, jid: str) -> dict[str, Any]:
         return group_json(self._visible(phone, parse_group_jid(jid)))
 
-    def _members(self, phones: list[str], own: str) -> list[str]:
-        members: list[str] = []
+    def _members(self, phones: builtins.list[str], own: str) -> builtins.list[str]:
+        members: builtins.list[str] = []
         for value in phones:
             digits = parse_phone(value)
             if digits != own and digits not in members:
                 members.append(digits)
         return members
 
-    def create(self, phone: str, token: str | None, name: str, participants: list[str]) -> dict[str, Any]:
+    def create(self, phone: str, token: str | None, name: str, participants: builtins.list[str]) -> dict[str, Any]:
         members = self._members(participants, phone)
         if len(members) + 1 > MAX_PARTICIPANTS:
             raise DomainError(400, f"a group has at most {MAX_PARTICIPANTS} participants")
@@ -270,8 +271,8 @@ class SimGroups:
         self._joined(group, set(members), phone, "add", "", token)
         return group_json(group)
 
-    def update_participants(self, phone: str, token: str | None, jid: str, phones: list[str],
-                            action: str) -> list[dict[str, Any]]:
+    def update_participants(self, phone: str, token: str | None, jid: str, phones: builtins.list[str],
+                            action: str) -> builtins.list[dict[str, Any]]:
         """Add, remove, promote or demote; whatsmeow's answer: one GroupParticipant per request, with
         `Error` set (403, 404, 409) where that participant could not be changed."""
         if action not in ACTIONS:
@@ -280,7 +281,7 @@ class SimGroups:
         targets = [parse_phone(p) for p in phones]
         before: set[str] = set()
 
-        def apply(group: SimGroupModel) -> tuple[list[dict], list[str]]:
+        def apply(group: SimGroupModel) -> tuple[builtins.list[dict], builtins.list[str]]:
             self._require_admin(group, phone)
             before.clear()
             before.update(group.participants or set())

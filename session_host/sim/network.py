@@ -178,7 +178,7 @@ class SimNetwork:
         except DeleteError:
             return 0
         for item in items:
-            type, event, extra, media_key = json.loads(item)
+            type, event, extra, media_key = json.loads(str(item))
             self.publish(token, type, event, extra, media_key)
         return len(items)
 
