@@ -158,27 +158,29 @@ class SimScan(Args):
     push_name: str = ""
 
 
-class SimPhoneMessage(Args):
-    phone: str = Field(description="The sending sim account's phone digits (created on first use).")
-    to: str = Field(description="The recipient: a chat JID (chalicelib/core/jid.py).")
+class SimPhone(Args):
+    """What a sim account's phone does: `phone` is the account's digits (chalicelib/core/jid.py)."""
+
+    phone: str
+
+
+class SimPhoneMessage(SimPhone):
+    to: str = Field(description="The recipient: a user JID (chalicelib/core/jid.py).")
     body: str
-    push_name: str = ""
+    push_name: str = Field("", description="Display name of the sender's account if it is created now.")
 
 
-class SimPhoneRead(Args):
-    phone: str = Field(description="The reading sim account's phone digits.")
+class SimPhoneRead(SimPhone):
     ids: list[str]
 
 
-class SimPhoneChatPresence(Args):
-    phone: str = Field(description="The typing sim account's phone digits.")
+class SimPhoneChatPresence(SimPhone):
     to: str = Field(description="The chat JID it types in.")
     state: str
     media: str = ""
 
 
-class SimPhonePresence(Args):
-    phone: str = Field(description="The sim account going online or offline (digits).")
+class SimPhonePresence(SimPhone):
     available: bool
 
 

@@ -35,7 +35,7 @@ from session_host.sim.groups import SimGroups
 from session_host.sim.network import SimNetwork
 
 PAIR_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"  # whatsmeow's linking-code alphabet (no 0, I, O, U)
-SERVER = "s.whatsapp.net"
+SERVER = sim_network.SERVER
 QR_TIMED_OUT = "QR code timed out"
 RECEIPT_DELAY_SECONDS = 0.05
 PHONE_LOGGED_OUT = "logged out from the phone"

@@ -38,7 +38,7 @@ from chalicelib.core.models import (
 )
 from chalicelib.core.shapes import rfc3339
 
-SERVER = "s.whatsapp.net"
+SERVER = jid.USER_SERVER
 INBOUND_PREFIX = "media/in/"
 MEDIA_PREFIX = "media/"
 Publish = Callable[..., Any]  # (token, type, event, extra, media_key=None)
