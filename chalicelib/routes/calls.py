@@ -21,7 +21,7 @@ from chalicelib.core.calls.turn import turn_status, webrtc_config
 from chalicelib.core.errors import DomainError
 from chalicelib.core.media import MediaStore
 from chalicelib.core.settings import get_settings
-from chalicelib.routes.fields import Text, UserAddress
+from chalicelib.routes.fields import Text
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import WagoModel
 
@@ -45,7 +45,9 @@ class CallIdRequest(WagoModel):
 
 
 class MakeCallRequest(WagoModel):
-    phone: UserAddress = Field(alias="Phone", description="Whom to call: phone number with country code, or a JID.")
+    # Parsed on the host (the sim driver, with chalicelib/core/jid.py; neonize cannot place calls), so
+    # the video check answers first, as tests/unit/test_call_routes.py pins.
+    phone: Text = Field(alias="Phone", description="Whom to call: phone number with country code, or a JID.")
     video: bool = Field(False, alias="Video", description="Video calls are not supported (audio only).")
 
 
