@@ -45,11 +45,14 @@ R = TypeVar("R", bound=BaseModel)
 
 @dataclass(frozen=True)
 class Operation(Generic[A, R]):
-    """One operation: its wire `name`, its `args` model and its `reply` model."""
+    """One operation: its wire `name`, its `args` model and its `reply` model. A `sessionless` one acts
+    on no session held by the host that runs it (the sim's phone side): it needs a valid lease, not a
+    held session, and its Command's `token` is only its FIFO message group."""
 
     name: str
     args: type[A]
     reply: type[R]
+    sessionless: bool = False
 
     def parse_args(self, raw: dict[str, Any]) -> A:
         """The argument model from a Command's `args`; pydantic's ValidationError when they do not fit."""
@@ -64,11 +67,11 @@ class Operation(Generic[A, R]):
 OPERATIONS: dict[str, Operation[Any, Any]] = {}
 
 
-def declare(name: str, args: type[A], reply: type[R]) -> Operation[A, R]:
-    """Register an operation; a name is declared once."""
+def declare(name: str, args: type[A], reply: type[R], *, sessionless: bool = False) -> Operation[A, R]:
+    """Register an operation; a name is declared once (ValueError otherwise)."""
     if name in OPERATIONS:
         raise ValueError(f"operation {name!r} declared twice")
-    op = Operation(name, args, reply)
+    op = Operation(name, args, reply, sessionless)
     OPERATIONS[name] = op
     return op
 
@@ -355,11 +358,11 @@ SUBSCRIBE_PRESENCE = declare("subscribe_presence", SubscribePresence, Details)
 
 SIM_SCAN = declare("sim.scan", SimScan, Scanned)
 SIM_LOGOUT = declare("sim.logout", NoArgs, Details)
-SIM_UNLINK = declare("sim.unlink", NoArgs, Details)
-SIM_MESSAGE = declare("sim.message", SimPhoneMessage, Sent)
-SIM_READ = declare("sim.read", SimPhoneRead, Details)
-SIM_CHAT_PRESENCE = declare("sim.chatpresence", SimPhoneChatPresence, Details)
-SIM_PRESENCE = declare("sim.presence", SimPhonePresence, Details)
+SIM_UNLINK = declare("sim.unlink", NoArgs, Details, sessionless=True)
+SIM_MESSAGE = declare("sim.message", SimPhoneMessage, Sent, sessionless=True)
+SIM_READ = declare("sim.read", SimPhoneRead, Details, sessionless=True)
+SIM_CHAT_PRESENCE = declare("sim.chatpresence", SimPhoneChatPresence, Details, sessionless=True)
+SIM_PRESENCE = declare("sim.presence", SimPhonePresence, Details, sessionless=True)
 
 CALL_MAKE = declare("call.make", CallTo, CallPlaced)
 CALL_ACCEPT = declare("call.accept", CallRef, CallState)
