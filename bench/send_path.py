@@ -1,6 +1,8 @@
 """Send path: POST /send/text end to end (HTTP -> API -> SQS FIFO -> host -> sim -> reply item -> HTTP)
 against the floor of the same AWS calls measured in the same run (a bare SQS FIFO send + long-poll
 receive + DynamoDB put + consistent get), and sends per second for one session and for one host.
+Also the simulator's phone side, POST /sim/message (a `sim.message` operation run on any live sim host),
+against /send/text in the same run.
 
 Runs `python -m local_gateway` (moto server, API, one sim session host, poller) on free 127.0.0.1 ports.
 Prints medians and p95 in milliseconds and the ratio of the send's p50 to the floor's.
@@ -108,6 +110,20 @@ def main() -> int:
         print(f"floor (SQS FIFO send+receive+delete, DynamoDB put+get): p50 {f50:.1f} ms, p95 {percentile(floor, 0.95):.1f} ms")
         print(f"ratio send/floor p50: {s50 / f50:.2f}")
         print(f"one session, sequential: {1000 / s50:.1f} sends/s")
+
+        def phone_message() -> float:
+            started = time.perf_counter()
+            response = api.post("/sim/message", headers=ADMIN,
+                                json={"From": "15559999999", "To": "15559000000", "Body": "bench"})
+            assert response.status_code == 200, response.text
+            return (time.perf_counter() - started) * 1000
+
+        for _ in range(5):
+            phone_message()
+        phone = [phone_message() for _ in range(args.rounds)]
+        p50 = statistics.median(phone)
+        print(f"sim phone-side message (/sim/message): p50 {p50:.1f} ms, p95 {percentile(phone, 0.95):.1f} ms; "
+              f"ratio to send text p50: {p50 / s50:.2f}")
 
         def burst(token: str) -> int:
             with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=60) as client:

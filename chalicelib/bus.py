@@ -88,6 +88,17 @@ class Bus:
         random.shuffle(hosts)
         return sorted(hosts, key=lambda h: int(h.load or 0) / max(1, int(h.capacity or 1)))
 
+    def running(self, driver: str, exclude: Iterable[str] = ()) -> HostModel:
+        """Any live host running `driver` (the hosts table's `driver`), hosts taking new sessions first;
+        DomainError 503 when there is none."""
+        skip = set(exclude)
+        hosts = [h for h in HostModel.scan(consistent_read=True)
+                 if h.driver == driver and h.host_id not in skip and self.is_live(h) and h.command_queue_url]
+        if not hosts:
+            raise DomainError(503, f"no live session host runs the {driver} driver")
+        random.shuffle(hosts)
+        return sorted(hosts, key=lambda h: h.status != "up")[0]
+
     # -- placement -------------------------------------------------------------------------------
 
     def place(self, session: SessionModel, exclude: Iterable[str] = ()) -> HostModel:
@@ -203,10 +214,27 @@ class Bus:
                     raise DomainError(500, NO_SESSION) from None
                 tried.add(host.host_id)  # it shut down between its last heartbeat and now
                 continue
-            if not reply.ok:
-                raise DomainError(reply.status, reply.error or "session host error")
-            return op.reply_data(reply.data)
+            return _reply_data(op, reply)
         raise DomainError(503, NO_HOST)
+
+    def run_anywhere(self, driver: str, key: str, op: ops.Operation[Any, Any], args: ops.Args | None = None) -> Any:
+        """Run `op` on any live host running `driver` (no session placed; `key` is the Command's token,
+        the FIFO message group) and return the reply's data as `command` does. 503 when none is live."""
+        tried: set[str] = set()
+        for _ in range(2):
+            host = self.running(driver, exclude=tried)
+            try:
+                return _reply_data(op, self.call(host, key, op, args))
+            except HostGone:
+                tried.add(host.host_id)
+        raise DomainError(503, NO_HOST)
+
+
+def _reply_data(op: ops.Operation[Any, Any], reply: Reply) -> Any:
+    """A reply's data checked against the operation's reply model; a failed reply raises its DomainError."""
+    if not reply.ok:
+        raise DomainError(reply.status, reply.error or "session host error")
+    return op.reply_data(reply.data)
 
 
 def _wire_args(op: ops.Operation[Any, Any], args: ops.Args | None) -> dict[str, Any]:

@@ -14,6 +14,10 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from chalicelib.core.errors import DomainError
+from chalicelib.core.jid import could_not_parse
+
+#: A request field's address that does not parse (chalicelib/routes/fields.py raises it).
+UNPARSEABLE_ADDRESS = "unparseable_address"
 
 DECODE_ERROR = "Could not decode Payload"
 
@@ -112,6 +116,8 @@ def describe(exc: ValidationError) -> str:
     empty = kind == "string_too_short" or (kind == "too_short" and not error.get("input"))
     if kind == "missing" or (empty and len(loc) == 1):  # a list with too few items is Invalid, not Missing
         return f"Missing {field} in Payload"
+    if kind == UNPARSEABLE_ADDRESS:
+        return could_not_parse(next((part for part in reversed(loc) if not part.isdigit()), field))
     if kind in _TYPE_WORDS or kind.endswith("_type"):
         return f"{DECODE_ERROR}: {where} must be {_TYPE_WORDS.get(kind, kind.removesuffix('_type'))}"
     message = error["msg"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from chalicelib.core import contract
+from chalicelib.core import contract, ops
 from chalicelib.core.contract import Command
 from chalicelib.core.errors import DomainError
 from chalicelib.core.models import SessionModel
@@ -60,10 +60,14 @@ class SessionLifecycle:
     def may_run(self, command: Command) -> int | None:
         """Before anything runs: the lease must be valid (Fenced) and a session with a client here must be
         held under the current term (Fenced; OwnershipLost for a client not held at all). Returns the held
-        epoch, or None for a claiming op (connect, pair, forget) on a session not held yet; any other op on
-        a session not held here answers WaGo's `No session` without running."""
+        epoch, or None for a claiming op (connect, pair, forget) on a session not held yet, and for a
+        sessionless op (chalicelib/core/ops.py: the sim's phone side); any other op on a session not held
+        here answers WaGo's `No session` without running."""
         if not self.holdings.lease.valid():
             raise Fenced(command.token)
+        operation = ops.lookup(command.op)
+        if operation is not None and operation.sessionless:
+            return None
         if self.holdings.held(command.token):
             return self.holdings.check(command.token)
         if command.op in CLAIMING_OPS:

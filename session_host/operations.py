@@ -1,5 +1,5 @@
-"""The host's session and messaging operations (WaGo's /session/*, /send/*, /message/*, /user/presence*
-and the sim controls), each bound to its declaration in `chalicelib/core/ops.py`.
+"""The host's session and messaging operations (WaGo's /session/*, /send/*, /message/*, /user/presence*;
+the simulator's are in session_host/sim/operations.py), each bound to its declaration in `chalicelib/core/ops.py`.
 
 Sends are idempotent by the client's `Id` (`chalicelib/core/outbox.py`): a repeated Id answers the first
 result and never sends twice. Messaging needs the running client: WaGo's `No session` otherwise.
@@ -21,7 +21,7 @@ from session_host.media_fetch import fetch_media
 
 
 class SessionOps:
-    """Connect, pair, disconnect, logout, forget; the sim driver's phone-side controls."""
+    """Connect, pair, disconnect, logout, forget."""
 
     def __init__(self, lifecycle: SessionLifecycle, driver: Driver):
         self.lifecycle = lifecycle
@@ -50,21 +50,6 @@ class SessionOps:
     def forget(self, token: str, args: ops.NoArgs) -> ops.Details:
         self.lifecycle.forget(token)
         return ops.Details(details="Forgotten")
-
-    def _sim(self, name: str) -> Callable[..., Any]:
-        method = getattr(self.driver, name, None)
-        if method is None:
-            raise DomainError(400, f"the {self.driver.name} driver has no simulator controls")
-        return method  # type: ignore[no-any-return]
-
-    @handles(ops.SIM_SCAN)
-    def sim_scan(self, token: str, args: ops.SimScan) -> ops.Scanned:
-        return ops.Scanned(jid=self._sim("scan")(token, args.phone, args.code, args.push_name))
-
-    @handles(ops.SIM_LOGOUT)
-    def sim_logout(self, token: str, args: ops.NoArgs) -> ops.Details:
-        self._sim("phone_logout")(token)
-        return ops.Details(details="Logged out")
 
 
 class MessagingOps:

@@ -1,7 +1,7 @@
 """Everything that runs sessions on one host, assembled in one direction:
 
     Holdings (fencing), LiveState, EventSink, Fences  ->  HostCallbacks  ->  Driver  ->  SessionLifecycle
-        ->  operation sets (SessionOps, MessagingOps, GroupOps, CallOps)  ->  Dispatcher
+        ->  operation sets (SessionOps, MessagingOps, GroupOps, CallOps, SimOps)  ->  Dispatcher
 
 Nothing built earlier holds anything built later: the driver reports through callbacks that only
 write live state, publish events and queue fences; the lifecycle (holding the driver) stops fenced
@@ -23,6 +23,7 @@ from session_host.lifecycle import SessionLifecycle
 from session_host.live_state import LiveState
 from session_host.operations import MessagingOps, SessionOps
 from session_host.publishing import EventSink
+from session_host.sim.operations import SimOps
 
 DriverFactory = Callable[[DriverCallbacks], Driver]
 
@@ -47,6 +48,7 @@ class HostSessions:
             MessagingOps(self.lifecycle, self.driver, media, settings),
             GroupOps(self.lifecycle, self.driver, media),
             self.calls,
+            SimOps(self.driver),
         )
         self.handle = self.dispatcher.handle
 

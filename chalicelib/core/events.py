@@ -1,4 +1,4 @@
-"""Publishing WhatsApp events to the events queue (session hosts, and the sim network's phone side).
+"""Publishing WhatsApp events to the events queue (session hosts: their drivers, the sim network included).
 
 Each event gets the session's next sequence number from an atomic counter on the session row, so a
 receiver can order one session's events; an event for a deleted session is dropped, and so is one a

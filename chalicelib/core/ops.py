@@ -7,7 +7,11 @@ and the handler's answer is checked against the reply model on both sides. Addin
 one entry here, its handler on the host (bound with `@handles(ops.X)`), and its route: nothing else.
 
 Names are WaGo's routes and whatsmeow's terms; a reply model's aliases are WaGo's `data` keys.
-`sim.*` operations exist only on hosts running the sim driver.
+`sim.*` operations are the simulator's phone side; only hosts running the sim driver carry them out
+(session_host/sim/operations.py). Those that act for a sim account rather than a session
+(`sim.message`, `sim.read`, `sim.chatpresence`, `sim.presence`, `sim.unlink`) go to any live sim host
+(`Bus.run_anywhere`); their Command's `token` is `sim_phone_key(phone)` (or the session's token for
+`sim.unlink`), which keeps one phone's actions in order.
 """
 
 from __future__ import annotations
@@ -41,11 +45,14 @@ R = TypeVar("R", bound=BaseModel)
 
 @dataclass(frozen=True)
 class Operation(Generic[A, R]):
-    """One operation: its wire `name`, its `args` model and its `reply` model."""
+    """One operation: its wire `name`, its `args` model and its `reply` model. A `sessionless` one acts
+    on no session held by the host that runs it (the sim's phone side): it needs a valid lease, not a
+    held session, and its Command's `token` is only its FIFO message group."""
 
     name: str
     args: type[A]
     reply: type[R]
+    sessionless: bool = False
 
     def parse_args(self, raw: dict[str, Any]) -> A:
         """The argument model from a Command's `args`; pydantic's ValidationError when they do not fit."""
@@ -60,11 +67,11 @@ class Operation(Generic[A, R]):
 OPERATIONS: dict[str, Operation[Any, Any]] = {}
 
 
-def declare(name: str, args: type[A], reply: type[R]) -> Operation[A, R]:
-    """Register an operation; a name is declared once."""
+def declare(name: str, args: type[A], reply: type[R], *, sessionless: bool = False) -> Operation[A, R]:
+    """Register an operation; a name is declared once (ValueError otherwise)."""
     if name in OPERATIONS:
         raise ValueError(f"operation {name!r} declared twice")
-    op = Operation(name, args, reply)
+    op = Operation(name, args, reply, sessionless)
     OPERATIONS[name] = op
     return op
 
@@ -152,6 +159,37 @@ class SimScan(Args):
     phone: str = ""
     code: str = ""
     push_name: str = ""
+
+
+class SimPhone(Args):
+    """What a sim account's phone does: `phone` is the account's digits (chalicelib/core/jid.py)."""
+
+    phone: str
+
+
+class SimPhoneMessage(SimPhone):
+    to: str = Field(description="The recipient: a user JID (chalicelib/core/jid.py).")
+    body: str
+    push_name: str = Field("", description="Display name of the sender's account if it is created now.")
+
+
+class SimPhoneRead(SimPhone):
+    ids: list[str]
+
+
+class SimPhoneChatPresence(SimPhone):
+    to: str = Field(description="The chat JID it types in.")
+    state: str
+    media: str = ""
+
+
+class SimPhonePresence(SimPhone):
+    available: bool
+
+
+def sim_phone_key(phone: str) -> str:
+    """The Command `token` (FIFO message group) of a sim account's phone-side operations."""
+    return f"sim-phone#{phone}"
 
 
 class Phones(Args):
@@ -320,6 +358,11 @@ SUBSCRIBE_PRESENCE = declare("subscribe_presence", SubscribePresence, Details)
 
 SIM_SCAN = declare("sim.scan", SimScan, Scanned)
 SIM_LOGOUT = declare("sim.logout", NoArgs, Details)
+SIM_UNLINK = declare("sim.unlink", NoArgs, Details, sessionless=True)
+SIM_MESSAGE = declare("sim.message", SimPhoneMessage, Sent, sessionless=True)
+SIM_READ = declare("sim.read", SimPhoneRead, Details, sessionless=True)
+SIM_CHAT_PRESENCE = declare("sim.chatpresence", SimPhoneChatPresence, Details, sessionless=True)
+SIM_PRESENCE = declare("sim.presence", SimPhonePresence, Details, sessionless=True)
 
 CALL_MAKE = declare("call.make", CallTo, CallPlaced)
 CALL_ACCEPT = declare("call.accept", CallRef, CallState)

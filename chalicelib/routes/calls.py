@@ -45,6 +45,8 @@ class CallIdRequest(WagoModel):
 
 
 class MakeCallRequest(WagoModel):
+    # Parsed on the host (the sim driver, with chalicelib/core/jid.py; neonize cannot place calls), so
+    # the video check answers first, as tests/unit/test_call_routes.py pins.
     phone: Text = Field(alias="Phone", description="Whom to call: phone number with country code, or a JID.")
     video: bool = Field(False, alias="Video", description="Video calls are not supported (audio only).")
 

@@ -8,7 +8,6 @@ session's host (chalicelib/bus.py); a group photo is checked and stored in S3 he
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
@@ -18,15 +17,12 @@ from chalicelib.core import ops
 from chalicelib.core.errors import DomainError
 from chalicelib.core.media import MediaStore, decode_data_url
 from chalicelib.core.settings import get_settings
-from chalicelib.routes.fields import Text, _printable
+from chalicelib.routes.fields import GroupAddress, Text, _printable
 from chalicelib.routes.users import MAX_PHONES, PhoneList, query_body
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import WagoModel
 
 router = Router(__name__, tag="Groups")
-
-GROUP_JID = re.compile(r"^[0-9]+(-[0-9]+)?@g\.us$")
-BAD_GROUP_JID = "Could not parse Group JID"
 
 GroupName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
                       AfterValidator(_printable)]
@@ -37,15 +33,8 @@ def _lower(value: object) -> object:
     return value.strip().lower() if isinstance(value, str) else value
 
 
-def group_jid(value: str) -> str:
-    value = value.strip()
-    if not GROUP_JID.match(value):
-        raise DomainError(400, BAD_GROUP_JID)
-    return value
-
-
 class GroupRequest(WagoModel):
-    group_jid: Text = Field(alias="GroupJID", description="The group, e.g. 120363012345678901@g.us.")
+    group_jid: GroupAddress = Field(alias="GroupJID", description="The group, e.g. 120363012345678901@g.us.")
 
 
 class InviteLinkRequest(GroupRequest):
@@ -99,7 +88,7 @@ def list_groups(call: Call) -> dict:
 
 
 def _info(call: Call, body: GroupRequest) -> dict:
-    return _command(call, ops.GROUP_INFO, ops.Group(group=group_jid(body.group_jid)))
+    return _command(call, ops.GROUP_INFO, ops.Group(group=body.group_jid))
 
 
 @router.route("GET", "/group/info", auth=Auth.SESSION,
@@ -126,11 +115,11 @@ def create_group(call: Call) -> dict:
 def update_participants(call: Call) -> dict:
     body: ParticipantsRequest = call.body
     return _command(call, ops.GROUP_PARTICIPANTS, ops.GroupParticipants(
-        group=group_jid(body.group_jid), phones=body.phone, action=body.action))
+        group=body.group_jid, phones=body.phone, action=body.action))
 
 
 def _invite(call: Call, body: InviteLinkRequest) -> dict:
-    return _command(call, ops.GROUP_INVITELINK, ops.GroupInviteLink(group=group_jid(body.group_jid), reset=body.reset))
+    return _command(call, ops.GROUP_INVITELINK, ops.GroupInviteLink(group=body.group_jid, reset=body.reset))
 
 
 @router.route("GET", "/group/invitelink", auth=Auth.SESSION,
@@ -154,19 +143,19 @@ def join_group(call: Call) -> dict:
 @router.route("POST", "/group/leave", auth=Auth.SESSION, body=GroupRequest, response=DetailsResponse,
               summary="Leave a group.")
 def leave_group(call: Call) -> dict:
-    return _command(call, ops.GROUP_LEAVE, ops.Group(group=group_jid(call.body.group_jid)))
+    return _command(call, ops.GROUP_LEAVE, ops.Group(group=call.body.group_jid))
 
 
 @router.route("POST", "/group/name", auth=Auth.SESSION, body=NameRequest, response=DetailsResponse,
               summary="Rename a group (admins only when the group is locked).")
 def set_name(call: Call) -> dict:
-    return _command(call, ops.GROUP_NAME, ops.GroupName(group=group_jid(call.body.group_jid), name=call.body.name))
+    return _command(call, ops.GROUP_NAME, ops.GroupName(group=call.body.group_jid, name=call.body.name))
 
 
 @router.route("POST", "/group/topic", auth=Auth.SESSION, body=TopicRequest, response=DetailsResponse,
               summary="Set a group's description; empty removes it (admins only when locked).")
 def set_topic(call: Call) -> dict:
-    return _command(call, ops.GROUP_TOPIC, ops.GroupTopic(group=group_jid(call.body.group_jid), topic=call.body.topic))
+    return _command(call, ops.GROUP_TOPIC, ops.GroupTopic(group=call.body.group_jid, topic=call.body.topic))
 
 
 def _photo_body_limit() -> int:
@@ -177,7 +166,7 @@ def _photo_body_limit() -> int:
               summary="Set a group's photo from a JPEG data URL: {Details, PictureID}.")
 def set_photo(call: Call) -> dict:
     body: PhotoRequest = call.body
-    jid = group_jid(body.group_jid)
+    jid = body.group_jid
     settings = get_settings()
     data, mimetype = decode_data_url("image", body.image, settings.data_url_max_bytes)
     if mimetype != "image/jpeg":
@@ -189,10 +178,10 @@ def set_photo(call: Call) -> dict:
 @router.route("POST", "/group/announce", auth=Auth.SESSION, body=ValueRequest, response=DetailsResponse,
               summary="Only admins may send messages (`Value: true`) or everyone (admins only).")
 def set_announce(call: Call) -> dict:
-    return _command(call, ops.GROUP_ANNOUNCE, ops.GroupFlag(group=group_jid(call.body.group_jid), value=call.body.value))
+    return _command(call, ops.GROUP_ANNOUNCE, ops.GroupFlag(group=call.body.group_jid, value=call.body.value))
 
 
 @router.route("POST", "/group/locked", auth=Auth.SESSION, body=ValueRequest, response=DetailsResponse,
               summary="Only admins may edit the group's info (`Value: true`) or everyone (admins only).")
 def set_locked(call: Call) -> dict:
-    return _command(call, ops.GROUP_LOCKED, ops.GroupFlag(group=group_jid(call.body.group_jid), value=call.body.value))
+    return _command(call, ops.GROUP_LOCKED, ops.GroupFlag(group=call.body.group_jid, value=call.body.value))

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 
 from pydantic import Field, field_validator
 
 from chalicelib.bus import get_bus
-from chalicelib.core import message_content, ops
-from chalicelib.core.errors import DomainError
+from chalicelib.core import jid, message_content, ops
 from chalicelib.core.media import MediaStore
-from chalicelib.routes.fields import Text
+from chalicelib.routes.fields import ChatAddress, OptionalUserAddress, Text
 from chalicelib.routes.send import SendResponse, _sent
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import WagoModel
@@ -29,36 +27,22 @@ router = Router(__name__, tag="Messages")
 INLINE_DOWNLOAD_BYTES = 4 << 20
 
 
-def chat_jid(value: str, field: str = "Phone") -> str:
-    """WaGo's chat fields take a phone number or a JID."""
-    value = value.strip()
-    if "@" in value:
-        user, _, server = value.partition("@")
-        if not user or not server:
-            raise DomainError(400, f"Invalid {field} in Payload: {value} is not a JID")
-        return value
-    digits = re.sub(r"[\s\-().+]", "", value)
-    if not digits.isdigit() or not 7 <= len(digits) <= 15:
-        raise DomainError(400, f"Could not parse {field}")
-    return f"{digits}@s.whatsapp.net"
-
-
 class ReactRequest(WagoModel):
-    phone: Text = Field(alias="Phone", description="The chat (phone number or JID).")
+    phone: ChatAddress = Field(alias="Phone", description="The chat (phone number or JID).")
     body: str = Field("", alias="Body", description="The emoji; empty or `remove` removes the reaction.")
     id: Text = Field(alias="Id", description="The message reacted to.")
     is_from_me: bool = Field(False, alias="IsFromMe", description="Whether that message was sent by this session.")
-    participant: str = Field("", alias="Participant", description="In groups: the message's author (JID).")
+    participant: OptionalUserAddress = Field("", alias="Participant", description="In groups: the message's author (JID).")
 
 
 class EditRequest(WagoModel):
-    chat: Text = Field(alias="Chat")
+    chat: ChatAddress = Field(alias="Chat")
     message: Text = Field(alias="Message", description="The new text.")
     message_id: Text = Field(alias="MessageID", description="A text message this session sent.")
 
 
 class DeleteRequest(WagoModel):
-    chat: Text = Field(alias="Chat")
+    chat: ChatAddress = Field(alias="Chat")
     message_id: Text = Field(alias="MessageID", description="A message this session sent (revoked for everyone).")
 
 
@@ -97,8 +81,8 @@ class DownloadResponse(WagoModel):
 def react(call: Call) -> SendResponse:
     body: ReactRequest = call.body
     emoji = "" if body.body.strip().lower() == "remove" else body.body.strip()
-    chat = chat_jid(body.phone)
-    participant = chat_jid(body.participant, "Participant") if body.participant and chat.endswith("@g.us") else ""
+    chat = jid.chat(body.phone)
+    participant = jid.user(body.participant, "Participant") if body.participant and jid.is_group(chat) else ""
     content = message_content.reaction(chat, body.id, emoji, body.is_from_me, participant)
     return _sent(get_bus().command(call.session, ops.SEND_CONTENT, ops.SendContent(to=chat, content=content)))
 
@@ -109,7 +93,7 @@ def react(call: Call) -> SendResponse:
 )
 def edit(call: Call) -> SendResponse:
     body: EditRequest = call.body
-    chat = chat_jid(body.chat, "Chat")
+    chat = jid.chat(body.chat, "Chat")
     content = message_content.edit(chat, body.message_id, body.message)
     return _sent(get_bus().command(call.session, ops.SEND_CONTENT, ops.SendContent(to=chat, content=content)))
 
@@ -120,7 +104,7 @@ def edit(call: Call) -> SendResponse:
 )
 def delete(call: Call) -> SendResponse:
     body: DeleteRequest = call.body
-    chat = chat_jid(body.chat, "Chat")
+    chat = jid.chat(body.chat, "Chat")
     data = get_bus().command(call.session, ops.SEND_CONTENT,
                              ops.SendContent(to=chat, content=message_content.revoke(chat, body.message_id)))
     return SendResponse(details="Deleted", timestamp=data["Timestamp"], id=data["Id"])

@@ -13,7 +13,7 @@ from pydantic import BeforeValidator, Field
 from chalicelib.bus import get_bus
 from chalicelib.core import ops, outbox
 from chalicelib.core.errors import DomainError
-from chalicelib.routes.fields import Text
+from chalicelib.routes.fields import ChatAddress, OptionalUserAddress, Text, UserAddress
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import WagoModel
 
@@ -31,12 +31,12 @@ def _id_list(value: object) -> object:
 class MarkReadRequest(WagoModel):
     id: Annotated[list[Text], BeforeValidator(_id_list), Field(min_length=1, max_length=100)] = Field(
         alias="Id", description="Message ids to mark as read (a list, or one id).")
-    chat: Text = Field(alias="Chat", description="The chat the messages are in (phone number or JID).")
-    sender: str = Field("", alias="Sender", description="In groups: the author of the messages.")
+    chat: ChatAddress = Field(alias="Chat", description="The chat the messages are in (phone number or JID).")
+    sender: OptionalUserAddress = Field("", alias="Sender", description="In groups: the author of the messages.")
 
 
 class ChatPresenceRequest(WagoModel):
-    phone: Text = Field(alias="Phone", description="The chat (phone number or JID).")
+    phone: ChatAddress = Field(alias="Phone", description="The chat (phone number or JID).")
     state: Annotated[Literal["composing", "paused"], BeforeValidator(_lower)] = Field(
         alias="State", description="`composing` (typing) or `paused`.")
     media: Annotated[Literal["", "audio"], BeforeValidator(_lower)] = Field(
@@ -49,7 +49,7 @@ class PresenceRequest(WagoModel):
 
 
 class SubscribePresenceRequest(WagoModel):
-    phone: Text = Field(alias="Phone", description="Whose presence to follow (phone number or JID).")
+    phone: UserAddress = Field(alias="Phone", description="Whose presence to follow (phone number or JID).")
 
 
 class DetailsResponse(WagoModel):

@@ -20,13 +20,13 @@ from pydantic import Field, StringConstraints, field_validator
 
 from chalicelib import envelope
 from chalicelib.bus import get_bus
-from chalicelib.core import limits, message_content, ops, outbox
+from chalicelib.core import jid, limits, message_content, ops, outbox
 from chalicelib.core.errors import DomainError
 from chalicelib.core.media import KINDS, MediaStore, decode_data_url
 from chalicelib.core.models import SessionModel
 from chalicelib.core.models.messages import STATUS_ORDER
 from chalicelib.core.settings import get_settings
-from chalicelib.routes.fields import HttpUrl, Text
+from chalicelib.routes.fields import ChatAddress, HttpUrl, OptionalUserAddress, Text, UserAddress
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import WagoModel
 
@@ -45,7 +45,7 @@ def _media_body_limit() -> int:
 
 
 class Send(WagoModel):
-    phone: Text = Field(alias="Phone", description="Recipient: phone number with country code, or a JID.")
+    phone: ChatAddress = Field(alias="Phone", description="Recipient: phone number with country code, or a JID.")
     id: MessageId | None = Field(None, alias="Id", description="Optional message id: a repeat never sends twice.")
 
 
@@ -53,10 +53,11 @@ class ContextInfo(WagoModel):
     """whatsmeow's ContextInfo as WaGo takes it: a reply needs StanzaID and Participant together."""
 
     stanza_id: str = Field("", alias="StanzaID", description="The quoted message's id.")
-    participant: str = Field("", alias="Participant", description="The quoted message's sender (JID).")
+    participant: OptionalUserAddress = Field("", alias="Participant", description="The quoted message's sender (JID).")
     quoted_message: dict | None = Field(None, alias="QuotedMessage",
                                         description="The quoted content as WhatsApp JSON, e.g. {\"conversation\": \"hi\"}.")
-    mentioned_jid: list[str] = Field(default_factory=list, alias="MentionedJID", description="JIDs mentioned in the text.")
+    mentioned_jid: list[UserAddress] = Field(default_factory=list, alias="MentionedJID",
+                                             description="JIDs mentioned in the text.")
 
 
 class SendTextRequest(Send):
@@ -150,8 +151,10 @@ def send_text(call: Call) -> SendResponse:
     if context is not None and bool(context.stanza_id) != bool(context.participant):
         raise DomainError(400, "Invalid ContextInfo in Payload: StanzaID and Participant go together")
     content = message_content.text(
-        body.body, quoted_id=context.stanza_id if context else "", quoted_sender=context.participant if context else "",
-        quoted=context.quoted_message if context else None, mentions=context.mentioned_jid if context else (),
+        body.body, quoted_id=context.stanza_id if context else "",
+        quoted_sender=jid.user(context.participant, "Participant") if context and context.participant else "",
+        quoted=context.quoted_message if context else None,
+        mentions=[jid.user(m, "MentionedJID") for m in context.mentioned_jid] if context else (),
         forwarded=body.forward)
     return _run_send(call, ops.SEND_CONTENT, ops.SendContent(to=body.phone, content=content), "text")
 
@@ -399,8 +402,9 @@ def send_preview2(call: Call) -> SendResponse:
 )
 def send_group_invite(call: Call) -> SendResponse:
     body: SendGroupInviteRequest = call.body
-    if not body.group_jid.endswith("@g.us"):
+    if not jid.is_group(body.group_jid):
         raise DomainError(400, "Invalid GroupJID in Payload: must end with @g.us")
+    jid.group(body.group_jid)
     expiration = body.expiration or int(time.time()) + 3 * 24 * 3600
     return _send_content(call, message_content.group_invite(body.group_jid, body.code, body.group_name, expiration,
                                                             body.caption))

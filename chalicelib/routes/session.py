@@ -12,7 +12,7 @@ from chalicelib.bus import get_bus
 from chalicelib.core import contract, ops
 from chalicelib.core.errors import DomainError
 from chalicelib.core.models import SessionModel
-from chalicelib.routes.fields import Text
+from chalicelib.routes.fields import PhoneAddress
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import WagoModel
 from chalicelib.webhooks.subscriptions import normalize_subscription
@@ -30,7 +30,7 @@ class ConnectRequest(WagoModel):
 
 
 class PairRequest(WagoModel):
-    phone: Text = Field(alias="Phone", description="Phone number to link with a pairing code, e.g. +15551234567.")
+    phone: PhoneAddress = Field(alias="Phone", description="Phone number to link with a pairing code, e.g. +15551234567.")
     subscribe: list[str] | str | None = Field(None, alias="Subscribe", description="As for /session/connect.")
 
 

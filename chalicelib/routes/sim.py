@@ -2,21 +2,23 @@
 sim accounts that message, read, type and go online (what a real contact's phone would do).
 
 Installed only when WHATSAPP_DRIVER=sim (app.py); with the real driver these paths do not exist.
+The sim network lives on the session hosts (session_host/sim/): each control is a `sim.*` operation
+(chalicelib/core/ops.py), sent to the host holding the session (`/sim/scan`, `/sim/logout`) or to any
+live sim host (the phone-side ones, and `/sim/logout` when no host holds the session). The API never
+writes the sim table.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from typing import Any
 
 from pydantic import Field
 
 from chalicelib.bus import get_bus
-from chalicelib.core import contract, ops
+from chalicelib.core import jid, ops
 from chalicelib.core.errors import DomainError
-from chalicelib.core.events import EventPublisher
 from chalicelib.core.models import SessionModel
-from chalicelib.core.sim_network import SimNetwork, parse_phone
-from chalicelib.routes.fields import Text, Token
+from chalicelib.routes.fields import PhoneAddress, Token, UserAddress
 from chalicelib.routes.messaging import ChatPresenceRequest, MarkReadRequest, PresenceRequest
 from chalicelib.routes.send import Body, SendResponse
 from chalicelib.routing import Auth, Call, Router
@@ -24,10 +26,12 @@ from chalicelib.validation import WagoModel
 
 router = Router(__name__, tag="Simulator")
 
+SIM = "sim"  # the driver that carries the sim network (HostModel.driver)
+
 
 class ScanRequest(WagoModel):
     token: Token = Field(alias="Token", description="Session whose QR (or pairing code) the phone scans.")
-    phone: Text = Field(alias="Phone", description="The sim account's phone number (created on first use).")
+    phone: PhoneAddress = Field(alias="Phone", description="The sim account's phone number (created on first use).")
     code: str = Field("", alias="Code", description="Pairing code typed on the phone (pair-code flow).")
     push_name: str = Field("", alias="PushName", description="Display name of a new sim account.")
 
@@ -71,42 +75,35 @@ def sim_logout(call: Call) -> DetailsResponse:
     session = _session(call.body.token)
     if get_bus().live_owner(session) is not None:
         get_bus().command(session, ops.SIM_LOGOUT)
-        return DetailsResponse(details="Logged out")
-    # No host holds the session: the phone still unlinks the device; nothing is connected to tell.
-    if not _network().unlink_device(session.token):
-        raise DomainError(500, contract.NOT_LOGGED_IN_LOGOUT)
-    session.update(
-        actions=[SessionModel.jid.remove(), SessionModel.logged_in.set(False),
-                 SessionModel.updated_at.set(datetime.now(timezone.utc))],
-        condition=SessionModel.token.exists(),
-    )
+    else:  # no host holds the session: the phone still unlinks the device; nothing is connected to tell
+        get_bus().run_anywhere(SIM, session.token, ops.SIM_UNLINK)
     return DetailsResponse(details="Logged out")
 
 
 class PhoneMessageRequest(WagoModel):
-    from_: Text = Field(alias="From", description="The sending sim account's phone (created on first use).")
-    to: Text = Field(alias="To", description="Recipient account: phone number or JID.")
+    from_: PhoneAddress = Field(alias="From", description="The sending sim account's phone (created on first use).")
+    to: UserAddress = Field(alias="To", description="Recipient account: phone number or JID.")
     body: Body = Field(alias="Body")
     push_name: str = Field("", alias="PushName", description="Display name of a new sim account.")
 
 
 class PhoneReadRequest(MarkReadRequest):
-    phone: Text = Field(alias="Phone", description="The reading sim account's phone.")
+    phone: PhoneAddress = Field(alias="Phone", description="The reading sim account's phone.")
     chat: str = Field("", alias="Chat", description="Unused: the message ids say whose they are.")
 
 
 class PhoneChatPresenceRequest(ChatPresenceRequest):
-    from_: Text = Field(alias="From", description="The typing sim account's phone.")
+    from_: PhoneAddress = Field(alias="From", description="The typing sim account's phone.")
 
 
 class PhonePresenceRequest(PresenceRequest):
-    phone: Text = Field(alias="Phone", description="The sim account going online or offline.")
+    phone: PhoneAddress = Field(alias="Phone", description="The sim account going online or offline.")
 
 
-def _network() -> SimNetwork:
-    return SimNetwork(EventPublisher().publish)
-
-
+def _phone_side(phone: str, op: ops.Operation[Any, Any], args: ops.Args) -> dict[str, Any]:
+    """Run a sim account's phone-side operation on any live sim host (ordered per phone)."""
+    data: dict[str, Any] = get_bus().run_anywhere(SIM, ops.sim_phone_key(phone), op, args)
+    return data
 
 
 @router.route(
@@ -115,9 +112,9 @@ def _network() -> SimNetwork:
 )
 def sim_message(call: Call) -> SendResponse:
     body: PhoneMessageRequest = call.body
-    network = _network()
-    sender = network.account(parse_phone(body.from_), body.push_name, create=True)
-    sent = network.send_text(sender.phone, body.to, body.body)
+    phone = jid.phone(body.from_, "From")
+    sent = _phone_side(phone, ops.SIM_MESSAGE, ops.SimPhoneMessage(
+        phone=phone, to=jid.user(body.to, "To"), body=body.body, push_name=body.push_name))
     return SendResponse(details="Sent", timestamp=sent["Timestamp"], id=sent["Id"])
 
 
@@ -127,8 +124,9 @@ def sim_message(call: Call) -> SendResponse:
 )
 def sim_read(call: Call) -> DetailsResponse:
     body: PhoneReadRequest = call.body
-    count = _network().mark_read(parse_phone(body.phone), body.id)
-    return DetailsResponse(details=f"{count} message(s) marked as read")
+    phone = jid.phone(body.phone)
+    done = _phone_side(phone, ops.SIM_READ, ops.SimPhoneRead(phone=phone, ids=body.id))
+    return DetailsResponse(details=done["Details"])
 
 
 @router.route(
@@ -137,8 +135,10 @@ def sim_read(call: Call) -> DetailsResponse:
 )
 def sim_chat_presence(call: Call) -> DetailsResponse:
     body: PhoneChatPresenceRequest = call.body
-    _network().chat_presence(parse_phone(body.from_), body.phone, body.state, body.media)
-    return DetailsResponse(details="Chat presence set")
+    phone = jid.phone(body.from_, "From")
+    done = _phone_side(phone, ops.SIM_CHAT_PRESENCE, ops.SimPhoneChatPresence(
+        phone=phone, to=jid.chat(body.phone), state=body.state, media=body.media))
+    return DetailsResponse(details=done["Details"])
 
 
 @router.route(
@@ -147,5 +147,6 @@ def sim_chat_presence(call: Call) -> DetailsResponse:
 )
 def sim_presence(call: Call) -> DetailsResponse:
     body: PhonePresenceRequest = call.body
-    told = _network().presence(parse_phone(body.phone), body.type == "available")
-    return DetailsResponse(details=f"Presence sent to {told} session(s)")
+    phone = jid.phone(body.phone)
+    done = _phone_side(phone, ops.SIM_PRESENCE, ops.SimPhonePresence(phone=phone, available=body.type == "available"))
+    return DetailsResponse(details=done["Details"])

@@ -16,7 +16,7 @@ from chalicelib.bus import get_bus
 from chalicelib.core import ops
 from chalicelib.core.errors import DomainError
 from chalicelib.core.settings import get_settings
-from chalicelib.routes.fields import Text
+from chalicelib.routes.fields import ChatAddress, Text
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import DECODE_ERROR, M, WagoModel, decode_json, describe
 
@@ -61,7 +61,7 @@ class PhonesRequest(WagoModel):
 
 
 class AvatarRequest(WagoModel):
-    phone: Text = Field(alias="Phone", description="A phone number, a user JID, or a group JID.")
+    phone: ChatAddress = Field(alias="Phone", description="A phone number, a user JID, or a group JID.")
     preview: bool = Field(False, alias="Preview", description="The small thumbnail instead of the full picture.")
 
 

@@ -12,7 +12,7 @@ class DriverUnavailable(RuntimeError):
 
 def load_driver(name: str, callbacks: DriverCallbacks, settings) -> Driver:
     if name == "sim":
-        from session_host.drivers.sim import SimDriver
+        from session_host.sim.driver import SimDriver
 
         return SimDriver(callbacks, settings)
     if name == "neonize":

@@ -2,8 +2,9 @@
 
 WaGo posts whatsmeow's event structs as Go's encoding/json writes them (research/wago-api.md §3.5):
 JIDs as `user[:device]@server` strings, times as RFC 3339, byte slices as base64, protobuf enums as
-integers, WhatsApp message protobufs under their proto field names. This module reproduces that from
-neonize's protobufs, so a WaGo webhook receiver parses our events unchanged.
+integers, WhatsApp message protobufs under their proto field names. This module reads neonize's
+protobufs and builds the events with chalicelib/core/shapes.py, the builder the sim uses too, so a WaGo
+webhook receiver parses our events unchanged whichever driver runs.
 
 Runs in the neonize worker processes; imports neonize's generated protobufs only (no FFI calls).
 """
@@ -11,161 +12,73 @@ Runs in the neonize worker processes; imports neonize's generated protobufs only
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timezone
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
-from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message as Proto
 from neonize import events as ev
 from neonize.proto import Neonize_pb2 as N
 
-ZERO_TIME = "0001-01-01T00:00:00Z"
+from chalicelib.core import shapes
+from chalicelib.core.shapes import ZERO_TIME, rfc3339
+from session_host.drivers.neonize_group_events import EVENT_TRANSLATORS as _GROUP_EVENTS
+from session_host.drivers.neonize_json import Translated, jid_str, optional, proto_json
+
+__all__ = ["ZERO_TIME", "Translated", "jid_str", "proto_json", "rfc3339", "translate"]
 
 
-class Translated(NamedTuple):
-    type: str
-    event: dict[str, Any]
-    extra: dict[str, Any]
-
-
-def jid_str(jid: N.JID | None) -> str:
-    """whatsmeow's JID.String(): `user[.agent][:device]@server`; an empty JID is ``""``."""
-    if jid is None or not (jid.User or jid.Server):
-        return ""
-    user = jid.User
-    if jid.RawAgent:
-        user += f".{jid.RawAgent}"
-    if jid.Device:
-        user += f":{jid.Device}"
-    return f"{user}@{jid.Server}" if user else jid.Server
-
-
-def rfc3339(seconds: float | int) -> str:
-    if not seconds:
-        return ZERO_TIME
-    return datetime.fromtimestamp(float(seconds), tz=timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def proto_json(message: Proto) -> dict[str, Any]:
-    """A protobuf as Go's encoding/json writes the generated struct: set fields only, proto names,
-    bytes as base64, enums and 64-bit integers as numbers (not protobuf-JSON's strings), JIDs as strings."""
-    out: dict[str, Any] = {}
-    for field, value in message.ListFields():
-        if field.is_repeated:
-            out[field.name] = [_value(field, item) for item in value]
-        else:
-            out[field.name] = _value(field, value)
-    return out
-
-
-def _value(field: FieldDescriptor, value: Any) -> Any:
-    if field.type == FieldDescriptor.TYPE_MESSAGE:
-        if field.message_type.full_name == "neonize.JID":
-            return jid_str(value)
-        return proto_json(value)
-    if field.type == FieldDescriptor.TYPE_BYTES:
-        return base64.b64encode(value).decode()
-    return value
+#: neonize's AddressingMode enum -> whatsmeow's types.AddressingMode string (`pn`, `lid`; unset is "").
+ADDRESSING_MODES = {1: "pn", 2: "lid"}
 
 
 def _source(source: N.MessageSource) -> dict[str, Any]:
-    return {
-        "Chat": jid_str(source.Chat),
-        "Sender": jid_str(source.Sender),
-        "IsFromMe": source.IsFromMe,
-        "IsGroup": source.IsGroup,
-        "AddressingMode": source.AddressingMode,
-        "SenderAlt": jid_str(source.SenderAlt),
-        "RecipientAlt": jid_str(source.RecipientAlt),
-        "BroadcastListOwner": jid_str(source.BroadcastListOwner),
-    }
-
-
-def _optional(message: Proto, name: str) -> dict[str, Any] | None:
-    return proto_json(getattr(message, name)) if message.HasField(name) else None
+    addressing = ADDRESSING_MODES.get(source.AddressingMode, "") if source.HasField("AddressingMode") else ""
+    return shapes.message_source(
+        jid_str(source.Chat), jid_str(source.Sender), is_from_me=source.IsFromMe, is_group=source.IsGroup,
+        addressing_mode=addressing, sender_alt=jid_str(source.SenderAlt),
+        recipient_alt=jid_str(source.RecipientAlt), broadcast_list_owner=jid_str(source.BroadcastListOwner))
 
 
 def message(event: N.Message) -> Translated:
     info = event.Info
-    body = {
-        "Info": {
-            **_source(info.MessageSource),
-            "ID": info.ID,
-            "ServerID": info.ServerID,
-            "Type": info.Type,
-            "PushName": info.Pushname,
-            "Timestamp": rfc3339(info.Timestamp / 1000),  # neonize encodes MessageInfo.Timestamp in ms
-            "Category": info.Category,
-            "Multicast": info.Multicast,
-            "MediaType": info.MediaType,
-            "Edit": info.Edit,
-            "VerifiedName": _optional(info, "VerifiedName"),
-            "DeviceSentMeta": _optional(info, "DeviceSentMeta"),
-        },
-        "Message": proto_json(event.Message),
-        "IsEphemeral": event.IsEphemeral,
-        "IsViewOnce": event.IsViewOnce,
-        "IsViewOnceV2": event.IsViewOnceV2,
-        "IsViewOnceV2Extension": event.IsViewOnceV2Extension,
-        "IsDocumentWithCaption": event.IsDocumentWithCaption,
-        "IsLottieSticker": event.IsLottieSticker,
-        "IsEdit": event.IsEdit,
-        "SourceWebMsg": _optional(event, "SourceWebMsg"),
-        "UnavailableRequestID": event.UnavailableRequestID,
-        "RetryCount": event.RetryCount,
-        "NewsletterMeta": _optional(event, "NewsLetterMeta"),
-        "RawMessage": proto_json(event.Raw),
-    }
+    body = shapes.message(
+        shapes.message_info(
+            _source(info.MessageSource), info.ID, rfc3339(info.Timestamp / 1000),  # neonize: ms
+            server_id=info.ServerID, type=info.Type, push_name=info.Pushname, category=info.Category,
+            multicast=info.Multicast, media_type=info.MediaType, edit=info.Edit,
+            verified_name=optional(info, "VerifiedName"), device_sent_meta=optional(info, "DeviceSentMeta")),
+        proto_json(event.Message), raw=proto_json(event.Raw),
+        is_ephemeral=event.IsEphemeral, is_view_once=event.IsViewOnce, is_view_once_v2=event.IsViewOnceV2,
+        is_view_once_v2_extension=event.IsViewOnceV2Extension, is_document_with_caption=event.IsDocumentWithCaption,
+        is_lottie_sticker=event.IsLottieSticker, is_edit=event.IsEdit,
+        source_web_msg=optional(event, "SourceWebMsg"), unavailable_request_id=event.UnavailableRequestID,
+        retry_count=event.RetryCount, newsletter_meta=optional(event, "NewsLetterMeta"))
     # WaGo's `Newsletter` subscription is for channel messages: give them that type so it filters.
     kind = "Newsletter" if info.MessageSource.Chat.Server == "newsletter" else "Message"
     return Translated(kind, body, {})
 
 
-#: Receipt types WaGo forwards, as whatsmeow's wire string and WaGo's `state` (wuzapi drops the rest).
-RECEIPT_STATES = {
-    N.Receipt.DELIVERED: ("", "Delivered"),
-    N.Receipt.READ: ("read", "Read"),
-    N.Receipt.READ_SELF: ("read-self", "ReadSelf"),
-}
+#: Receipt types WaGo forwards, as whatsmeow's wire string (wuzapi drops the rest).
+RECEIPT_TYPES = {N.Receipt.DELIVERED: "", N.Receipt.READ: "read", N.Receipt.READ_SELF: "read-self"}
 
 
 def receipt(event: N.Receipt) -> Translated | None:
     if not event.HasField("Type"):  # an unset proto2 enum reads as DELIVERED: do not invent one
         return None
-    mapped = RECEIPT_STATES.get(event.Type)
-    if mapped is None:
+    wire = RECEIPT_TYPES.get(event.Type)
+    if wire is None:
         return None
-    wire, state = mapped
-    body = {
-        **_source(event.MessageSource),
-        "MessageIDs": list(event.MessageIDs),
-        "Timestamp": rfc3339(event.Timestamp),
-        "Type": wire,
-        "MessageSender": "",
-    }
-    return Translated("ReadReceipt", body, {"state": state})
+    body, extra = shapes.receipt(_source(event.MessageSource), list(event.MessageIDs), rfc3339(event.Timestamp), wire)
+    return Translated("ReadReceipt", body, extra)
 
 
 def presence(event: N.Presence) -> Translated:
-    body = {"From": jid_str(event.From), "Unavailable": event.Unavailable, "LastSeen": rfc3339(event.LastSeen)}
-    return Translated("Presence", body, {"state": "offline" if event.Unavailable else "online"})
+    return Translated("Presence", *shapes.presence(jid_str(event.From), event.Unavailable, rfc3339(event.LastSeen)))
 
 
 def chat_presence(event: N.ChatPresence) -> Translated:
     state = {N.ChatPresence.COMPOSING: "composing", N.ChatPresence.PAUSED: "paused"}.get(event.State, "")
     media = "audio" if event.Media == N.ChatPresence.AUDIO else ""
-    return Translated("ChatPresence", {**_source(event.MessageSource), "State": state, "Media": media}, {})
-
-
-def _call_meta(meta: N.BasicCallMeta) -> dict[str, Any]:
-    return {
-        "From": jid_str(getattr(meta, "from")),
-        "Timestamp": rfc3339(meta.timestamp),
-        "CallCreator": jid_str(meta.callCreator),
-        "CallCreatorAlt": jid_str(meta.callCreatorAlt),
-        "CallID": meta.callID,
-        "GroupJID": "",
-    }
+    return Translated("ChatPresence", shapes.chat_presence(_source(event.MessageSource), state, media), {})
 
 
 def _node(node: N.Node) -> dict[str, Any]:
@@ -179,7 +92,7 @@ def _node(node: N.Node) -> dict[str, Any]:
         content: Any = [_node(child) for child in node.Nodes]
     else:
         content = base64.b64encode(node.Bytes).decode() if node.Bytes else None
-    return {"Tag": node.Tag, "Attrs": attrs, "Content": content}
+    return shapes.node(node.Tag, attrs, content)
 
 
 def call(kind: str) -> Callable[[Proto], Translated]:
@@ -187,17 +100,14 @@ def call(kind: str) -> Callable[[Proto], Translated]:
 
     def translate(event: Proto) -> Translated:
         fields = event.DESCRIPTOR.fields_by_name
-        body = _call_meta(event.basicCallMeta)
-        if "callRemoteMeta" in fields:
-            body["RemotePlatform"] = event.callRemoteMeta.remotePlatform
-            body["RemoteVersion"] = event.callRemoteMeta.remoteVersion
-        if "reason" in fields:
-            body["Reason"] = event.reason
-        if "media" in fields:
-            body["Media"] = event.media
-            body["Type"] = event.type
-        if event.HasField("data"):
-            body["Data"] = _node(event.data)
+        meta = event.basicCallMeta
+        remote = (event.callRemoteMeta.remotePlatform, event.callRemoteMeta.remoteVersion) \
+            if "callRemoteMeta" in fields else None
+        body = shapes.call(
+            jid_str(getattr(meta, "from")), rfc3339(meta.timestamp), jid_str(meta.callCreator), meta.callID,
+            call_creator_alt=jid_str(meta.callCreatorAlt), remote=remote,
+            reason=event.reason if "reason" in fields else None, media=event.media if "media" in fields else None,
+            type=event.type if "media" in fields else None, data=_node(event.data) if event.HasField("data") else None)
         return Translated("Call", body, {"callEvent": kind})
 
     return translate
@@ -212,7 +122,7 @@ LOGOUT_CODES = {
 
 
 def logged_out(event: N.LoggedOut) -> Translated:
-    return Translated("LoggedOut", {"OnConnect": event.OnConnect, "Reason": LOGOUT_CODES.get(event.Reason, 0)}, {})
+    return Translated("LoggedOut", shapes.logged_out(event.OnConnect, LOGOUT_CODES.get(event.Reason, 0)), {})
 
 
 def history_sync(event: N.HistorySync) -> Translated:
@@ -227,7 +137,7 @@ def newsletter(name: str) -> Callable[[Proto], Translated]:
 
 
 def pair_status(event: N.PairStatus) -> Translated:
-    body = {"ID": jid_str(event.ID), "BusinessName": event.BusinessName, "Platform": event.Platform}
+    body = shapes.pair_success(jid_str(event.ID), event.BusinessName, event.Platform)
     if event.Status == N.PairStatus.SUCCESS:
         return Translated("PairSuccess", body, {})
     return Translated("PairError", {**body, "Error": event.Error}, {})
@@ -291,6 +201,4 @@ def translate(event: Proto) -> Translated | None:
 
 
 # Group events in whatsmeow's shapes (GroupInfo's changed parts, JoinedGroup with the group flattened).
-from session_host.drivers.neonize_group_events import EVENT_TRANSLATORS as _GROUP_EVENTS  # noqa: E402
-
 TRANSLATORS.update(_GROUP_EVENTS)

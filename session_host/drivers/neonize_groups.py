@@ -18,14 +18,14 @@ from typing import Any, Callable
 
 from neonize.proto import Neonize_pb2 as N
 
+from chalicelib.core import jid
 from chalicelib.core.errors import DomainError
-from session_host.drivers.neonize_events import jid_str, proto_json
+from session_host.drivers.neonize_json import jid_str, proto_json
 from session_host.drivers.neonize_group_events import group_json, participant_json
-from session_host.drivers.neonize_worker import digits_of, parse_jid, recipient_jid
+from session_host.drivers.neonize_worker import digits_of, recipient_jid, to_neonize
 
 NO_AVATAR = "No avatar found"
 INVITE_PREFIX = "https://chat.whatsapp.com/"
-BAD_GROUP_JID = "Could not parse Group JID"
 
 _NOT_FOUND = ("item-not-found", "not found", "group not found", "invite link is not valid", "has been revoked", "404")
 _FORBIDDEN = ("not participating", "not-authorized", "forbidden", "401", "403")
@@ -53,11 +53,8 @@ def _call(what: str, fn: Callable[[], Any]) -> Any:
 
 
 def group_jid(value: str) -> N.JID:
-    value = (value or "").strip()
-    user, _, server = value.partition("@")
-    if server != "g.us" or not user.replace("-", "").isdigit():
-        raise DomainError(400, BAD_GROUP_JID)
-    return parse_jid(value)
+    """A group JID (chalicelib/core/jid.py's rules; `Could not parse Group JID` otherwise) as neonize's."""
+    return to_neonize(jid.parse(jid.group(value)))
 
 
 def _verified_name(message: Any) -> str:

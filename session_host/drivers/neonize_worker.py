@@ -25,7 +25,6 @@ import itertools
 import logging
 import os
 import queue
-import re
 import signal
 import threading
 import time
@@ -33,6 +32,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
+from chalicelib.core import jid
 from chalicelib.core.errors import DomainError
 from session_host.drivers.base import ClientState, OutboundMedia
 
@@ -69,36 +69,28 @@ def sqlite_path(data_dir: str, token: str) -> Path:
     return Path(data_dir) / f"{store_key(token)}.db"
 
 
-def parse_jid(value: str):
-    """`user[.agent][:device]@server` -> neonize JID (neonize has no public parser)."""
+def to_neonize(address: jid.Jid):
+    """The one conversion of an address (chalicelib/core/jid.py) to neonize's JID protobuf."""
     from neonize.proto.Neonize_pb2 import JID
 
-    user, _, server = value.partition("@")
-    device = 0
-    if ":" in user:
-        user, _, dev = user.partition(":")
-        device = int(dev or 0)
-    agent = 0
-    if "." in user:
-        user, _, raw = user.partition(".")
-        agent = int(raw or 0)
-    return JID(User=user, RawAgent=agent, Device=device, Integrator=0, Server=server or "s.whatsapp.net",
-               IsEmpty=False)
+    return JID(User=address.user, RawAgent=address.agent, Device=address.device, Integrator=0,
+               Server=address.server, IsEmpty=False)
+
+
+def parse_jid(value: str):
+    """A JID kept whole, device part included (this client's own device, from the session row)."""
+    return to_neonize(jid.parse(value))
 
 
 def recipient_jid(value: str):
-    """WaGo's `Phone`: a phone number (digits, `+` and separators allowed) or a full JID."""
-    value = (value or "").strip()
-    if "@" in value:
-        return parse_jid(value)
-    return parse_jid(f"{digits_of(value)}@s.whatsapp.net")
+    """WaGo's `Phone`/`Chat`/`Participant`: a phone number or a JID, normalised by chalicelib/core/jid.py
+    (a user's device part dropped: whatsmeow refuses device JIDs as recipients)."""
+    return to_neonize(jid.parse(jid.chat(value)))
 
 
 def digits_of(phone: str) -> str:
-    digits = re.sub(r"\D", "", phone or "")
-    if len(digits) < 7 or digits.startswith("0"):
-        raise DomainError(400, "Could not parse Phone")
-    return digits
+    """A phone number's digits (chalicelib/core/jid.py's rules)."""
+    return jid.phone(phone)
 
 
 class Lifecycle:

@@ -17,29 +17,31 @@ sessions that are offline. The session that made a change gets no GroupInfo for 
 it sends); JoinedGroup reaches it too, as whatsmeow's does (Type `new` with the CreateKey for the
 creator, Reason `invite` for a join by link).
 
-JSON shapes are whatsmeow's structs through Go's encoding/json: GroupInfo with its embedded structs
-flattened (`Name`, `Topic`, `IsLocked`, `IsAnnounce`, ... at the top level), JIDs as strings, times
-as RFC 3339.
+JSON shapes are whatsmeow's structs through Go's encoding/json, built by chalicelib/core/shapes.py as the
+neonize driver's are: GroupInfo with its embedded structs flattened (`Name`, `Topic`, `IsLocked`,
+`IsAnnounce`, ... at the top level), JIDs as strings, times as RFC 3339.
 """
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import secrets
 from typing import Any, Callable
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
+from chalicelib.core import jid, shapes
 from chalicelib.core.errors import DomainError
 from chalicelib.core.models import SimAccountModel
 from chalicelib.core.models.base import condition_failed
 from chalicelib.core.models.sim_groups import GROUP_PREFIX, SimGroupModel
-from chalicelib.core.sim_network import SimNetwork, parse_phone, rfc3339, user_jid
+from chalicelib.core.shapes import rfc3339
+from session_host.sim.network import SimNetwork, parse_phone, user_jid
 
 GROUP_SERVER = "g.us"
 INVITE_PREFIX = "https://chat.whatsapp.com/"
 INVITE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-ZERO_TIME = "0001-01-01T00:00:00Z"
 MAX_RETRIES = 8
 MAX_PARTICIPANTS = 1024
 ACTIONS = ("add", "remove", "promote", "demote")
@@ -48,7 +50,6 @@ NO_AVATAR = "No avatar found"
 NOT_PARTICIPANT = "you are not a participant of this group"
 NOT_ADMIN = "only group admins can do this"
 LOCKED = "the group is locked: only admins can change its name, topic and photo"
-BAD_GROUP_JID = "Could not parse Group JID"
 INVALID_INVITE = "invalid invite link or code"
 
 # whatsmeow's per-participant error codes (GroupParticipant.Error)
@@ -58,14 +59,8 @@ ERR_CONFLICT = 409
 
 
 def parse_group_jid(value: str) -> str:
-    """`120363...@g.us` (or the bare id) -> the group JID; DomainError 400 otherwise."""
-    value = (value or "").strip()
-    user, sep, server = value.partition("@")
-    if sep and server != GROUP_SERVER:
-        raise DomainError(400, BAD_GROUP_JID)
-    if not user or not all(ch.isdigit() or ch == "-" for ch in user):
-        raise DomainError(400, BAD_GROUP_JID)
-    return f"{user}@{GROUP_SERVER}"
+    """`120363...@g.us` -> the group JID (chalicelib/core/jid.py); `Could not parse Group JID` otherwise."""
+    return jid.group(value)
 
 
 def invite_code_of(value: str) -> str:
@@ -87,55 +82,32 @@ def _new_invite_code() -> str:
     return "".join(secrets.choice(INVITE_ALPHABET) for _ in range(22))
 
 
-def _time(seconds: float) -> str:
-    return rfc3339(seconds) if seconds else ZERO_TIME
-
-
 def participant_json(phone: str, admin: bool = False, super_admin: bool = False, error: int = 0) -> dict[str, Any]:
-    return {"JID": user_jid(phone), "PhoneNumber": "", "LID": "", "IsAdmin": admin or super_admin,
-            "IsSuperAdmin": super_admin, "DisplayName": "", "Error": error, "AddRequest": None}
+    return shapes.group_participant(user_jid(phone), is_admin=admin, is_super_admin=super_admin, error=error)
+
+
+def _by(phone: str) -> str:
+    return user_jid(phone) if phone else ""
 
 
 def group_json(group: SimGroupModel) -> dict[str, Any]:
     """whatsmeow's types.GroupInfo as Go's encoding/json writes it (embedded structs flattened)."""
     admins = group.admins or set()
     participants = [participant_json(p, p in admins, p == group.owner) for p in sorted(group.participants or ())]
-    return {
-        "JID": group.jid, "OwnerJID": user_jid(group.owner), "OwnerPN": "",
-        "Name": group.name, "NameSetAt": _time(group.name_set_at),
-        "NameSetBy": user_jid(group.name_set_by) if group.name_set_by else "", "NameSetByPN": "",
-        "Topic": group.topic, "TopicID": group.topic_id, "TopicSetAt": _time(group.topic_set_at),
-        "TopicSetBy": user_jid(group.topic_set_by) if group.topic_set_by else "", "TopicSetByPN": "",
-        "TopicDeleted": False,
-        "IsLocked": bool(group.locked),
-        "IsAnnounce": bool(group.announce), "AnnounceVersionID": "",
-        "IsEphemeral": False, "DisappearingTimer": 0,
-        "IsIncognito": False,
-        "IsParent": False, "DefaultMembershipApprovalMode": "",
-        "LinkedParentJID": "",
-        "IsDefaultSubGroup": False,
-        "IsJoinApprovalRequired": False,
-        "AddressingMode": "pn",
-        "GroupCreated": _time(group.created_at),
-        "CreatorCountryCode": "",
-        "ParticipantVersionID": str(group.participant_version or ""),
-        "Participants": participants,
-        "ParticipantCount": len(participants),
-        "MemberAddMode": "admin_add",
-    }
+    return shapes.group_info(
+        group.jid, user_jid(group.owner),
+        shapes.group_name(group.name, rfc3339(group.name_set_at), _by(group.name_set_by)),
+        shapes.group_topic(group.topic, group.topic_id, rfc3339(group.topic_set_at), _by(group.topic_set_by)),
+        participants, locked=bool(group.locked), announce=bool(group.announce), addressing_mode="pn",
+        created=rfc3339(group.created_at), participant_version_id=str(group.participant_version or ""),
+        member_add_mode="admin_add")
 
 
-def _group_info_event(group: SimGroupModel, actor: str, at: float, **changes: Any) -> dict[str, Any]:
+def _group_info_event(group: SimGroupModel, actor: str, at: float, join_reason: str = "",
+                      **changes: Any) -> dict[str, Any]:
     """whatsmeow's events.GroupInfo: only the changed parts are set (nil pointers and slices are null)."""
-    body: dict[str, Any] = {
-        "JID": group.jid, "Notify": "", "Sender": user_jid(actor), "SenderPN": "", "Timestamp": rfc3339(at),
-        "Name": None, "Topic": None, "Locked": None, "Announce": None, "Ephemeral": None,
-        "MembershipApprovalMode": None, "Delete": None, "Link": None, "Unlink": None, "NewInviteLink": None,
-        "PrevParticipantVersionID": "", "ParticipantVersionID": str(group.participant_version or ""),
-        "JoinReason": "", "Join": None, "Leave": None, "Promote": None, "Demote": None, "UnknownChanges": None,
-    }
-    body.update(changes)
-    return body
+    return shapes.group_info_event(group.jid, rfc3339(at), user_jid(actor), join_reason=join_reason,
+                                   participant_version_id=str(group.participant_version or ""), **changes)
 
 
 class SimGroups:
@@ -178,7 +150,7 @@ class SimGroups:
 
     def avatar(self, phone: str, target: str, preview: bool) -> dict[str, Any]:
         """A group's photo (users have none on the sim): whatsmeow's ProfilePictureInfo."""
-        if "@" in target and target.strip().endswith("@" + GROUP_SERVER):
+        if jid.is_group(target.strip()):
             group = self._visible(phone, parse_group_jid(target))
             if group.picture_id:
                 kind = "preview" if preview else "image"
@@ -248,8 +220,8 @@ class SimGroups:
     def _joined(self, group: SimGroupModel, phones: set[str], actor: str, reason: str, kind: str,
                 skip_token: str | None, create_key: str = "") -> None:
         """whatsmeow's events.JoinedGroup: the group's info, flattened, plus how it happened."""
-        event = {"Reason": reason, "Type": kind, "CreateKey": create_key, "Sender": user_jid(actor), "SenderPN": None,
-                 "Notify": "", **group_json(group)}
+        event = shapes.joined_group(group_json(group), reason=reason, type=kind, create_key=create_key,
+                                    sender=user_jid(actor))
         self._tell(phones, "JoinedGroup", event, skip_token)
 
     def _info(self, group: SimGroupModel, phones: set[str], actor: str, skip_token: str | None, **changes) -> None:
@@ -265,15 +237,15 @@ class SimGroups:
     def get(self, phone: str, jid: str) -> dict[str, Any]:
         return group_json(self._visible(phone, parse_group_jid(jid)))
 
-    def _members(self, phones: list[str], own: str) -> list[str]:
-        members: list[str] = []
+    def _members(self, phones: builtins.list[str], own: str) -> builtins.list[str]:
+        members: builtins.list[str] = []
         for value in phones:
             digits = parse_phone(value)
             if digits != own and digits not in members:
                 members.append(digits)
         return members
 
-    def create(self, phone: str, token: str | None, name: str, participants: list[str]) -> dict[str, Any]:
+    def create(self, phone: str, token: str | None, name: str, participants: builtins.list[str]) -> dict[str, Any]:
         members = self._members(participants, phone)
         if len(members) + 1 > MAX_PARTICIPANTS:
             raise DomainError(400, f"a group has at most {MAX_PARTICIPANTS} participants")
@@ -299,8 +271,8 @@ class SimGroups:
         self._joined(group, set(members), phone, "add", "", token)
         return group_json(group)
 
-    def update_participants(self, phone: str, token: str | None, jid: str, phones: list[str],
-                            action: str) -> list[dict[str, Any]]:
+    def update_participants(self, phone: str, token: str | None, jid: str, phones: builtins.list[str],
+                            action: str) -> builtins.list[dict[str, Any]]:
         """Add, remove, promote or demote; whatsmeow's answer: one GroupParticipant per request, with
         `Error` set (403, 404, 409) where that participant could not be changed."""
         if action not in ACTIONS:
@@ -309,7 +281,7 @@ class SimGroups:
         targets = [parse_phone(p) for p in phones]
         before: set[str] = set()
 
-        def apply(group: SimGroupModel) -> tuple[list[dict], list[str]]:
+        def apply(group: SimGroupModel) -> tuple[builtins.list[dict], builtins.list[str]]:
             self._require_admin(group, phone)
             before.clear()
             before.update(group.participants or set())
@@ -385,7 +357,7 @@ class SimGroups:
 
         group, joined = self._change(phone, found[0].jid, apply)
         if joined:
-            self._info(group, before, phone, token, Join=[user_jid(phone)], JoinReason="invite")
+            self._info(group, before, phone, token, Join=[user_jid(phone)], join_reason="invite")
             self._joined(group, {phone}, phone, "invite", "", None)  # whatsmeow: Reason "invite", to you too
         return group.jid
 
@@ -427,7 +399,7 @@ class SimGroups:
 
         group = self._setting(phone, jid, True, apply)
         self._info(group, set(group.participants), phone, token,
-                   Name={"Name": name, "NameSetAt": rfc3339(now), "NameSetBy": user_jid(phone), "NameSetByPN": ""})
+                   Name=shapes.group_name(name, rfc3339(now), user_jid(phone)))
 
     def set_topic(self, phone: str, token: str | None, jid: str, topic: str) -> None:
         now = self.network.clock()
@@ -438,8 +410,7 @@ class SimGroups:
 
         group = self._setting(phone, jid, True, apply)
         self._info(group, set(group.participants), phone, token,
-                   Topic={"Topic": topic, "TopicID": topic_id, "TopicSetAt": rfc3339(now),
-                          "TopicSetBy": user_jid(phone), "TopicSetByPN": "", "TopicDeleted": not topic})
+                   Topic=shapes.group_topic(topic, topic_id, rfc3339(now), user_jid(phone), deleted=not topic))
 
     def set_photo(self, phone: str, token: str | None, jid: str, media_key: str, sha256_hex: str) -> str:
         picture_id = str(int(hashlib.sha256(f"{media_key}{sha256_hex}".encode()).hexdigest()[:15], 16))
@@ -450,8 +421,7 @@ class SimGroups:
         group = self._setting(phone, jid, True, apply)
         # whatsmeow reports a group photo change as events.Picture
         self._tell(set(group.participants), "Picture",
-                   {"JID": group.jid, "Author": user_jid(phone), "Timestamp": rfc3339(self.network.clock()),
-                    "Remove": False, "PictureID": picture_id}, token)
+                   shapes.picture(group.jid, user_jid(phone), rfc3339(self.network.clock()), picture_id), token)
         return picture_id
 
     def set_announce(self, phone: str, token: str | None, jid: str, value: bool) -> None:

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from session_host.drivers.sim import CRASH_AFTER_SEND_ENV
+from session_host.sim.driver import CRASH_AFTER_SEND_ENV
 from tests.faults.cluster import FAST, Cluster, wait_for
 from tests.faults.test_fencing import _assert_no_secret_in_logs
 

@@ -4,7 +4,8 @@
   (routing, envelope, routes, auth, bus, webhooks, ...). Every module of `session_host` is imported
   with those blocked, so lazily imported paths (call media, drivers) are covered too.
 - The API never imports host code: `app` and every `chalicelib` module import with `session_host`,
-  neonize and aiortc blocked.
+  neonize and aiortc blocked, also with the sim controls installed (WHATSAPP_DRIVER=sim): the
+  simulator (session_host/sim/) is host-only, and the API reaches it through `sim.*` operations.
 """
 
 from __future__ import annotations
@@ -42,9 +43,10 @@ BLOCKER = textwrap.dedent('''
 ''')
 
 
-def _run(roots: list[str], blocked: set[str], allowed_chalicelib: list[str] | None) -> str:
+def _run(roots: list[str], blocked: set[str], allowed_chalicelib: list[str] | None, **env_extra: str) -> str:
     code = BLOCKER.format(blocked=sorted(blocked), allowed=allowed_chalicelib, roots=roots)
-    env = {"PATH": "/usr/bin:/bin", "STAGE": "test", "AWS_DEFAULT_REGION": "us-east-1", "PYTHONPATH": str(PROJECT_DIR)}
+    env = {"PATH": "/usr/bin:/bin", "STAGE": "test", "AWS_DEFAULT_REGION": "us-east-1", "PYTHONPATH": str(PROJECT_DIR),
+           **env_extra}
     done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_DIR, env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -58,4 +60,10 @@ def test_the_host_imports_no_chalice_and_no_api_module():
 
 def test_the_api_imports_no_host_code():
     out = _run(["app", "chalicelib"], {"session_host", "neonize", "aiortc", "av", "segno", "local_gateway"}, None)
+    assert int(out.split()[0]) > 40, out
+
+
+def test_the_api_with_the_sim_controls_imports_no_sim_code():
+    out = _run(["app", "chalicelib"], {"session_host", "neonize", "aiortc", "av", "segno", "local_gateway"}, None,
+               WHATSAPP_DRIVER="sim")
     assert int(out.split()[0]) > 40, out

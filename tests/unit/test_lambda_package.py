@@ -55,3 +55,16 @@ def test_lambda_code_imports_nothing_host_only():
         if module in HOST_OR_TEST_ONLY - RUNTIME_PROVIDED
     ]
     assert offenders == []
+
+
+def test_lambda_code_never_writes_the_sim_network():
+    """The sim network (accounts, devices, messages, inboxes, groups) is written by session hosts only
+    (session_host/sim/); the Lambda keeps just the table models, which provisioning lists."""
+    models = PROJECT_DIR / "chalicelib" / "core" / "models"
+    files = [PROJECT_DIR / "app.py", *sorted((PROJECT_DIR / "chalicelib").rglob("*.py"))]
+    offenders = [
+        f"{path.relative_to(PROJECT_DIR)}: {name}"
+        for path in files if models not in path.parents
+        for name in sorted(set(re.findall(r"\bSim[A-Za-z]*Model\b|\bsim_network\b|\bSimNetwork\b", path.read_text())))
+    ]
+    assert offenders == []

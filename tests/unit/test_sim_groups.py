@@ -14,7 +14,7 @@ OWNER, MEMBERS = "15550007000", [f"155500070{i:02d}" for i in range(1, 9)]
 @pytest.fixture
 def groups(aws):
     from chalicelib.core.models import SessionModel
-    from chalicelib.core.sim_network import SimNetwork
+    from session_host.sim.network import SimNetwork
     from session_host.sim.groups import SimGroups
 
     published: list[tuple[str, str, dict]] = []

@@ -10,7 +10,7 @@ from chalicelib.core.errors import DomainError
 
 def test_media_downloads_are_for_the_messages_parties_only(aws):
     from chalicelib.core.media import MediaStore
-    from chalicelib.core.sim_network import SimNetwork
+    from session_host.sim.network import SimNetwork
 
     published: list[tuple[str, str]] = []
     network = SimNetwork(lambda token, type, event, extra, media_key=None: published.append((token, type)))

@@ -1,5 +1,5 @@
 """The sim driver's shared "WhatsApp network": accounts, linked devices, messages, offline inboxes and
-presence subscriptions, visible to every host and to the API's sim controls.
+presence subscriptions, visible to every host (written by hosts only: session_host/sim/).
 
 One table holds every kind of item (key prefixes `acct#`, `dev#`, `msg#`, `inbox#`, `presub#`, `mgrant#`). A linked device is the sim's
 counterpart of whatsmeow's device store: a host that restores a session finds it here, so no new

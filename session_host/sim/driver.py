@@ -10,7 +10,8 @@ then `sim_qr_rotations` more codes live `sim_qr_next_seconds` each, after which 
 and the client stops. A pairing code (`/session/pair`) works on a running, unpaired client. The
 "phone" side is driven by `scan` (the QR or the code was accepted) and `phone_logout` (the device
 was removed on the phone, which produces a LoggedOut event). Messages, receipts and presence travel
-through chalicelib/core/sim_network.py, shared with the API's sim controls.
+through the sim network (session_host/sim/network.py); the phone-side controls run here too
+(session_host/sim/operations.py).
 """
 
 from __future__ import annotations
@@ -24,13 +25,17 @@ import threading
 import time
 from typing import Callable
 
-from chalicelib.core import contract, sim_network
+from chalicelib.core import contract, shapes
 from chalicelib.core.errors import DomainError
-from chalicelib.core.sim_network import SimNetwork
+from chalicelib.core.media import MediaStore
 from session_host.drivers.base import ClientState, Driver, DriverCallbacks, OutboundMedia
+from session_host.sim import network as sim_network
+from session_host.sim.calls import SimCalls
+from session_host.sim.groups import SimGroups
+from session_host.sim.network import SimNetwork
 
 PAIR_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"  # whatsmeow's linking-code alphabet (no 0, I, O, U)
-SERVER = "s.whatsapp.net"
+SERVER = sim_network.SERVER
 QR_TIMED_OUT = "QR code timed out"
 RECEIPT_DELAY_SECONDS = 0.05
 PHONE_LOGGED_OUT = "logged out from the phone"
@@ -75,7 +80,7 @@ class SimClient:
     generation: int = 0  # bumps on every QR change, so a stale rotation timer does nothing
     qr_left: int = 0
     pair_phone: str | None = None
-    phone: str | None = None  # the linked account, once logged in
+    phone: str = ""  # the linked account's digits, once logged in
     closed: bool = False
 
     def cancel_timer(self) -> None:
@@ -186,7 +191,11 @@ class SimDriver(Driver):
         with client.lock:
             self._remove(client)
 
-    def logout(self, token: str) -> SimClient:
+    def logout(self, token: str) -> None:
+        """Unlink the device and stop the client (this session logs out)."""
+        self._unlink(token)
+
+    def _unlink(self, token: str) -> SimClient:
         """Unlink the device (from this session, or from the phone: see phone_logout)."""
         client = self._client(token)
         with client.lock:
@@ -236,16 +245,16 @@ class SimDriver(Driver):
             client.state = ClientState(connected=True, logged_in=True, jid=jid, push_name=account.push_name)
             client.phone = digits
             self._publish_state(client)
-            self.callbacks.on_event(token, "PairSuccess", {"ID": jid, "LID": "", "BusinessName": "", "Platform": "sim"})
+            self.callbacks.on_event(token, "PairSuccess", shapes.pair_success(jid, platform="sim"))
             self.callbacks.on_event(token, "Connected", {})
             return jid
 
     def phone_logout(self, token: str) -> None:
         """The phone removed this session's linked device: WhatsApp logs the client out."""
-        client = self.logout(token)
+        client = self._unlink(token)
         with client.lock:
             client.state = ClientState(last_error=PHONE_LOGGED_OUT)
-            self.callbacks.on_event(token, "LoggedOut", {"OnConnect": False, "Reason": 401})
+            self.callbacks.on_event(token, "LoggedOut", shapes.logged_out(False, 401))
             self.callbacks.on_closed(token, PHONE_LOGGED_OUT, logged_out=True)
 
 
@@ -298,14 +307,12 @@ class SimDriver(Driver):
         self._sender(token)
         self.network.subscribe_presence(token, jid)
 
-    # -- calls (session_host/calls/sim_calls.py; audio through the host's media bridge) -----------------
+    # -- calls (session_host/sim/calls.py; audio through the host's media bridge) -----------------
 
     carries_call_media = True
 
     @property
-    def calls(self):
-        from session_host.calls.sim_calls import SimCalls
-
+    def calls(self) -> SimCalls:
         if getattr(self, "_calls", None) is None:
             self._calls = SimCalls(self.network)
         return self._calls
@@ -332,10 +339,7 @@ class SimDriver(Driver):
     # -- users and groups (session_host/sim/groups.py) ---------------------------------------------------
 
     @property
-    def groups(self):
-        from chalicelib.core.media import MediaStore
-        from session_host.sim.groups import SimGroups
-
+    def groups(self) -> SimGroups:
         if getattr(self, "_groups", None) is None:
             store = MediaStore(self.settings)
 

@@ -1,13 +1,15 @@
 """The simulated WhatsApp network's traffic: messages, receipts, presence and chat presence.
 
-Both sides use it: a session host's sim driver (a linked device sends, reads, types) and the API's
-admin-only sim controls (the phone of a sim account sends, reads, types, goes online). Accounts and
-devices are in the sim table (chalicelib/core/models/sim.py); what a linked device receives is published
-as WaGo events for its session token. A device whose session is not connected gets it later: the sim
+Only session hosts write it: the sim driver (a linked device sends, reads, types) and the phone-side
+operations (session_host/sim/operations.py: the phone of a sim account sends, reads, types, goes
+online), which the API's admin-only `/sim/*` controls send to any live sim host. Accounts and devices
+are in the sim table (chalicelib/core/models/sim.py); what a linked device receives is published as
+WaGo events for its session token. A device whose session is not connected gets it later: the sim
 driver delivers its inbox when the session logs in, as WhatsApp delivers offline messages.
 
-Event bodies follow WaGo's shapes (whatsmeow's structs through Go's encoding/json), as the neonize
-driver produces them, so a webhook receiver cannot tell the two drivers apart.
+Event bodies are built by chalicelib/core/shapes.py, as the neonize driver's are (whatsmeow's structs
+through Go's encoding/json), so a webhook receiver cannot tell the two drivers apart: an edit carries
+`Info.Edit:"1"`, a sender's revoke `Info.Edit:"7"`, as whatsmeow's.
 """
 
 from __future__ import annotations
@@ -15,14 +17,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import re
 import time
-from datetime import datetime, timezone
 from typing import Any, Callable
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 from pynamodb.expressions.condition import size
 
+from chalicelib.core import jid, shapes
 from chalicelib.core.errors import DomainError
 from chalicelib.core.media import MediaStore
 from chalicelib.core.message_content import new_message_id
@@ -35,8 +36,9 @@ from chalicelib.core.models import (
     SimMessageModel,
     SimPresenceWatchModel,
 )
+from chalicelib.core.shapes import rfc3339
 
-SERVER = "s.whatsapp.net"
+SERVER = jid.USER_SERVER
 INBOUND_PREFIX = "media/in/"
 MEDIA_PREFIX = "media/"
 Publish = Callable[..., Any]  # (token, type, event, extra, media_key=None)
@@ -45,17 +47,9 @@ Publish = Callable[..., Any]  # (token, type, event, extra, media_key=None)
 
 
 def parse_phone(value: str) -> str:
-    """A phone number (`+1 555-000 1111`) or a user JID (`15550001111[:7]@s.whatsapp.net`) -> digits."""
-    value = (value or "").strip()
-    if "@" in value:
-        user, _, server = value.partition("@")
-        if server != SERVER:
-            raise DomainError(400, f"Invalid Phone in Payload: {value} is not a user JID")
-        value = user.split(":", 1)[0]
-    digits = re.sub(r"[\s\-().]", "", value).removeprefix("+")
-    if not digits.isdigit() or not 7 <= len(digits) <= 15:
-        raise DomainError(400, "Could not parse Phone")
-    return digits
+    """A phone number (`+1 555-000 1111`) or a user JID (`15550001111[:7]@s.whatsapp.net`) -> digits
+    (chalicelib/core/jid.py's rules, as for every driver)."""
+    return jid.phone(value)
 
 
 def user_jid(phone: str) -> str:
@@ -67,33 +61,20 @@ def _b64_hex(hex_digest: str) -> str:
     return base64.b64encode(bytes.fromhex(hex_digest)).decode() if hex_digest else ""
 
 
-def rfc3339(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def _source(chat: str, sender: str, from_me: bool = False) -> dict[str, Any]:
-    return {"Chat": chat, "Sender": sender, "IsFromMe": from_me, "IsGroup": False, "AddressingMode": "",
-            "SenderAlt": "", "RecipientAlt": "", "BroadcastListOwner": ""}
-
-
-def message_event(sender: SimAccountModel, message_id: str, content: dict[str, Any], sent_at: float,
-                  media_type: str = "") -> dict[str, Any]:
-    return {
-        "Info": {**_source(sender.jid, sender.jid), "ID": message_id, "ServerID": 0,
-                 "Type": "media" if media_type else "text", "PushName": sender.push_name,
-                 "Timestamp": rfc3339(sent_at), "Category": "", "Multicast": False, "MediaType": media_type,
-                 "Edit": "", "VerifiedName": None, "DeviceSentMeta": None},
-        "Message": content, "IsEphemeral": False, "IsViewOnce": False, "IsViewOnceV2": False,
-        "IsViewOnceV2Extension": False, "IsDocumentWithCaption": False, "IsLottieSticker": False, "IsEdit": False,
-        "SourceWebMsg": None, "UnavailableRequestID": "", "RetryCount": 0, "NewsletterMeta": None,
-        "RawMessage": content,
-    }
+def message_event(sender: SimAccountModel, message_id: str, content: dict[str, Any], sent_at: float) -> dict[str, Any]:
+    """events.Message as a whatsmeow receiver gets it: `Info.Edit` from the content (`1` edit, `7` sender's
+    revoke); content wrapped in `editedMessage` is unwrapped into `Message` with `IsEdit`, as whatsmeow's
+    UnwrapRaw does, and `RawMessage` keeps it as sent."""
+    inner = (content.get("editedMessage") or {}).get("message")
+    info = shapes.message_info(
+        shapes.message_source(sender.jid, sender.jid), message_id, rfc3339(sent_at),
+        type=shapes.message_type(inner or content), push_name=sender.push_name,
+        media_type=shapes.media_type(inner or content), edit=shapes.edit_attribute(content))
+    return shapes.message(info, inner or content, raw=content, is_edit=inner is not None)
 
 
 def receipt_event(reader_jid: str, ids: list[str], read: bool, at: float) -> tuple[dict, dict]:
-    body = {**_source(reader_jid, reader_jid), "MessageIDs": ids, "Timestamp": rfc3339(at),
-            "Type": "read" if read else "", "MessageSender": ""}
-    return body, {"state": "Read" if read else "Delivered"}
+    return shapes.receipt(shapes.message_source(reader_jid, reader_jid), ids, rfc3339(at), "read" if read else "")
 
 
 class SimNetwork:
@@ -197,7 +178,7 @@ class SimNetwork:
         except DeleteError:
             return 0
         for item in items:
-            type, event, extra, media_key = json.loads(item)
+            type, event, extra, media_key = json.loads(str(item))
             self.publish(token, type, event, extra, media_key)
         return len(items)
 
@@ -223,12 +204,11 @@ class SimNetwork:
             content["title"] = file_name
         if kind == "audio":
             content["PTT"] = True
-        return self.send_message(sender_phone, to, {f"{kind}Message": content}, media_type=kind,
-                                 media_key=media_key, sender_token=sender_token, message_id=message_id)
+        return self.send_message(sender_phone, to, {f"{kind}Message": content}, media_key=media_key,
+                                 sender_token=sender_token, message_id=message_id)
 
-    def send_message(self, sender_phone: str, to: str, content: dict[str, Any], media_type: str = "",
-                     media_key: str | None = None, sender_token: str | None = None,
-                     message_id: str | None = None) -> dict[str, Any]:
+    def send_message(self, sender_phone: str, to: str, content: dict[str, Any], media_key: str | None = None,
+                     sender_token: str | None = None, message_id: str | None = None) -> dict[str, Any]:
         """A message from `sender_phone` to every device of `to`; Delivered receipts go back to the sender's
         sessions for devices that were online. Returns WaGo's send answer fields."""
         recipient = self.account(parse_phone(to))
@@ -249,7 +229,7 @@ class SimNetwork:
         if media_key:
             SimMediaGrantModel(SimMediaGrantModel.key(media_key)).update(
                 actions=[SimMediaGrantModel.phones.add({sender.phone, recipient.phone})])
-        event = message_event(sender, message_id, content, sent_at, media_type)
+        event = message_event(sender, message_id, content, sent_at)
         delivered = []
         for device in self.devices_of(recipient.phone):
             if device.token == sender_token:
@@ -306,7 +286,7 @@ class SimNetwork:
         only while it is online (WhatsApp does not queue chat presence)."""
         recipient = self.account(parse_phone(to))
         sender = self.account(sender_phone)
-        body = {**_source(sender.jid, sender.jid), "State": state, "Media": media}
+        body = shapes.chat_presence(shapes.message_source(sender.jid, sender.jid), state, media)
         for device in self.devices_of(recipient.phone):
             if device.token != sender_token and self._online(device.token):
                 self.publish(device.token, "ChatPresence", body, {})
@@ -325,12 +305,11 @@ class SimNetwork:
         except DoesNotExist:
             return 0
         now = self.clock()
-        body = {"From": account.jid, "Unavailable": not available, "LastSeen": rfc3339(now) if not available
-                else "0001-01-01T00:00:00Z"}
+        body, extra = shapes.presence(account.jid, not available, rfc3339(now) if not available else shapes.ZERO_TIME)
         told = 0
         for token in sorted(watchers):
             if self._online(token):
-                self.publish(token, "Presence", body, {"state": "online" if available else "offline"})
+                self.publish(token, "Presence", body, extra)
                 told += 1
         return told
 
@@ -343,4 +322,4 @@ def drop_inbox(token: str) -> None:
         pass
 
 
-__all__ = ["DomainError", "SimNetwork", "drop_inbox", "parse_phone", "user_jid"]
+__all__ = ["SimNetwork", "drop_inbox", "parse_phone", "rfc3339", "user_jid"]
