@@ -30,8 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-
-from common import free_port, percentile, wait_for  # noqa: E402 - bench/ is on sys.path
+from common import free_port, percentile, wait_for
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 ADMIN = {"admintoken": "qwert"}

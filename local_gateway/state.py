@@ -41,9 +41,10 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 log = logging.getLogger("local_gateway.state")
 
@@ -74,7 +75,7 @@ class Durable:
     buckets: tuple[str, ...]
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "Durable":
+    def from_settings(cls, settings: Any) -> Durable:
         return cls(
             tables_excluded=frozenset({settings.hosts_table_name, settings.replies_table_name}),
             queues=(settings.events_queue_name, settings.events_dlq_name),

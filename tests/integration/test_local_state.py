@@ -160,7 +160,7 @@ class ClosedThenOpenReceiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 outer.event_ids.add(self.headers.get("X-Webhook-Event-Id", ""))
                 self.send_response(200)
