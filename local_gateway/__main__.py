@@ -165,7 +165,11 @@ def main(argv: list[str] | None = None) -> int:
         except (local_state.StateDirBusy, RuntimeError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        restored = store.restore()
+        try:
+            restored = store.restore()
+        except local_state.StateUnreadable as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         tracker.take()  # provisioning and restoring changed nothing worth writing again
         print(f"local state: {store.root} (restored {restored.summary()}; written every "
               f"{args.snapshot_seconds:g} s; `make reset` starts empty)", flush=True)

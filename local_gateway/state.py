@@ -65,6 +65,10 @@ class StateDirBusy(RuntimeError):
     """Another launcher holds this state directory."""
 
 
+class StateUnreadable(RuntimeError):
+    """A state file could not be read back; the message names the directory and what to do."""
+
+
 # -- which resources are durable ----------------------------------------------------------------------
 
 
@@ -269,9 +273,10 @@ def _from_jsonable(value: Any) -> Any:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     """Write temp + fsync + rename + fsync the directory: the file is either the old or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp")
-    with open(temp, "wb") as handle:
+    # 0600: the state holds session tokens and webhook secrets.
+    with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
@@ -326,7 +331,7 @@ class LocalState:
 
     def acquire(self) -> None:
         """Create the directory and hold its lock for the launcher's life (released when it exits)."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         handle = open(self.root / "lock", "a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -456,7 +461,18 @@ class LocalState:
     # -- restore ----------------------------------------------------------------------------------
 
     def restore(self) -> RestoreReport:
-        """Load every durable resource into the (freshly provisioned) backends."""
+        """Load every durable resource into the (freshly provisioned) backends. A file that cannot be
+        read raises StateUnreadable naming it (files are replaced atomically, so this means damage
+        from outside, or a hand edit)."""
+        try:
+            return self._restore()
+        except StateUnreadable:
+            raise
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StateUnreadable(f"cannot restore the local state in {self.root}: {type(exc).__name__}: {exc}; "
+                                  "fix or move the directory, or start empty with --reset") from exc
+
+    def _restore(self) -> RestoreReport:
         started = time.perf_counter()
         report = RestoreReport()
         for path in sorted((self.root / "dynamodb").glob("*.json")):

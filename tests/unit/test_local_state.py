@@ -190,3 +190,22 @@ def test_the_supervisor_restarts_a_crashed_child_and_gives_up_on_one_that_keeps_
     steady.stop_all(grace_seconds=5)
     assert steady.children["steady"].process.poll() is not None
     assert sys.executable  # children run with this interpreter
+
+
+def test_state_files_are_private_and_a_damaged_one_is_named_not_a_traceback(tmp_path):
+    from local_gateway.state import StateUnreadable
+
+    with mock_aws():
+        _fresh_aws()
+        state, settings = _state(tmp_path / "s")
+        state.acquire()
+        boto3.client("dynamodb", region_name="us-east-1").put_item(
+            TableName=settings.sessions_table_name, Item={"token": {"S": "secret-token"}, "name": {"S": "n"}})
+        state.snapshot_all()
+        table_file = tmp_path / "s" / "dynamodb" / f"{settings.sessions_table_name}.json"
+        assert (tmp_path / "s").stat().st_mode & 0o777 == 0o700
+        assert table_file.stat().st_mode & 0o777 == 0o600  # tokens and webhook secrets live here
+        table_file.write_text('{"table": ')  # damaged from outside (writes are atomic renames)
+        with pytest.raises(StateUnreadable, match="start empty with --reset"):
+            state.restore()
+        state.release()
