@@ -82,13 +82,11 @@ def _forget_dead_host(child, pid: int) -> None:
     its sessions are orphans at once and the restarted host adopts them without waiting out the lease."""
     if child.name != "host":
         return
-    import boto3
-
+    from chalicelib.core.aws import client
     from chalicelib.core.models import HostModel
-    from chalicelib.core.settings import get_settings
 
     marker = f"-{pid}-"
-    sqs = boto3.client("sqs", region_name=get_settings().region)
+    sqs = client("sqs")
     for host in HostModel.scan(consistent_read=True):
         if marker not in host.host_id:
             continue
@@ -174,8 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"local state: {store.root} (restored {restored.summary()}; written every "
               f"{args.snapshot_seconds:g} s; `make reset` starts empty)", flush=True)
     expected, reset = startup.prepare_sessions(settings.connect_on_startup)
-    if store is not None:
-        store.snapshot_all()  # the reset live state, and a full copy in the current format
+    if store is not None:  # the reset live state went through the tracker: the first snapshot has it
         snapshotter = local_state.Snapshotter(store, tracker, args.snapshot_seconds)
         snapshotter.start()
 

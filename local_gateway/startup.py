@@ -14,6 +14,7 @@ one line naming what came back and what failed with its `LastError`. Names, neve
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 
@@ -28,24 +29,28 @@ def prepare_sessions(connect_on_startup: bool) -> tuple[list[Expected], int]:
     from chalicelib.core.models import SessionModel
 
     expected: list[Expected] = []
-    reset = 0
+    stale: list[SessionModel] = []
     for session in SessionModel.scan(consistent_read=True):
-        restore = bool(session.auto_connect) and connect_on_startup
-        stale = (session.owner_host or session.connected or session.logged_in or session.qr_code
-                 or session.pair_code or (session.auto_connect and not connect_on_startup))
-        if stale:
-            actions = [SessionModel.connected.set(False), SessionModel.logged_in.set(False),
-                       SessionModel.owner_host.remove(), SessionModel.qr_code.remove(),
-                       SessionModel.qr_expires_at.remove(), SessionModel.pair_code.remove()]
-            if not connect_on_startup:
-                actions.append(SessionModel.auto_connect.set(False))
-            try:
-                session.update(actions=actions, condition=SessionModel.token.exists())
-                reset += 1
-            except Exception:
-                continue  # deleted meanwhile
-        if restore:
+        if (session.owner_host or session.connected or session.logged_in or session.qr_code
+                or session.pair_code or (session.auto_connect and not connect_on_startup)):
+            stale.append(session)
+        if session.auto_connect and connect_on_startup:
             expected.append(Expected(session.token, session.name))
+
+    def reset_one(session: SessionModel) -> int:
+        actions = [SessionModel.connected.set(False), SessionModel.logged_in.set(False),
+                   SessionModel.owner_host.remove(), SessionModel.qr_code.remove(),
+                   SessionModel.qr_expires_at.remove(), SessionModel.pair_code.remove()]
+        if not connect_on_startup:
+            actions.append(SessionModel.auto_connect.set(False))
+        try:
+            session.update(actions=actions, condition=SessionModel.token.exists())
+        except Exception:
+            return 0  # deleted meanwhile
+        return 1
+
+    with ThreadPoolExecutor(max_workers=8) as pool:  # after a crash, every session of the old host is stale
+        reset = sum(pool.map(reset_one, stale))
     return expected, reset
 
 

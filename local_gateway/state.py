@@ -12,7 +12,14 @@ visibility change); DynamoDB Local costs a JVM and covers DynamoDB only.
 What is durable (everything else is ephemeral: host rows, replies, host command queues):
 - every DynamoDB table but hosts and replies: all items, in moto's own attribute-value JSON, put back
   through the table's `put_item`, so keys, conditional writes and TTL attributes behave as before
-  (the tables themselves, with their TTL settings, are created by provisioning at every start);
+  (the tables themselves, with their TTL settings, are created by provisioning at every start).
+  Item writes are journaled: the middleware notes the key of every item a write names, and a
+  snapshot appends those items' current state (or their deletion) to the table's journal, so its
+  cost follows what changed, not the table's size. A table file plus its journal of the same
+  generation is the table; when the journal outgrows the table, the table file is rewritten as the
+  next generation and the old journal dropped (a crash in between replays nothing stale: restore
+  reads only the journal of the table file's generation; a torn last journal line is ignored).
+  Table-level operations (create, update, PartiQL) rewrite the whole table;
 - the events queue and its DLQ: each message with its body, message attributes, system attributes,
   sent timestamp, receive count, first-receive timestamp and visibility/delay deadlines (epoch ms),
   so a message in flight stays invisible until its deadline and the fan-out sees the same attempt
@@ -24,7 +31,8 @@ acknowledged; SIGKILL of the launcher can lose only changes inside that window (
 tests/integration/test_local_state.py and bench/local_state.py). A clean stop (SIGTERM, Ctrl-C)
 stops the children first, then writes a final snapshot: nothing is lost.
 
-Layout of the directory (format 1): `dynamodb/<table>.json`, `sqs/<queue>.json`,
+Layout of the directory (format 1): `dynamodb/<table>.json` and `dynamodb/<table>.<generation>.journal`,
+`sqs/<queue>.json`,
 `s3/<bucket>/manifest.json` and `s3/<bucket>/objects/<sha256 of key>`, plus a `lock` file held
 (flock) by the running launcher so two launchers never share one directory.
 """
@@ -51,6 +59,7 @@ log = logging.getLogger("local_gateway.state")
 FORMAT = 1
 DEFAULT_STATE_DIR = ".data/local-state"
 DEFAULT_SNAPSHOT_SECONDS = 0.5
+JOURNAL_MIN_ENTRIES = 2000  # a table's journal is folded into its table file beyond max(this, table size)
 
 # DynamoDB operations that change items or tables (X-Amz-Target: DynamoDB_20120810.<op>).
 _DDB_WRITES = frozenset({
@@ -92,13 +101,22 @@ class Durable:
 
 @dataclass
 class Changes:
-    tables: set[str] = field(default_factory=set)
+    tables: set[str] = field(default_factory=set)  # rewrite these whole
     all_tables: bool = False
+    items: dict[str, list[dict]] = field(default_factory=dict)  # table -> items or keys a write named
     sqs: bool = False
     s3: bool = False
 
     def any(self) -> bool:
-        return bool(self.tables) or self.all_tables or self.sqs or self.s3
+        return bool(self.tables) or self.all_tables or bool(self.items) or self.sqs or self.s3
+
+    def merge(self, other: "Changes") -> None:
+        self.tables |= other.tables
+        self.all_tables |= other.all_tables
+        for table, named in other.items.items():
+            self.items.setdefault(table, []).extend(named)
+        self.sqs |= other.sqs
+        self.s3 |= other.s3
 
 
 class ChangeTracker:
@@ -118,12 +136,15 @@ class ChangeTracker:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         method = environ.get("REQUEST_METHOD", "GET")
         tables: set[str] | None = set()
+        items: dict[str, list[dict]] = {}
         sqs = s3 = False
         if target.startswith("DynamoDB_"):
             operation = target.split(".", 1)[-1]
             if operation in _DDB_WRITES:
                 body = _read_body(environ)
-                tables = _tables_of(body)
+                items = _items_of(operation, body)
+                if not items:
+                    tables = _tables_of(body)
         elif target.startswith("AmazonSQS."):
             sqs = True  # receives change receive counts and visibility too
         elif method not in _READ_METHODS:
@@ -137,6 +158,8 @@ class ChangeTracker:
                     self._changes.all_tables = True
                 else:
                     self._changes.tables |= tables
+                for table, named in items.items():
+                    self._changes.items.setdefault(table, []).extend(named)
                 self._changes.sqs |= sqs
                 self._changes.s3 |= s3
 
@@ -148,10 +171,7 @@ class ChangeTracker:
     def give_back(self, changes: Changes) -> None:
         """A snapshot failed: keep its marks for the next one."""
         with self._lock:
-            self._changes.tables |= changes.tables
-            self._changes.all_tables |= changes.all_tables
-            self._changes.sqs |= changes.sqs
-            self._changes.s3 |= changes.s3
+            self._changes.merge(changes)
 
 
 def _read_body(environ: dict) -> bytes:
@@ -162,6 +182,44 @@ def _read_body(environ: dict) -> bytes:
     body = environ["wsgi.input"].read(length) if length > 0 else b""
     environ["wsgi.input"] = io.BytesIO(body)
     return body
+
+
+def _items_of(operation: str, body: bytes) -> dict[str, list[dict]]:
+    """Item writes: table -> the items (PutItem) or keys (UpdateItem, DeleteItem) they name, as sent.
+    Empty for anything else (those rewrite whole tables)."""
+    try:
+        request = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    named: dict[str, list[dict]] = {}
+
+    def add(table: Any, value: Any) -> bool:
+        if not isinstance(table, str) or not isinstance(value, dict):
+            return False
+        named.setdefault(table, []).append(value)
+        return True
+
+    if operation == "PutItem":
+        ok = add(request.get("TableName"), request.get("Item"))
+    elif operation in ("UpdateItem", "DeleteItem"):
+        ok = add(request.get("TableName"), request.get("Key"))
+    elif operation == "BatchWriteItem":
+        ok = True
+        for table, writes in (request.get("RequestItems") or {}).items():
+            for write in writes or []:
+                put, delete = (write or {}).get("PutRequest"), (write or {}).get("DeleteRequest")
+                ok &= add(table, (put or {}).get("Item")) if put else add(table, (delete or {}).get("Key"))
+    elif operation == "TransactWriteItems":
+        ok = True
+        for action in request.get("TransactItems") or []:
+            for kind, part in (action or {}).items():
+                if kind == "ConditionCheck":
+                    continue
+                part = part or {}
+                ok &= add(part.get("TableName"), part.get("Item") if kind == "Put" else part.get("Key"))
+    else:
+        return {}
+    return named if ok else {}
 
 
 def _tables_of(body: bytes) -> set[str] | None:
@@ -323,6 +381,9 @@ class LocalState:
         self._write_lock = threading.Lock()
         self._queue_signatures: dict[str, Any] = {}
         self._manifests: dict[str, dict[str, dict]] = {}
+        self._generations: dict[str, int] = {}  # table -> generation of its table file
+        self._journal_lengths: dict[str, int] = {}  # table -> entries in its current journal
+        self._table_sizes: dict[str, int] = {}
         self.snapshots = 0
         self.last_write_seconds = 0.0
         self.max_write_seconds = 0.0
@@ -379,10 +440,13 @@ class LocalState:
         with self._write_lock:
             started = time.perf_counter()
             written = 0
-            names = self.backends.table_names() if changes.all_tables else sorted(changes.tables)
-            for name in names:
-                if name not in self.durable.tables_excluded and name in self.backends.dynamodb.tables:
+            names = set(self.backends.table_names() if changes.all_tables else changes.tables)
+            for name in sorted(names):
+                if self._durable_table(name):
                     written += self._write_table(name)
+            for name, named in sorted(changes.items.items()):
+                if name not in names and self._durable_table(name):
+                    written += self._journal(name, named)
             if changes.sqs:
                 for name in self.durable.queues:
                     written += self._write_queue(name)
@@ -398,11 +462,60 @@ class LocalState:
     def snapshot_all(self) -> int:
         return self.snapshot(Changes(all_tables=True, sqs=True, s3=True))
 
+    def _durable_table(self, name: str) -> bool:
+        return name not in self.durable.tables_excluded and name in self.backends.dynamodb.tables
+
+    def _table_path(self, name: str) -> Path:
+        return self.root / "dynamodb" / f"{_safe_name(name)}.json"
+
+    def _journal_path(self, name: str, generation: int) -> Path:
+        return self.root / "dynamodb" / f"{_safe_name(name)}.{generation}.journal"
+
     def _write_table(self, name: str) -> int:
+        """The whole table as the next generation; the previous generation's journal goes after."""
         items = self.backends.table_items(name)
-        document = {"format": FORMAT, "table": name, "items": items}
-        _write_atomic(self.root / "dynamodb" / f"{_safe_name(name)}.json",
-                      json.dumps(document, separators=(",", ":")).encode())
+        previous = self._generations.get(name, 0)
+        generation = previous + 1
+        document = {"format": FORMAT, "table": name, "generation": generation, "items": items}
+        _write_atomic(self._table_path(name), json.dumps(document, separators=(",", ":")).encode())
+        self._generations[name] = generation
+        self._journal_lengths[name] = 0
+        self._table_sizes[name] = len(items)
+        for stale in self._table_path(name).parent.glob(f"{_safe_name(name)}.*.journal"):
+            if stale.name != self._journal_path(name, generation).name:
+                stale.unlink(missing_ok=True)
+        return 1
+
+    def _journal(self, name: str, named: list[dict]) -> int:
+        """Append the current state of the items `named` (items or keys, as a write sent them)."""
+        if name not in self._generations or not self._table_path(name).exists():
+            return self._write_table(name)  # no base yet: start one
+        table = self.backends.dynamodb.get_table(name)
+        keys: dict[str, dict] = {}
+        for value in named:
+            key = {attr: value[attr] for attr in table.table_key_attrs if attr in value}
+            if len(key) == len(table.table_key_attrs):
+                keys[json.dumps(key, sort_keys=True)] = key
+            else:
+                return self._write_table(name)  # a key we cannot read: the whole table instead
+        from moto.dynamodb.models.dynamo_type import DynamoType
+
+        lines = []
+        for key in keys.values():
+            hash_value = DynamoType(key[table.hash_key_attr])
+            range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+            item = table.get_item(hash_value, range_value)
+            state = None if item is None else _jsonable(item.to_json()["Attributes"])
+            lines.append(json.dumps({"key": _jsonable(key), "item": state}, separators=(",", ":")))
+        generation = self._generations[name]
+        path = self._journal_path(name, generation)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as handle:
+            handle.write(("\n".join(lines) + "\n").encode())
+            handle.flush()
+            os.fsync(handle.fileno())
+        self._journal_lengths[name] = self._journal_lengths.get(name, 0) + len(lines)
+        if self._journal_lengths[name] > max(JOURNAL_MIN_ENTRIES, self._table_sizes.get(name, 0)):
+            self._write_table(name)  # compact: the journal outgrew the table
         return 1
 
     def _write_queue(self, name: str) -> int:
@@ -476,6 +589,8 @@ class LocalState:
         started = time.perf_counter()
         report = RestoreReport()
         for path in sorted((self.root / "dynamodb").glob("*.json")):
+            if path.name.startswith("."):
+                continue
             document = json.loads(path.read_bytes())
             name = document["table"]
             if name in self.durable.tables_excluded or name not in self.backends.dynamodb.tables:
@@ -485,7 +600,12 @@ class LocalState:
             table = self.backends.dynamodb.get_table(name)
             for item in document["items"]:
                 table.put_item(_from_jsonable(item))
-            report.tables[name] = len(document["items"])
+            generation = int(document.get("generation", 1))
+            replayed = self._replay(table, self._journal_path(name, generation))
+            report.tables[name] = len(document["items"]) + replayed
+            self._generations[name] = generation
+            self._journal_lengths[name] = replayed
+            self._table_sizes[name] = len(document["items"])
         for name in self.durable.queues:
             path = self.root / "sqs" / f"{name}.json"
             if path.exists():
@@ -494,6 +614,34 @@ class LocalState:
             report.objects[name] = self._restore_bucket(name)
         report.seconds = time.perf_counter() - started
         return report
+
+    @staticmethod
+    def _replay(table: Any, path: Path) -> int:
+        """Apply a journal in order; a torn last line (crash mid-append) is ignored."""
+        if not path.exists():
+            return 0
+        from moto.dynamodb.models.dynamo_type import DynamoType
+
+        lines = path.read_bytes().split(b"\n")
+        applied = 0
+        for number, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                if number >= len(lines) - 2:  # the last record, cut short by a crash: never acknowledged
+                    log.warning("state: ignoring a torn last journal record of %s", table.name)
+                    break
+                raise
+            if entry["item"] is not None:
+                table.put_item(_from_jsonable(entry["item"]))
+            else:
+                key = _from_jsonable(entry["key"])
+                range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+                table.delete_item(DynamoType(key[table.hash_key_attr]), range_value)
+            applied += 1
+        return applied
 
     def _restore_queue(self, name: str, messages: list[dict]) -> int:
         from moto.core.utils import unix_time_millis

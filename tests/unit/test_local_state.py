@@ -145,12 +145,17 @@ def test_the_tracker_marks_writes_only():
     _call(tracker, "DynamoDB_20120810.Query", body=b'{"TableName":"a"}')
     _call(tracker, "", method="GET")
     assert not tracker.take().any()
-    _call(tracker, "DynamoDB_20120810.PutItem", body=b'{"TableName":"a"}')
+    _call(tracker, "DynamoDB_20120810.PutItem", body=b'{"TableName":"a","Item":{"k":{"S":"1"},"v":{"N":"2"}}}')
     _call(tracker, "DynamoDB_20120810.TransactWriteItems",
-          body=b'{"TransactItems":[{"Put":{"TableName":"b"}},{"Update":{"TableName":"c"}}]}')
-    _call(tracker, "DynamoDB_20120810.BatchWriteItem", body=b'{"RequestItems":{"d":[]}}')
+          body=b'{"TransactItems":[{"Put":{"TableName":"b","Item":{"k":{"S":"2"}}}},'
+               b'{"Update":{"TableName":"c","Key":{"k":{"S":"3"}}}},{"ConditionCheck":{"TableName":"a"}}]}')
+    _call(tracker, "DynamoDB_20120810.BatchWriteItem",
+          body=b'{"RequestItems":{"d":[{"DeleteRequest":{"Key":{"k":{"S":"4"}}}}]}}')
+    _call(tracker, "DynamoDB_20120810.UpdateTable", body=b'{"TableName":"e"}')
     changes = tracker.take()
-    assert changes.tables == {"a", "b", "c", "d"} and not (changes.all_tables or changes.sqs or changes.s3)
+    assert changes.items == {"a": [{"k": {"S": "1"}, "v": {"N": "2"}}], "b": [{"k": {"S": "2"}}],
+                             "c": [{"k": {"S": "3"}}], "d": [{"k": {"S": "4"}}]}
+    assert changes.tables == {"e"} and not (changes.all_tables or changes.sqs or changes.s3)
     _call(tracker, "DynamoDB_20120810.ExecuteStatement", body=b'{"Statement":"UPDATE x"}')
     assert tracker.take().all_tables
     _call(tracker, "AmazonSQS.ReceiveMessage", body=b"{}")
@@ -209,3 +214,64 @@ def test_state_files_are_private_and_a_damaged_one_is_named_not_a_traceback(tmp_
         with pytest.raises(StateUnreadable, match="start empty with --reset"):
             state.restore()
         state.release()
+
+
+def test_item_writes_are_journaled_then_folded_into_the_table_file(tmp_path, monkeypatch):
+    """A snapshot's cost follows what changed: item writes append to a journal; restore = table file +
+    the journal of its generation; a compaction starts the next generation; a torn last line is ignored."""
+    from local_gateway import state as state_module
+    from local_gateway.state import Changes
+
+    monkeypatch.setattr(state_module, "JOURNAL_MIN_ENTRIES", 5)
+    with mock_aws():
+        _fresh_aws()
+        state, settings = _state(tmp_path)
+        state.acquire()
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        table = settings.messages_table_name  # hash + range key
+        name_dir = tmp_path / "dynamodb"
+
+        def put(i: int, status: str) -> dict:
+            item = {"token": {"S": "t"}, "message_id": {"S": f"m{i}"}, "status": {"S": status}}
+            ddb.put_item(TableName=table, Item=item)
+            return item
+
+        state.snapshot(Changes(items={table: [put(0, "sent")]}))  # no table file yet: generation 1
+        assert (name_dir / f"{table}.json").exists()
+        one = put(1, "sent")
+        ddb.update_item(TableName=table, Key={"token": {"S": "t"}, "message_id": {"S": "m0"}},
+                        UpdateExpression="SET #s = :r", ExpressionAttributeNames={"#s": "status"},
+                        ExpressionAttributeValues={":r": {"S": "read"}})
+        ddb.delete_item(TableName=table, Key={"token": {"S": "t"}, "message_id": {"S": "m1"}})
+        state.snapshot(Changes(items={table: [one, {"token": {"S": "t"}, "message_id": {"S": "m0"}}]}))
+        journal = name_dir / f"{table}.1.journal"
+        assert len(journal.read_text().splitlines()) == 2
+        state.release()
+
+    def restored() -> dict[str, str]:
+        with mock_aws():
+            _fresh_aws()
+            again, _ = _state(tmp_path)
+            again.acquire()
+            again.restore()
+            again.release()
+            rows = boto3.client("dynamodb", region_name="us-east-1").scan(TableName=table)["Items"]
+            return {row["message_id"]["S"]: row["status"]["S"] for row in rows}
+
+    assert restored() == {"m0": "read"}
+    with journal.open("ab") as handle:  # a crash mid-append: the record was never acknowledged
+        handle.write(b'{"key":{"token":{"S":"t"},"mess')
+    assert restored() == {"m0": "read"}
+
+    with mock_aws():
+        _fresh_aws()
+        state, _ = _state(tmp_path)
+        state.acquire()
+        state.restore()
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        state.snapshot(Changes(items={table: [put(i, "sent") for i in range(2, 10)]}))  # 8 > max(5, 1): fold
+        assert not journal.exists() and not list(name_dir.glob(f"{table}.*.journal"))
+        state.snapshot(Changes(items={table: [put(10, "sent")]}))
+        assert (name_dir / f"{table}.2.journal").exists()
+        state.release()
+    assert restored() == {"m0": "read", **{f"m{i}": "sent" for i in range(2, 11)}}
