@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda signum, _: stop_requested.append(signum))
     signal.signal(signal.SIGINT, lambda signum, _: stop_requested.append(signum))
 
-    children = Supervisor(env=dict(os.environ), cwd=str(PROJECT_DIR), on_exit=_forget_dead_host)
+    children = Supervisor(env=dict(os.environ), cwd=str(PROJECT_DIR), on_exit=_forget_dead_host,
+                          death_signal=signal.SIGKILL if moto_server is not None else signal.SIGTERM)
     exit_code = 0
     listener = _listen(args.host, args.api_port)
     try:

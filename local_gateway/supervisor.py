@@ -4,8 +4,10 @@
   30 s) with a log line naming it, its exit status and its last error line.
 - A child that keeps crashing fails the launcher: more than `max_restarts` restarts without a run of
   `stable_seconds` in between raise `ChildKeepsCrashing` with its last error (the launcher exits 1).
-- `stop_all` SIGTERMs every child (they finish in-flight work), then SIGKILLs whoever is left; a
-  child also gets SIGTERM if the launcher dies, even by SIGKILL (PR_SET_PDEATHSIG).
+- `stop_all` SIGTERMs every child (they finish in-flight work), then SIGKILLs whoever is left. A
+  child also gets `death_signal` if the launcher dies, even by SIGKILL (PR_SET_PDEATHSIG): SIGTERM
+  when the AWS endpoint outlives the launcher (they drain), SIGKILL when the endpoint is embedded in
+  the launcher (it is gone with it: a graceful stop could only retry dead calls for a minute).
 """
 
 from __future__ import annotations
@@ -23,12 +25,16 @@ from dataclasses import dataclass, field
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    """Linux: a child gets SIGTERM if the launcher dies, even by SIGKILL."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
+def _die_with_parent(death_signal: int) -> Callable[[], None]:
+    """Linux: a child gets `death_signal` if the launcher dies, even by SIGKILL."""
+
+    def preexec() -> None:
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, death_signal)
+        except OSError:
+            pass
+
+    return preexec
 
 
 class ChildKeepsCrashing(RuntimeError):
@@ -58,7 +64,7 @@ class Supervisor:
     def __init__(self, env: dict[str, str], cwd: str, backoff_first: float = 0.5, backoff_max: float = 30.0,
                  max_restarts: int = 5, stable_seconds: float = 60.0,
                  on_exit: Callable[[Child, int], None] | None = None,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, death_signal: int = signal.SIGTERM):
         self.env = env
         self.cwd = cwd
         self.backoff_first = backoff_first
@@ -69,6 +75,7 @@ class Supervisor:
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self.children: dict[str, Child] = {}
         self.restarts = 0
+        self.death_signal = death_signal
 
     def start(self, name: str, *args: str, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
         child = self.children.get(name) or Child(name, tuple(args), tuple(pass_fds))
@@ -79,7 +86,7 @@ class Supervisor:
 
     def _spawn(self, child: Child) -> None:
         process = subprocess.Popen(
-            [sys.executable, *child.args], env=self.env, cwd=self.cwd, preexec_fn=_die_with_parent,
+            [sys.executable, *child.args], env=self.env, cwd=self.cwd, preexec_fn=_die_with_parent(self.death_signal),
             pass_fds=child.pass_fds, stderr=subprocess.PIPE, text=True, errors="replace", bufsize=1,
         )
         child.process = process

@@ -275,7 +275,9 @@ def test_a_crash_loses_nothing_older_than_the_window(tmp_path):
         receiver.open()
         sqs = boto3.client("sqs", endpoint_url=second.endpoint, region_name="us-east-1")
         dlq = sqs.get_queue_url(QueueName="wago-local-events-dlq")["QueueUrl"]
-        wait_for(lambda: old_ids <= receiver.event_ids, timeout=45, interval=0.25,
+        # A batch the killed poller held stays invisible for the events queue's visibility timeout (60 s,
+        # as SQS would keep it): then it is received again, with its receive count carried on.
+        wait_for(lambda: old_ids <= receiver.event_ids, timeout=80, interval=0.25,
                  what=f"the {pending} pending events delivered after the restart")
         in_dlq = _dlq_event_ids(sqs, dlq) & old_ids
         print(f"pending events: {len(old_ids & receiver.event_ids)} delivered, {len(in_dlq)} in the DLQ, "
