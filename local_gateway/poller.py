@@ -4,9 +4,11 @@ Semantics kept: batches of up to 10 real SQS messages; records the handler repor
 `batchItemFailures` (or the whole batch, if the handler raises) are left in flight, so they become
 visible again after the visibility timeout and reach the DLQ after maxReceiveCount.
 
-Receiving: SQS long polls of up to 20 s (Lambda's event source mapping does the same). The events
-queue is a standard queue, so moto answers a long poll as soon as a message arrives: no busy poll
-when idle, no added latency. A stop request during an idle long poll ends the process at once (no
+Receiving: SQS long polls of POLL_WAIT_SECONDS. The events queue is a standard queue, so moto answers
+a long poll as soon as a message arrives: no busy poll when idle, no added latency. Not SQS's 20 s
+maximum: a poller killed mid-poll leaves its request running in the endpoint, and a message that
+arrives before that request ends is taken by nobody and stays invisible for the visibility timeout
+(60 s); 5 s bounds that window at a cost of one idle request per 5 s. A stop request during an idle long poll ends the process at once (no
 message is held); one during a batch lets the batch finish and be acknowledged first.
 """
 
@@ -26,6 +28,7 @@ from chalicelib.core.settings import get_settings
 
 
 STOP_GRACE_SECONDS = 5
+POLL_WAIT_SECONDS = 5
 
 
 def _exit_now(*_: object) -> None:
@@ -170,7 +173,8 @@ def main() -> int:
     argparse.ArgumentParser(description=__doc__).parse_args()
     from app import app, deliver_events  # noqa: F401 - the same handler object Lambda runs
 
-    poller = QueuePoller(get_settings().events_queue_name, deliver_events, "deliver_events")
+    poller = QueuePoller(get_settings().events_queue_name, deliver_events, "deliver_events",
+                         wait_seconds=POLL_WAIT_SECONDS)
     signal.signal(signal.SIGTERM, poller.stop_from_signal)
     signal.signal(signal.SIGINT, poller.stop_from_signal)
     poller.run()
