@@ -119,7 +119,7 @@ def login(api: httpx.Client, token: str, phone: str) -> None:
             time.sleep(1)
 
 
-def command_latency(project: Path, rounds: int) -> tuple[list[float], list[float]]:
+def command_latency(project: Path, rounds: int) -> tuple[list[float], list[float], list[float]]:
     with tempfile.TemporaryDirectory() as state:
         gateway = Gateway(project, state)
         try:
@@ -135,14 +135,22 @@ def command_latency(project: Path, rounds: int) -> tuple[list[float], list[float
                 assert response.status_code == 200, response.text
                 return (time.perf_counter() - started) * 1000
 
+            def check() -> float:  # a light command: what reaching the host costs, with little work there
+                started = time.perf_counter()
+                response = api.post("/user/check", headers={"token": "bench-a"}, json={"Phone": ["15550060002"]})
+                assert response.status_code == 200, response.text
+                return (time.perf_counter() - started) * 1000
+
             for _ in range(3):
                 send()
-            after_idle = []
+            after_idle, light = [], []
             for _ in range(rounds):
                 time.sleep(0.5)
                 after_idle.append(send())
+                time.sleep(0.5)
+                light.append(check())
             back_to_back = [send() for _ in range(rounds)]
-            return after_idle, back_to_back
+            return after_idle, back_to_back, light
         finally:
             gateway.stop()
 
@@ -265,10 +273,11 @@ def main() -> None:
     if "latency" in only:
         runs = [("this", PROJECT_DIR)] + ([(args.baseline, baseline)] if baseline else [])
         for label, project in runs:
-            after_idle, back_to_back = command_latency(project, args.rounds)
+            after_idle, back_to_back, light = command_latency(project, args.rounds)
             print(f"/send/text ms ({label}): after 0.5 s idle p50 {percentile(after_idle, 0.5):.0f} "
                   f"p95 {percentile(after_idle, 0.95):.0f}; back to back p50 {percentile(back_to_back, 0.5):.0f} "
-                  f"p95 {percentile(back_to_back, 0.95):.0f}", flush=True)
+                  f"p95 {percentile(back_to_back, 0.95):.0f}; /user/check after idle p50 "
+                  f"{percentile(light, 0.5):.0f} p95 {percentile(light, 0.95):.0f}", flush=True)
     if "restart" in only:
         if baseline:
             ready, stop = baseline_ready(baseline)
