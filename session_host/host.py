@@ -3,9 +3,9 @@
 Lifecycle:
 - start: create the FIFO command queue `<prefix>-host-<host_id>.fifo`, register the host row (queue
   URL, capacity, driver), start the command loop, the heartbeat loop and the lease watchdog.
-- heartbeat loop, once at start (WaGo's connectstartup: no wait for the first beat) and then every
-  `host_heartbeat_seconds`: renew the lease (heartbeat_at, load), which moves the
-  local monotonic deadline (session_host/fencing.py); then one pass over sessions that should be
+- heartbeat loop: one adoption pass at start (WaGo's connectstartup: sessions come back without
+  waiting for a beat), then every `host_heartbeat_seconds`: renew the lease (heartbeat_at, load), which
+  moves the local monotonic deadline (session_host/fencing.py); then one pass over sessions that should be
   connected (auto_connect): adopt those whose owner is missing or whose heartbeat is older than
   `lease + margin` (epoch raised by a conditional write), and take back, under a raised epoch, those
   still recorded as ours that this host no longer holds (after a fence); restore both through the
