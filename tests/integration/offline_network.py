@@ -22,9 +22,9 @@ def main(state_dir: str, from_phone: str, to_phone: str, body: str) -> int:
     with mock_aws():
         from chalicelib.core.events import EventPublisher
         from chalicelib.core.settings import get_settings
-        from chalicelib.core.sim_network import SimNetwork
         from local_gateway import provision
         from local_gateway.state import Backends, Durable, LocalState
+        from session_host.sim.network import SimNetwork
 
         settings = get_settings()
         provision.ensure_all(settings)
