@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench venv clean synth cfn-lint lambda-zip assets
+.PHONY: run reset test bench venv clean synth cfn-lint lambda-zip assets
 
 # Infrastructure: `make synth` writes infra/cdk.out/*.template.json offline (no AWS credentials, no
 # Docker), with cdk-nag's AwsSolutions pack run on the app (an unacknowledged error fails it), and
@@ -43,8 +43,13 @@ $(ASSETS_STAMP): $(WEB_DIR)/package.json $(WEB_DIR)/package-lock.json
 	cp $(SWAGGER_DIST)/LICENSE $(DOCS_STATIC)/swagger-ui-LICENSE.txt
 	touch $@
 
+# State (tables, queued events, media) lives in LOCAL_STATE_DIR (default .data/local-state) and survives
+# restarts; `make reset` deletes it, so the next `make run` starts empty (`RESET=1 make run` does both).
 run: $(STAMP) $(ASSETS_STAMP)
-	$(PY) -m local_gateway
+	$(PY) -m local_gateway $(if $(RESET),--reset)
+
+reset: $(STAMP)
+	$(PY) -m local_gateway --reset-only
 
 test: $(STAMP) $(ASSETS_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -3,6 +3,13 @@
 Semantics kept: batches of up to 10 real SQS messages; records the handler reports in
 `batchItemFailures` (or the whole batch, if the handler raises) are left in flight, so they become
 visible again after the visibility timeout and reach the DLQ after maxReceiveCount.
+
+Receiving: SQS long polls of POLL_WAIT_SECONDS. The events queue is a standard queue, so moto answers
+a long poll as soon as a message arrives: no busy poll when idle, no added latency. Not SQS's 20 s
+maximum: a poller killed mid-poll leaves its request running in the endpoint, and a message that
+arrives before that request ends is taken by nobody and stays invisible for the visibility timeout
+(60 s); 5 s bounds that window at a cost of one idle request per 5 s. A stop request during an idle long poll ends the process at once (no
+message is held); one during a batch lets the batch finish and be acknowledged first.
 """
 
 from __future__ import annotations
@@ -18,6 +25,14 @@ from typing import Any, Callable
 import boto3
 
 from chalicelib.core.settings import get_settings
+
+
+STOP_GRACE_SECONDS = 5
+POLL_WAIT_SECONDS = 5
+
+
+def _exit_now(*_: object) -> None:
+    raise SystemExit(1)
 
 
 class LambdaContext:
@@ -72,7 +87,7 @@ def to_lambda_event(messages: list[dict[str, Any]], queue_arn: str, region: str)
 
 class QueuePoller:
     def __init__(self, queue_name: str, handler: Callable[[dict, Any], Any], function_name: str,
-                 wait_seconds: int = 2, batch_size: int = 10):
+                 wait_seconds: int = 20, batch_size: int = 10):
         settings = get_settings()
         self.region = settings.region
         self.sqs = boto3.client("sqs", region_name=self.region)
@@ -86,11 +101,24 @@ class QueuePoller:
         self.batch_size = batch_size
         self.stopping = threading.Event()  # for other threads
         self._stop_requested = False  # for signal handlers: setting it takes no lock
+        self._in_idle_receive = False  # in a receive call, holding no message: a stop may cut it short
 
     def request_stop(self, *_: object) -> None:
         """Safe in a signal handler. (Event.set() is not: it takes the Event's lock, which the main
         thread may be holding inside stopping.wait() when the signal arrives: a self-deadlock.)"""
         self._stop_requested = True
+
+    def stop_from_signal(self, *_: object) -> None:
+        """Signal handler of `python -m local_gateway.poller`: waiting in a long poll, leave now
+        (nothing received is lost: a message it might return stays invisible for the visibility
+        timeout, then is received again); otherwise finish the batch in hand first."""
+        self._stop_requested = True
+        if self._in_idle_receive:
+            raise SystemExit(0)
+        # The batch gets STOP_GRACE_SECONDS; with the endpoint gone (the launcher was killed) each AWS call
+        # retries for seconds. Leaving mid-batch loses nothing: unacknowledged messages are received again.
+        signal.signal(signal.SIGALRM, _exit_now)
+        signal.alarm(STOP_GRACE_SECONDS)
 
     def stopped(self) -> bool:
         return self._stop_requested or self.stopping.is_set()
@@ -102,13 +130,17 @@ class QueuePoller:
 
     def poll_once(self) -> tuple[int, int]:
         """One receive + invoke + acknowledge cycle; returns (delivered, failed)."""
-        response = self.sqs.receive_message(
-            QueueUrl=self.queue_url,
-            MaxNumberOfMessages=self.batch_size,
-            WaitTimeSeconds=self.wait_seconds,
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        )
+        self._in_idle_receive = True
+        try:
+            response = self.sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=self.batch_size,
+                WaitTimeSeconds=self.wait_seconds,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
+        finally:
+            self._in_idle_receive = False
         messages = response.get("Messages", [])
         if not messages:
             return 0, 0
@@ -141,9 +173,10 @@ def main() -> int:
     argparse.ArgumentParser(description=__doc__).parse_args()
     from app import app, deliver_events  # noqa: F401 - the same handler object Lambda runs
 
-    poller = QueuePoller(get_settings().events_queue_name, deliver_events, "deliver_events")
-    signal.signal(signal.SIGTERM, poller.request_stop)
-    signal.signal(signal.SIGINT, poller.request_stop)
+    poller = QueuePoller(get_settings().events_queue_name, deliver_events, "deliver_events",
+                         wait_seconds=POLL_WAIT_SECONDS)
+    signal.signal(signal.SIGTERM, poller.stop_from_signal)
+    signal.signal(signal.SIGINT, poller.stop_from_signal)
     poller.run()
     return 0
 

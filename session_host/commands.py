@@ -10,6 +10,13 @@ sessions' commands concurrently, write each reply, then acknowledge the message.
 - A command past its deadline is not run: it gets a 504 reply (nobody is waiting any more).
 - A redelivered command whose reply already exists is not run again (its deletion was lost); sends
   are also idempotent by their own Id (chalicelib/core/outbox.py) for the case where it died mid-run.
+- Receiving (local stages, `short_poll_interval` > 0): while any command of this host is in flight,
+  short polls `short_poll_interval` apart; when none is, one long poll of `IDLE_WAIT_SECONDS`. moto
+  decides which FIFO message groups are busy only when a long poll starts (AWS re-checks during the
+  poll), so a long poll is started only when no group of ours is in flight: no command waits behind
+  it, and an idle host makes one request per IDLE_WAIT_SECONDS instead of twenty a second. Deployed
+  stages (`short_poll_interval` = 0) long-poll RECEIVE_WAIT_SECONDS at a time, as before.
+- Commands received after stopping began are refused (503) at once, not run.
 """
 
 from __future__ import annotations
@@ -33,7 +40,9 @@ from chalicelib.core.settings import get_settings
 from session_host.fencing import LEASE_LOST, Fenced
 
 RECEIVE_WAIT_SECONDS = 1  # bounds how long a stop request waits for the receive in progress
+IDLE_WAIT_SECONDS = 20  # SQS's longest long poll; local stages, when no command is in flight
 RECEIVE_BATCH = 10
+STOPPING = "session host is shutting down"
 
 
 class KeyedExecutor:
@@ -159,12 +168,26 @@ class CommandLoop:
         self.lanes = KeyedExecutor(workers, name="command")
         self._in_flight: set[str] = set()
         self._lock = threading.Lock()
+        self._stopping: threading.Event | None = None
+        self.receives = 0  # receive calls made (tests and benchmarks count them)
+
+    def busy(self) -> bool:
+        """Is any command (or restore) of this host queued or running?"""
+        with self._lock:
+            if self._in_flight:
+                return True
+        return self.lanes.pending() > 0
 
     def poll_once(self, wait_seconds: int = RECEIVE_WAIT_SECONDS) -> int:
         messages = self.sqs.receive_message(
             QueueUrl=self.queue_url, MaxNumberOfMessages=RECEIVE_BATCH, WaitTimeSeconds=wait_seconds,
             AttributeNames=["MessageGroupId", "ApproximateReceiveCount"],
         ).get("Messages", [])
+        self.receives += 1
+        if messages and self._stopping is not None and self._stopping.is_set():
+            for message in messages:  # a long poll that returned after stop began: refuse, do not run
+                self._refuse(message, STOPPING)
+            return len(messages)
         for message in messages:
             try:
                 command = Command.model_validate_json(message["Body"])
@@ -209,13 +232,16 @@ class CommandLoop:
             logger.warning("could not acknowledge a command", extra={"error": str(exc)})
 
     def run(self, stopping: threading.Event) -> None:
+        self._stopping = stopping
         while not stopping.is_set():
             try:
-                if self.short_poll_interval:
+                if not self.short_poll_interval:
+                    self.poll_once()
+                elif self.busy():
                     if not self.poll_once(wait_seconds=0):
                         stopping.wait(self.short_poll_interval)
                 else:
-                    self.poll_once()
+                    self.poll_once(wait_seconds=IDLE_WAIT_SECONDS)
             except Exception as exc:  # endpoint restarting, throttled: back off and go on
                 logger.warning("command receive failed", extra={"error": str(exc)})
                 stopping.wait(1.0)
@@ -230,11 +256,17 @@ class CommandLoop:
             if not messages:
                 break
             for message in messages:
-                try:
-                    command = Command.model_validate_json(message["Body"])
-                    self.replies.put(command, Reply.failure(command.command_id, error, 503))
-                    refused += 1
-                except ValidationError:
-                    pass
-                self._delete(message["ReceiptHandle"])
+                refused += self._refuse(message, error)
+        return refused
+
+    def _refuse(self, message: dict, error: str) -> int:
+        """Answer a received command 503 without running it, and acknowledge it; 1 if it was a command."""
+        refused = 0
+        try:
+            command = Command.model_validate_json(message["Body"])
+            self.replies.put(command, Reply.failure(command.command_id, error, 503))
+            refused = 1
+        except ValidationError:
+            pass
+        self._delete(message["ReceiptHandle"])
         return refused

@@ -3,8 +3,9 @@
 Lifecycle:
 - start: create the FIFO command queue `<prefix>-host-<host_id>.fifo`, register the host row (queue
   URL, capacity, driver), start the command loop, the heartbeat loop and the lease watchdog.
-- heartbeat loop, every `host_heartbeat_seconds`: renew the lease (heartbeat_at, load), which moves the
-  local monotonic deadline (session_host/fencing.py); then one pass over sessions that should be
+- heartbeat loop: one adoption pass at start (WaGo's connectstartup: sessions come back without
+  waiting for a beat), then every `host_heartbeat_seconds`: renew the lease (heartbeat_at, load), which
+  moves the local monotonic deadline (session_host/fencing.py); then one pass over sessions that should be
   connected (auto_connect): adopt those whose owner is missing or whose heartbeat is older than
   `lease + margin` (epoch raised by a conditional write), and take back, under a raised epoch, those
   still recorded as ours that this host no longer holds (after a fence); restore both through the
@@ -170,6 +171,11 @@ class SessionHost:
             self.driver.stop_all()
 
     def _heartbeat_loop(self) -> None:
+        if self.lease.valid():  # at start: sessions marked connected come back now, not a beat later
+            try:
+                self.adopt_orphans()
+            except Exception as exc:
+                logger.warning("adoption pass failed", extra={"error": str(exc)})
         while not self.stopping.wait(self.settings.host_heartbeat_seconds):
             try:
                 self.beat()
@@ -274,7 +280,8 @@ class SessionHost:
             logger.warning("could not mark the host draining", extra={"error": str(exc)})
         self.stopping.set()
         for thread in self._threads:
-            thread.join(timeout=5)
+            # The command thread may sit in an idle long poll; whatever it receives after this is refused.
+            thread.join(timeout=0.5 if thread.name == "commands" else 5)
         if self.loop is not None:
             if not self.loop.lanes.wait_idle(grace_seconds):
                 logger.warning("in-flight commands did not finish in time", extra={"pending": self.loop.lanes.pending()})

@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     neonize_data_dir: str = Field(".data/neonize", description="Directory of the per-session SQLite stores.")
     neonize_workers: int = Field(2, gt=0, le=64, description="neonize worker processes per host (a Go panic costs one).")
     neonize_proxy: str = Field("", description="socks5:// or http:// proxy for every WhatsApp connection.")
+    connect_on_startup: bool = Field(
+        True, description="WaGo's -connectstartup: sessions marked connected reconnect when the gateway starts "
+        "(make run); off: they start disconnected and /session/connect restores them from the device store.",
+    )
     connect_wait_seconds: float = Field(
         10.0, gt=0, le=25, description="How long connect waits for the first QR code, login or error.",
     )

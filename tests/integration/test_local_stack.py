@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -35,17 +36,26 @@ def _processes_with_marker(marker: str) -> list[int]:
 
 
 class Launcher:
-    def __init__(self, extra_env: dict[str, str] | None = None):
-        self.api_port = free_port()
+    """`python -m local_gateway` on free ports, with its own state directory (a temporary one unless
+    `state_dir` is given: pass the same one to a second Launcher to restart on the same state)."""
+
+    def __init__(self, extra_env: dict[str, str] | None = None, state_dir: str | None = None,
+                 args: tuple[str, ...] = (), api_port: int | None = None):
+        self.api_port = api_port or free_port()
         self.aws_port = free_port()
         self.marker = f"WAGO_TEST_LAUNCH={uuid.uuid4().hex}"
+        if state_dir is None:
+            self._state_tmp = tempfile.TemporaryDirectory(prefix="wago-state-")
+            state_dir = self._state_tmp.name
+        self.state_dir = state_dir
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
-        env.update(STAGE="local", WAGO_ACCESS_LOG="0", **(extra_env or {}))
+        env.update(STAGE="local", WAGO_ACCESS_LOG="0", LOCAL_STATE_DIR=state_dir, **(extra_env or {}))
         key, value = self.marker.split("=")
         env[key] = value
         self.endpoint = env.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{self.aws_port}"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "local_gateway", "--api-port", str(self.api_port), "--aws-port", str(self.aws_port)],
+            [sys.executable, "-m", "local_gateway", "--api-port", str(self.api_port), "--aws-port", str(self.aws_port),
+             *args],
             cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self.base = f"http://127.0.0.1:{self.api_port}"
