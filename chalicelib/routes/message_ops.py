@@ -9,13 +9,13 @@ in S3, and comes back as WaGo's data URL plus an additive presigned `Url`.
 from __future__ import annotations
 
 import base64
-import binascii
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from chalicelib.bus import get_bus
 from chalicelib.core import jid, message_content, ops
-from chalicelib.core.media import MediaStore
+from chalicelib.core.errors import DomainError
+from chalicelib.core.media import MediaStore, decode_base64
 from chalicelib.routes.fields import ChatAddress, OptionalUserAddress, Text
 from chalicelib.routes.send import SendResponse, _sent
 from chalicelib.routing import Auth, Call, Router
@@ -59,12 +59,13 @@ class DownloadRequest(WagoModel):
 
     @field_validator("media_key", "file_enc_sha256", "file_sha256")
     @classmethod
-    def _base64(cls, value: str) -> str:
+    def _base64(cls, value: str, info: ValidationInfo) -> str:
+        """Normalised to padded standard base64 (what the host's decoder and whatsmeow take)."""
+        field = cls.model_fields[info.field_name].alias or info.field_name
         try:
-            base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("must be base64, as in the webhook") from None
-        return value
+            return base64.b64encode(decode_base64(value, field)).decode()
+        except DomainError as exc:
+            raise ValueError(f"must be base64, as in the webhook: {exc.message.split(': ', 1)[1]}") from None
 
 
 class DownloadResponse(WagoModel):

@@ -268,7 +268,8 @@ class SendPollRequest(Send):
     question: Text = Field(alias="Question")
     options: Annotated[list[Text], Field(min_length=2, max_length=12)] = Field(
         alias="Options", description="2 to 12 answers.")
-    max_answer: int = Field(1, alias="MaxAnswer", ge=0, description="1: single choice; 0: any number.")
+    max_answer: int = Field(1, alias="MaxAnswer", ge=0, le=12,
+                            description="1: single choice; 0 (or the number of options): any number.")
 
 
 @router.route(

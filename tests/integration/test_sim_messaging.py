@@ -184,8 +184,8 @@ def test_media_reaches_the_receiver_as_wagos_file_part_and_ids_send_once(stack, 
     assert _data(stack.call("POST", "/send/document", "fern", {"Phone": "15550003002", "FileName": "a.pdf",
                                                                 "Document": "data:application/pdf;base64,JVBERg=="}),
                  400) == "Document data should start with data:application/octet-stream;base64,"
-    assert _data(stack.call("POST", "/send/image", "fern", {"Phone": "15550003002", "Image": image[:-7]}), 400) \
-        == "Invalid Image in Payload: malformed or truncated base64"
+    truncated = {"Phone": "15550003002", "Image": image[:-7]}
+    assert _data(stack.call("POST", "/send/image", "fern", truncated), 400).startswith("Invalid Image in Payload: truncated base64 (")
     assert _data(stack.call("POST", "/send/document", "fern", {"Phone": "15550003002",
                                                                 "Document": "data:application/octet-stream;base64,AA=="}),
                  400) == "Missing FileName in Payload"
