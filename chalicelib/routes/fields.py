@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from typing import Annotated, Callable
-from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, StringConstraints
 from pydantic_core import PydanticCustomError
 
 from chalicelib.core import jid
+from chalicelib.core.urls import MAX_URL_LENGTH, parse_http_url
 from chalicelib.validation import UNPARSEABLE_ADDRESS
 
 
@@ -26,21 +26,25 @@ def _token(value: str) -> str:
 
 
 def _http_url(value: str) -> str:
-    value = value.strip()
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an absolute http:// or https:// URL")
-    if any(ch.isspace() for ch in value):
-        raise ValueError("must not contain spaces")
-    return value
+    """The URL in the one normal form (chalicelib/core/urls.py); its InvalidUrl is a ValueError -> 400."""
+    return parse_http_url(value).url
+
+
+def _optional_http_url(value: str) -> str:
+    return _http_url(value) if value.strip() else ""
 
 
 #: A non-empty, single-line text field (trimmed).
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256), AfterValidator(_printable)]
 #: A session token: every space removed, printable, non-empty.
 Token = Annotated[str, StringConstraints(min_length=1, max_length=256), AfterValidator(_printable), AfterValidator(_token)]
-#: A webhook target.
-HttpUrl = Annotated[str, StringConstraints(min_length=1, max_length=2048), AfterValidator(_http_url)]
+#: Every URL the gateway stores or fetches (webhook targets, /send/mediaurl, link previews): parsed once
+#: here, stored in its normal form.
+HttpUrl = Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_LENGTH),
+                    AfterValidator(_http_url)]
+#: The same, where the field is optional ("" = none).
+OptionalHttpUrl = Annotated[str, StringConstraints(max_length=MAX_URL_LENGTH),
+                            AfterValidator(_optional_http_url)]
 
 
 def _address(parse: Callable[[str, str], str], optional: bool = False) -> AfterValidator:

@@ -16,7 +16,7 @@ from chalicelib.bus import get_bus
 from chalicelib.core import jid, message_content, ops
 from chalicelib.core.errors import DomainError
 from chalicelib.core.media import MediaStore, decode_base64
-from chalicelib.routes.fields import ChatAddress, OptionalUserAddress, Text
+from chalicelib.routes.fields import ChatAddress, OptionalHttpUrl, OptionalUserAddress, Text
 from chalicelib.routes.send import SendResponse, _sent
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import WagoModel
@@ -49,7 +49,7 @@ class DeleteRequest(WagoModel):
 class DownloadRequest(WagoModel):
     """The media fields exactly as the webhook's `imageMessage` (etc.) carries them."""
 
-    url: str = Field("", alias="URL")
+    url: OptionalHttpUrl = Field("", alias="URL")
     direct_path: Text = Field(alias="DirectPath")
     media_key: str = Field("", alias="MediaKey")
     mimetype: str = Field("", alias="Mimetype")

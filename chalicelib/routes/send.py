@@ -26,7 +26,9 @@ from chalicelib.core.media import KINDS, MediaStore, decode_data_url
 from chalicelib.core.models import SessionModel
 from chalicelib.core.models.messages import STATUS_ORDER
 from chalicelib.core.settings import get_settings
-from chalicelib.routes.fields import ChatAddress, HttpUrl, OptionalUserAddress, Text, UserAddress
+from chalicelib.core.ssrf import BlockedDestination, Guard
+from chalicelib.core.urls import MAX_URL_LENGTH, InvalidUrl, parse_http_url
+from chalicelib.routes.fields import ChatAddress, HttpUrl, OptionalHttpUrl, OptionalUserAddress, Text, UserAddress
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import WagoModel
 
@@ -278,6 +280,10 @@ class SendPollRequest(Send):
 )
 def send_mediaurl(call: Call) -> SendResponse:
     body: SendMediaUrlRequest = call.body
+    try:  # literal addresses and local names at once, as for webhooks; the host checks again after DNS
+        Guard.from_settings().check_url(body.url)
+    except BlockedDestination as exc:
+        raise DomainError(400, f"Invalid Url in Payload: {exc}; the gateway may not fetch it") from None
     file_name = body.file_name or body.url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
     return _already_sent(call.session, body.id) or _run_send(call, ops.SEND_MEDIAURL, ops.SendMediaUrl(
         to=body.phone, url=body.url, kind=body.type, caption=body.caption, file_name=file_name),
@@ -349,7 +355,8 @@ THUMBNAIL_MAX_BYTES = 100 << 10
 
 class SendPreviewRequest(Send):
     body: Body = Field(alias="Body", description="The text, containing the link.")
-    url: str = Field("", alias="Url", description="The link the card is for (default: the first one in Body).")
+    url: str = Field("", alias="Url", max_length=MAX_URL_LENGTH,
+                     description="The link the card is for (default: the first one in Body).")
     title: str = Field("", alias="Title", max_length=512)
     description: str = Field("", alias="Description", max_length=2048)
     thumbnail: str = Field("", alias="Thumbnail", description="Optional data:image/jpeg;base64,... (≤ 100 KiB).")
@@ -360,7 +367,7 @@ class SendPreview2Request(Send):
     title: Text = Field(alias="Title")
     description: str = Field("", alias="Description", max_length=2048)
     source_url: HttpUrl = Field(alias="SourceUrl", description="Where tapping the card leads.")
-    thumbnail_url: str = Field("", alias="ThumbnailUrl", description="Image shown on the card (https URL).")
+    thumbnail_url: OptionalHttpUrl = Field("", alias="ThumbnailUrl", description="Image shown on the card (URL).")
 
 
 class SendGroupInviteRequest(Send):
@@ -380,6 +387,10 @@ def send_preview(call: Call) -> SendResponse:
     url = body.url.strip() or next(iter(URL_IN_TEXT.findall(body.body)), "")
     if not url:
         raise DomainError(400, "Missing Url in Payload: no link in Body either")
+    try:
+        parse_http_url(url)  # checked like every URL; kept as written: WhatsApp matches it in the text
+    except InvalidUrl as exc:
+        raise DomainError(400, f"Invalid Url in Payload: {exc}") from None
     thumbnail = ""
     if body.thumbnail:
         data, _ = decode_data_url("image", body.thumbnail, THUMBNAIL_MAX_BYTES)
@@ -394,7 +405,7 @@ def send_preview(call: Call) -> SendResponse:
 def send_preview2(call: Call) -> SendResponse:
     body: SendPreview2Request = call.body
     return _send_content(call, message_content.ad_reply_preview(body.body, body.title, body.description,
-                                                                body.source_url, body.thumbnail_url.strip()))
+                                                                body.source_url, body.thumbnail_url))
 
 
 @router.route(
