@@ -34,7 +34,8 @@ class SetWebhookRequest(WagoModel):
     webhook_url: HttpUrl = Field(alias="WebhookURL", description="Where events are POSTed.")
     secret: Annotated[str, AfterValidator(_secret)] | None = Field(
         None, alias="Secret",
-        description="Addition: HMAC-SHA256 key of X-Webhook-Signature; omitted: kept; empty: removed.",
+        description="Addition: HMAC-SHA256 key of X-Webhook-Signature and webhook-signature; omitted: kept; "
+                    "empty: removed.",
     )
 
 
