@@ -264,6 +264,38 @@ def test_a_killed_worker_is_replaced_and_its_sessions_restarted(tmp_path):
         hole.close()
 
 
+def _children_states(pid: int) -> dict[int, str]:
+    """pid -> state letter (Z = defunct) of every child of `pid`, from /proc."""
+    states = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                stat = Path(f"/proc/{child}/stat").read_text()
+            except FileNotFoundError:
+                continue
+            states[int(child)] = stat.rsplit(")", 1)[1].split()[0]
+    return states
+
+
+def test_workers_leave_no_defunct_children(tmp_path):
+    """neonize's import runs `uname -a` through os.popen twice and drops the pipes: without
+    load_neonize() each worker kept two `[sh] <defunct>` children for its whole life."""
+    from session_host.drivers.neonize import NeonizeDriver
+
+    driver = NeonizeDriver(Callbacks(), _neonize_settings(tmp_path, f"socks5://127.0.0.1:{_closed_port()}",
+                                                          neonize_workers=2))
+    try:
+        for token in ("tok-a", "tok-b"):  # a worker that answered has loaded neonize (the dial is refused)
+            with pytest.raises(DomainError, match="connection refused"):
+                driver.connect(token, os_name="Chrome")
+        pids = driver.worker_pids()
+        assert len(pids) == 2
+        for pid in pids:
+            assert [c for c, state in _children_states(pid).items() if state == "Z"] == [], pid
+    finally:
+        driver.close(grace=1.0)
+
+
 def test_the_host_reports_a_connect_without_network_as_an_error_status(aws, tmp_path):
     from chalicelib import sessions
     from chalicelib.bus import Bus
