@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Callable
 
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
 from chalicelib.core import jid
@@ -78,3 +79,37 @@ OptionalUserAddress = Annotated[str, StringConstraints(max_length=256), _address
 GroupAddress = Annotated[Text, _address(jid.group)]
 #: The address types: every request field that names a chat or a user has one (a test checks it).
 ADDRESS_TYPES = (ChatAddress, UserAddress, PhoneAddress, GroupAddress, OptionalUserAddress)
+
+
+#: One item of a batch (phones of /user/check, ids of /message/markread, ...): any text, checked item by
+#: item, so one unusable item gets its own error instead of a 400 for the whole batch.
+BatchItem = Annotated[str, StringConstraints(max_length=256)]
+_MESSAGE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class BatchError(BaseModel):
+    """Addition: one batch item that was not used, and why."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    query: str = Field(alias="Query")
+    error: str = Field(alias="Error")
+
+
+def split_batch(items: list[str], problem: Callable[[str], str | None]) -> tuple[list[str], list[BatchError]]:
+    """(the usable items in order, a BatchError for each one `problem` finds fault with)."""
+    good: list[str] = []
+    errors: list[BatchError] = []
+    for item in items:
+        why = problem(item)
+        if why is None:
+            good.append(item)
+        else:
+            errors.append(BatchError(query=item, error=why))
+    return good, errors
+
+
+def message_id_problem(value: str) -> str | None:
+    """WhatsApp message ids are 1..128 of A-Z a-z 0-9 . _ : - (what whatsmeow generates and accepts)."""
+    if _MESSAGE_ID.match(value.strip()):
+        return None
+    return f"{value!r} is not a message id"

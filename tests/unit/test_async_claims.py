@@ -29,28 +29,35 @@ def _status(message_id: str) -> tuple[str, str | None]:
 
 
 def _async(op: str, message_id: str, deadline: float | None = None) -> Command:
-    return Command(token=TOKEN, op=op, args={"id": message_id, "to": "1@s.whatsapp.net"}, reply_to="discard",
+    return Command(token=TOKEN, op=op, args={"id": message_id, "to": "1@s.whatsapp.net", "body": "x"},
+                   reply_to="discard",
                    deadline=deadline or time.time() + 30)
 
 
-class _Manager:
-    """The session manager's handle() and report_async_send() over a handler that fails as told."""
+class _Host:
+    """The host's real dispatcher and event sink around a send_text handler that fails as told."""
 
     def __init__(self, failure: Exception):
-        from session_host.sessions import SessionManager
+        import boto3
 
-        self.manager = SessionManager.__new__(SessionManager)
-        self.published: list[dict] = []
-        self.manager.on_event = lambda token, type, event, *a, **k: self.published.append({"type": type, **event})
-        self.failure = failure
+        from chalicelib.core import ops
+        from session_host.dispatch import Dispatcher, handles
+        from session_host.publishing import EventSink
 
-    def handle(self, command: Command) -> Reply:
-        def op(token, args):
-            raise self.failure
+        published = self.published = []
 
-        self.manager.op_send_text = op
-        self.manager.driver = None
-        return self.manager.handle(command)
+        class RecordingSink(EventSink):
+            def publish(self, token, type, event, extra=None, media_key=None):
+                published.append({"type": type, **event})
+
+        class Failing:
+            @handles(ops.SEND_TEXT)
+            def send_text(self, token, args):
+                raise failure
+
+        self.sink = RecordingSink(get_settings(), boto3.client("sqs", region_name="us-east-1"))
+        self.dispatcher = Dispatcher(None, self.sink, Failing())
+        self.handle = self.dispatcher.handle
 
 
 @pytest.mark.parametrize("failure,error", [
@@ -60,9 +67,9 @@ class _Manager:
 ])
 def test_a_send_the_host_refuses_or_crashes_on_is_marked_failed(aws, failure, error):
     outbox.queue(TOKEN, "M1", "text", "1@s.whatsapp.net")
-    fake = _Manager(failure)
+    fake = _Host(failure)
     sqs, url, loop = _loop(fake.handle)
-    loop.on_unanswered = fake.manager.report_async_send
+    loop.on_unanswered = fake.sink.report_async_send
     command = _async("send_text", "M1")
     sqs.send_message(QueueUrl=url, MessageBody=command.model_dump_json(), MessageGroupId=TOKEN,
                      MessageDeduplicationId=command.command_id)
@@ -75,15 +82,16 @@ def test_a_send_the_host_refuses_or_crashes_on_is_marked_failed(aws, failure, er
 
 def test_an_async_send_that_expires_before_a_host_runs_it_is_marked_failed(aws):
     outbox.queue(TOKEN, "M2", "text", "1@s.whatsapp.net")
-    fake = _Manager(AssertionError("must not run"))
+    fake = _Host(AssertionError("must not run"))
     sqs, url, loop = _loop(fake.handle)
-    loop.on_unanswered = fake.manager.report_async_send
+    loop.on_unanswered = fake.sink.report_async_send
     command = _async("send_text", "M2", deadline=time.time() - 1)
     sqs.send_message(QueueUrl=url, MessageBody=command.model_dump_json(), MessageGroupId=TOKEN,
                      MessageDeduplicationId=command.command_id)
     [reply] = _pump(loop, [command])
     assert reply.status == 504
     assert _status("M2")[0] == "failed"
+    assert fake.published[-1]["Status"] == "failed"
 
 
 def test_a_retry_claims_a_failed_record_again_once(aws):
