@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Annotated, Literal
 
 from chalice import Response
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from chalicelib import envelope
 from chalicelib.bus import get_bus
@@ -46,13 +46,9 @@ def _media_body_limit() -> int:
     return get_settings().data_url_max_bytes * 4 // 3 + (64 << 10)
 
 
-class Send(WagoModel):
-    phone: ChatAddress = Field(alias="Phone", description="Recipient: phone number with country code, or a JID.")
-    id: MessageId | None = Field(None, alias="Id", description="Optional message id: a repeat never sends twice.")
-
-
 class ContextInfo(WagoModel):
-    """whatsmeow's ContextInfo as WaGo takes it: a reply needs StanzaID and Participant together."""
+    """whatsmeow's ContextInfo as WaGo takes it: a reply needs StanzaID and Participant together, and a
+    QuotedMessage is the content of that reply's target (so it needs them too)."""
 
     stanza_id: str = Field("", alias="StanzaID", description="The quoted message's id.")
     participant: OptionalUserAddress = Field("", alias="Participant", description="The quoted message's sender (JID).")
@@ -61,11 +57,38 @@ class ContextInfo(WagoModel):
     mentioned_jid: list[UserAddress] = Field(default_factory=list, alias="MentionedJID",
                                              description="JIDs mentioned in the text.")
 
+    @model_validator(mode="after")
+    def _a_reply_is_whole(self) -> "ContextInfo":
+        if bool(self.stanza_id) != bool(self.participant):
+            raise ValueError("StanzaID and Participant go together")
+        if self.quoted_message is not None and not self.stanza_id:
+            raise ValueError("QuotedMessage needs the StanzaID and Participant of the message it quotes")
+        return self
+
+
+class Send(WagoModel):
+    """WaGo's fields common to every /send/* route, declared once: each route applies them the same way
+    (WhatsApp carries a ContextInfo on every message kind these routes send)."""
+
+    phone: ChatAddress = Field(alias="Phone", description="Recipient: phone number with country code, or a JID.")
+    id: MessageId | None = Field(None, alias="Id", description="Optional message id: a repeat never sends twice.")
+    context_info: ContextInfo | None = Field(None, alias="ContextInfo", description="Reply/quote and mentions.")
+    forward: bool = Field(False, alias="Forward", description="Mark as forwarded.")
+
+    def context(self) -> dict | None:
+        """The message's contextInfo as WhatsApp JSON, or None when the request sets none. Participant
+        and mentions go through the one address parser (a user's device part dropped)."""
+        info = self.context_info
+        return message_content.context_info(
+            quoted_id=info.stanza_id if info else "",
+            quoted_sender=jid.user(info.participant, "Participant") if info and info.participant else "",
+            quoted=info.quoted_message if info else None,
+            mentions=[jid.user(m, "MentionedJID") for m in info.mentioned_jid] if info else (),
+            forwarded=self.forward) or None
+
 
 class SendTextRequest(Send):
     body: Body = Field(alias="Body", description="The text.")
-    context_info: ContextInfo | None = Field(None, alias="ContextInfo", description="Reply/quote and mentions.")
-    forward: bool = Field(False, alias="Forward", description="Mark as forwarded.")
 
 
 class MediaSend(Send):
@@ -147,17 +170,10 @@ def send_text(call: Call) -> SendResponse:
     done = _already_sent(call.session, body.id)
     if done is not None:
         return done
-    context = body.context_info
-    if context is None and not body.forward:
+    context = body.context()
+    if context is None:
         return _run_send(call, ops.SEND_TEXT, ops.SendText(to=body.phone, body=body.body), "text")
-    if context is not None and bool(context.stanza_id) != bool(context.participant):
-        raise DomainError(400, "Invalid ContextInfo in Payload: StanzaID and Participant go together")
-    content = message_content.text(
-        body.body, quoted_id=context.stanza_id if context else "",
-        quoted_sender=jid.user(context.participant, "Participant") if context and context.participant else "",
-        quoted=context.quoted_message if context else None,
-        mentions=[jid.user(m, "MentionedJID") for m in context.mentioned_jid] if context else (),
-        forwarded=body.forward)
+    content = message_content.with_context(message_content.text(body.body), context)
     return _run_send(call, ops.SEND_CONTENT, ops.SendContent(to=body.phone, content=content), "text")
 
 
@@ -188,7 +204,7 @@ def _send_media(call: Call, kind: str, data_url: str, caption: str = "", file_na
         stored = replace(stored, mimetype=mimetype)
     return _run_send(call, ops.SEND_MEDIA, ops.SendMedia(
         to=body.phone, kind=kind, media_key=stored.key, mimetype=stored.mimetype, sha256=stored.sha256,
-        caption=caption, file_name=file_name), kind)
+        caption=caption, file_name=file_name, context_info=body.context()), kind)
 
 
 @router.route(
@@ -286,12 +302,13 @@ def send_mediaurl(call: Call) -> SendResponse:
         raise DomainError(400, f"Invalid Url in Payload: {exc}; the gateway may not fetch it") from None
     file_name = body.file_name or body.url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
     return _already_sent(call.session, body.id) or _run_send(call, ops.SEND_MEDIAURL, ops.SendMediaUrl(
-        to=body.phone, url=body.url, kind=body.type, caption=body.caption, file_name=file_name),
-        body.type or "media")
+        to=body.phone, url=body.url, kind=body.type, caption=body.caption, file_name=file_name,
+        context_info=body.context()), body.type or "media")
 
 
 def _send_content(call: Call, content: dict) -> SendResponse:
     body = call.body
+    content = message_content.with_context(content, body.context())
     return _already_sent(call.session, body.id) or _run_send(call, ops.SEND_CONTENT,
                                                              ops.SendContent(to=body.phone, content=content),
                                                              message_content.kind_of(content))

@@ -41,6 +41,7 @@ class OutboundMedia:
     sha256: str = ""
     caption: str = ""
     file_name: str = ""
+    context_info: dict[str, Any] | None = None  # waE2E.ContextInfo JSON: reply/quote, mentions, forwarded
 
 
 class DriverCallbacks(Protocol):

@@ -373,6 +373,31 @@ def test_media_messages_are_built_from_the_upload():
         "invoice.pdf", "invoice.pdf", "application/pdf", "March", b"k" * 32)
 
 
+def test_every_media_kind_carries_the_requests_context_info():
+    """WaGo's ContextInfo/Forward on a media send end up on the media message itself (issue 14, item 4)."""
+    from neonize.proto import Neonize_pb2 as Proto
+
+    from chalicelib.core import message_content
+    from session_host.drivers.base import OutboundMedia
+    from session_host.drivers.neonize_messages import media_message
+
+    upload = Proto.UploadResponse(url="https://mmg.example/u", DirectPath="/v/t62/x", MediaKey=b"k" * 32,
+                                  FileEncSHA256=b"e" * 32, FileSHA256=b"s" * 32, FileLength=1)
+    context = message_content.context_info("3EB0QUOTED", "15550001111@s.whatsapp.net", {"conversation": "hi"},
+                                           ["15550002222@s.whatsapp.net"], forwarded=True)
+    for kind in ("image", "video", "audio", "document", "sticker"):
+        message = media_message(OutboundMedia(kind, b"", "application/octet-stream", "key", context_info=context),
+                                upload)
+        info = getattr(message, f"{kind}Message").contextInfo
+        assert (info.stanzaID, info.participant, info.quotedMessage.conversation, list(info.mentionedJID),
+                info.isForwarded) == ("3EB0QUOTED", "15550001111@s.whatsapp.net", "hi",
+                                      ["15550002222@s.whatsapp.net"], True), kind
+    with pytest.raises(DomainError) as bad:
+        media_message(OutboundMedia("image", b"", "image/png", "key",
+                                    context_info={"quotedMessage": {"noSuchField": 1}}), upload)
+    assert bad.value.status == 400 and bad.value.message.startswith("Invalid message content:")
+
+
 def test_content_messages_become_the_real_protobufs(worker):
     from chalicelib.core import message_content
 
