@@ -158,7 +158,8 @@ def _merge(queries: list[str], bad: dict[int, str], answers: list[dict[str, Any]
 
 def _with_errors(users: ops.Users, queries: list[str], bad: dict[int, str]) -> ops.Users:
     if bad:
-        return ops.Users(users=users.users, Errors=[{"Query": queries[i], "Error": bad[i]} for i in sorted(bad)])
+        return ops.Users.model_validate({"Users": users.users,
+                                         "Errors": [{"Query": queries[i], "Error": bad[i]} for i in sorted(bad)]})
     return users
 
 

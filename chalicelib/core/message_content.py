@@ -25,7 +25,7 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def context_info(quoted_id: str = "", quoted_sender: str = "", quoted: dict | None = None,
+def context_info(quoted_id: str = "", quoted_sender: str = "", quoted: dict[str, Any] | None = None,
                  mentions: Iterable[str] = (), forwarded: bool = False) -> dict[str, Any]:
     """waE2E.ContextInfo as JSON: a reply/quote, mentions, the forwarded mark ({} when none)."""
     context: dict[str, Any] = {}
@@ -41,7 +41,7 @@ def context_info(quoted_id: str = "", quoted_sender: str = "", quoted: dict | No
     return context
 
 
-def text(body: str, quoted_id: str = "", quoted_sender: str = "", quoted: dict | None = None,
+def text(body: str, quoted_id: str = "", quoted_sender: str = "", quoted: dict[str, Any] | None = None,
          mentions: Iterable[str] = (), forwarded: bool = False) -> dict[str, Any]:
     """A text with context (reply/quote, mentions, forwarded): WhatsApp's extendedTextMessage."""
     return {"extendedTextMessage": {"text": body, "contextInfo": context_info(quoted_id, quoted_sender, quoted,

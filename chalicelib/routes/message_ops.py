@@ -61,7 +61,8 @@ class DownloadRequest(WagoModel):
     @classmethod
     def _base64(cls, value: str, info: ValidationInfo) -> str:
         """Normalised to padded standard base64 (what the host's decoder and whatsmeow take)."""
-        field = cls.model_fields[info.field_name].alias or info.field_name
+        name = str(info.field_name)
+        field = cls.model_fields[name].alias or name
         try:
             return base64.b64encode(decode_base64(value, field)).decode()
         except DomainError as exc:
