@@ -29,8 +29,9 @@ class SessionOps:
 
     @handles(ops.CONNECT)
     def connect(self, token: str, args: ops.Connect) -> ops.Connected:
-        state = self.lifecycle.connect(token, args.events)
-        return ops.Connected(jid=state.jid or "", connected=state.connected, logged_in=state.logged_in)
+        state, already = self.lifecycle.connect(token, args.events)
+        return ops.Connected(jid=state.jid or "", connected=state.connected, logged_in=state.logged_in,
+                             already_connected=already)
 
     @handles(ops.PAIR)
     def pair(self, token: str, args: ops.Pair) -> ops.LinkingCode:

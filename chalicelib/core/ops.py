@@ -277,6 +277,7 @@ class Connected(Result):
     jid: str = ""
     connected: bool = False
     logged_in: bool = False
+    already_connected: bool = False  # the client was running: its subscription was updated, nothing started
 
 
 class LinkingCode(Result):
