@@ -134,7 +134,8 @@ def test_message_kinds_and_operations_reach_the_other_session(stack, receiver):
         == "Failed to download media: the server answered 302"
     assert _data(stack.call("POST", "/send/mediaurl", "hana", {"Phone": "15550004002",
                                                                 "Url": "http://169.254.169.254/latest/meta-data"}),
-                 400) == "Invalid Url in Payload: 169.254.169.254 is a cloud metadata address"
+                 400) == ("Invalid Url in Payload: 169.254.169.254 is a cloud metadata address; the gateway may not "
+                          "fetch it")
     assert _data(stack.call("POST", "/message/download/image", "ivan", {"directPath": "/v/t62/elsewhere"}), 404) \
         == "media not found"  # the same answer as another session's media: nothing to probe
     assert _data(stack.call("POST", "/message/edit", "hana", {"Chat": "15550004002", "Message": "x"}), 400) \
