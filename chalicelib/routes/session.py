@@ -12,10 +12,10 @@ from chalicelib.bus import get_bus
 from chalicelib.core import contract, ops
 from chalicelib.core.errors import DomainError
 from chalicelib.core.models import SessionModel
+from chalicelib.core.subscriptions import parse_subscription, resolve_subscription
 from chalicelib.routes.fields import PhoneAddress
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import WagoModel
-from chalicelib.core.subscriptions import parse_subscription, resolve_subscription
 
 router = Router(__name__, tag="Session")
 

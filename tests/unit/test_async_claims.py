@@ -13,7 +13,7 @@ import time
 import pytest
 
 from chalicelib.core import outbox
-from chalicelib.core.contract import Command, Reply
+from chalicelib.core.contract import Command
 from chalicelib.core.errors import DomainError
 from chalicelib.core.settings import get_settings
 from tests.unit.test_session_commands import _loop, _pump
@@ -55,8 +55,17 @@ class _Host:
             def send_text(self, token, args):
                 raise failure
 
+        class Lifecycle:  # holds every session under a valid lease (fencing is tested elsewhere)
+            host_id = "h1"
+
+            def may_run(self, command):
+                return 1
+
+            def fence(self, token):
+                pass
+
         self.sink = RecordingSink(get_settings(), boto3.client("sqs", region_name="us-east-1"))
-        self.dispatcher = Dispatcher(None, self.sink, Failing())
+        self.dispatcher = Dispatcher(Lifecycle(), self.sink, Failing())
         self.handle = self.dispatcher.handle
 
 

@@ -23,9 +23,9 @@ def host_ops(aws):
     """GroupOps on the sim driver's groups: what the host runs for these operations."""
     from chalicelib.core.media import MediaStore
     from chalicelib.core.models import SessionModel
-    from chalicelib.core.sim_network import SimNetwork
+    from session_host.sim.network import SimNetwork
     from session_host.drivers.base import ClientState
-    from session_host.drivers.sim import SimDriver
+    from session_host.sim.driver import SimDriver
     from session_host.group_ops import GroupOps
     from session_host.sim.groups import SimGroups
 

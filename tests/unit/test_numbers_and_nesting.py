@@ -91,8 +91,8 @@ def _nested(depth: int) -> dict:
     while levels < depth:
         inner = {"extendedTextMessage": {"text": "re", "contextInfo": {"quotedMessage": inner}}}
         levels += 3
-    return {"Phone": "15550002222", "Body": "x", "ContextInfo": {"StanzaID": "A", "Participant": "1@s.whatsapp.net",
-                                                                "QuotedMessage": inner}}
+    context = {"StanzaID": "A", "Participant": "15550001111@s.whatsapp.net", "QuotedMessage": inner}
+    return {"Phone": "15550002222", "Body": "x", "ContextInfo": context}
 
 
 @pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 3, 300, 5000])

@@ -112,7 +112,7 @@ def test_without_them_nothing_is_added(client, sent):
 
 @pytest.mark.parametrize("context,why", [
     ({"StanzaID": "3EB0X"}, "StanzaID and Participant go together"),
-    ({"Participant": "1@s.whatsapp.net"}, "StanzaID and Participant go together"),
+    ({"Participant": "15550001111@s.whatsapp.net"}, "StanzaID and Participant go together"),
     ({"QuotedMessage": {"conversation": "x"}}, "QuotedMessage needs the StanzaID and Participant of the message "
                                                 "it quotes"),
     ({"MentionedJID": "15550002222@s.whatsapp.net"}, None),
@@ -138,7 +138,7 @@ def test_the_sim_network_delivers_a_media_messages_context_info(aws):
     from chalicelib.core.media import MediaStore
     from chalicelib.core.models import SessionModel
     from chalicelib.core.settings import get_settings
-    from chalicelib.core.sim_network import SimNetwork
+    from session_host.sim.network import SimNetwork
 
     published: list[tuple] = []
     network = SimNetwork(lambda token, type, event, extra=None, media_key=None: published.append((token, type, event)))
