@@ -17,8 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class LocalHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler]):
-        super().__init__(("127.0.0.1", 0), handler)
+    def __init__(self, handler: type[BaseHTTPRequestHandler], port: int = 0):
+        super().__init__(("127.0.0.1", port), handler)  # port 0: a free one
         self.port = self.server_address[1]
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
