@@ -15,7 +15,7 @@ from chalicelib.routes import groups as group_routes
 from chalicelib.routes import sim as sim_routes
 from chalicelib.routes import users as user_routes
 from chalicelib.routes import web as web_routes
-from chalicelib.routing import Auth, Call, Router, install
+from chalicelib.routing import Auth, Call, Router, install, install_unavailable
 from chalicelib.webhooks.fanout import handle_events
 
 settings = get_settings()
@@ -45,6 +45,9 @@ ROUTERS += [web_routes.console_router, web_routes.docs_router]  # /console and /
 if settings.whatsapp_driver == "sim":
     ROUTERS.append(sim_routes.router)  # simulator controls exist only while the sim driver runs
 ROUTES = install(app, ROUTERS)
+if settings.whatsapp_driver != "sim":  # ... and say so, rather than a bare 404
+    install_unavailable(app, sim_routes.router.specs, 404,
+                        sim_routes.unavailable_message(settings.whatsapp_driver))
 OPENAPI = build_document(ROUTES)
 
 

@@ -199,6 +199,17 @@ def install(app: Chalice, routers: list[Router]) -> list[RouteSpec]:
     return specs
 
 
+def install_unavailable(app: Chalice, specs: list[RouteSpec], status: int, message: str) -> None:
+    """Answer every method of these routes' paths with one envelope (routes of a feature this deployment
+    does not run, e.g. the simulator controls under the neonize driver), instead of a bare 404."""
+    for index, path in enumerate(sorted({spec.path for spec in specs})):
+        def view(**_params: str) -> Response:
+            return envelope.failure(status, message)
+
+        app.route(path, methods=list(HTTP_METHODS), content_types=ANY_CONTENT_TYPE,
+                  name=f"unavailable_{index}")(view)
+
+
 def _method_not_allowed(allowed: list[str]) -> Callable[..., Response]:
     def view(**_params: str) -> Response:
         response = envelope.failure(405, f"Method Not Allowed: use {', '.join(allowed)}")

@@ -4,11 +4,19 @@ WaGo decodes JSON with Go's `encoding/json`: keys match struct fields in any let
 keys are ignored, and a value of the wrong type fails the whole decode. Required fields that are
 empty are reported as `Missing <Field> in Payload`. This module gives pydantic models the same
 behaviour and turns validation errors into one precise WaGo error string.
+
+Numbers and nesting are bounded where the JSON is read, before any model or state sees it:
+- every number literal (under any key, known or not) is an ASCII JSON number of at most
+  `MAX_NUMBER_CHARS` characters; integers fit in Go's int64 (what WaGo and whatsmeow
+  decode into; protobuf's int64 fields too), floats are finite (`NaN`/`Infinity` are not JSON: RFC 8259 §6);
+- a body nests at most `MAX_JSON_DEPTH` arrays/objects (a quoted message quoting a quoted message...);
+- query parameters that are numbers go through `query_int` (ASCII digits only, bounded).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
@@ -22,6 +30,13 @@ UNPARSEABLE_ADDRESS = "unparseable_address"
 DECODE_ERROR = "Could not decode Payload"
 
 M = TypeVar("M", bound="WagoModel")
+
+#: Deepest nesting of arrays/objects a body may have (WaGo's bodies need 5; a reply quoting a reply
+#: quoting ... stays well inside). Deeper bodies could exhaust recursion in the converters behind.
+MAX_JSON_DEPTH = 32
+#: Longest number literal: a 64-bit integer has at most 20 digits; floats need no more than 32 characters.
+MAX_NUMBER_CHARS = 32
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 _TYPE_WORDS = {
     "string_type": "a string",
@@ -91,9 +106,66 @@ def decode_json(raw: bytes | str | None, max_bytes: int) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):
+        data = json.loads(raw, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant)
+    except json.JSONDecodeError:
         raise DomainError(400, DECODE_ERROR) from None
+    except RecursionError:
+        raise DomainError(400, f"{DECODE_ERROR}: nested deeper than {MAX_JSON_DEPTH} levels") from None
+    check_depth(data)
+    return data
+
+
+def _number_error(literal: str, why: str) -> DomainError:
+    shown = literal if len(literal) <= 24 else f"{literal[:20]}... ({len(literal)} characters)"
+    return DomainError(400, f"{DECODE_ERROR}: number {shown} {why}")
+
+
+def _json_int(literal: str) -> int:
+    # The json module's number pattern is ASCII already; the length bound comes before int() (which
+    # refuses literals over 4300 digits with a ValueError, a 500 before this hook existed).
+    if len(literal) > MAX_NUMBER_CHARS:
+        raise _number_error(literal, f"is longer than {MAX_NUMBER_CHARS} characters")
+    value = int(literal)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise _number_error(literal, "does not fit in a 64-bit integer")
+    return value
+
+
+def _json_float(literal: str) -> float:
+    if len(literal) > MAX_NUMBER_CHARS:
+        raise _number_error(literal, f"is longer than {MAX_NUMBER_CHARS} characters")
+    value = float(literal)
+    if not math.isfinite(value):
+        raise _number_error(literal, "is out of range")
+    return value
+
+
+def _json_constant(name: str) -> float:
+    raise DomainError(400, f"{DECODE_ERROR}: {name} is not a JSON number")
+
+
+def check_depth(data: Any, limit: int = MAX_JSON_DEPTH) -> None:
+    """400 if `data` nests arrays/objects deeper than `limit` (iterative: no recursion to exhaust)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            raise DomainError(400, f"{DECODE_ERROR}: nested deeper than {limit} levels")
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+
+
+def query_int(query: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    """A number from the query string: ASCII digits only (no sign, no spaces, no `²` or `٣`), between
+    `low` and `high`; 400 `Invalid <name>: must be an integer from <low> to <high>` otherwise."""
+    raw = query.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(high)) or not low <= int(raw) <= high:
+        raise DomainError(400, f"Invalid {name}: must be an integer from {low} to {high}")
+    return int(raw)
 
 
 def parse_body(model: type[M], raw: bytes | str | None, max_bytes: int) -> M:

@@ -6,11 +6,21 @@ deployed API maps that gateway response to WaGo's 404 envelope, and so does this
 Under `make run` the launcher owns the listening socket and passes it down (`--fd`): when this
 process dies and the launcher restarts it, connections wait in the socket's backlog instead of
 being refused, so the gateway keeps answering across an API restart.
+
+HTTP/1.1 message framing (RFC 9112 §6, RFC 9110 §9.3.2) holds for every method, so a keep-alive
+connection never desynchronises (chalice's handler wrote a body after HEAD and read request bodies
+by Content-Length only):
+- HEAD is answered as GET without its body (same status and headers, Content-Length included);
+- 1xx, 204 and 304 answers carry no body and no Content-Length;
+- a request body is read by `Transfer-Encoding: chunked` or by a Content-Length of ASCII digits;
+  a malformed Content-Length, both headers at once, or another transfer coding is a 400 envelope
+  and the connection is closed (the next request's start cannot be found).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import socket
@@ -30,12 +40,119 @@ from chalice.local import (
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
+MAX_REQUEST_BYTES = 64 << 20  # beyond any body a route takes (media data URLs are the largest)
+
+
+class FramingError(Exception):
+    """The request's body cannot be delimited: answer 400 and close the connection."""
+
+
 class WagoRequestHandler(ChaliceRequestHandler):
+    _head = False
+
     def setup(self) -> None:
         super().setup()
         # chalice writes headers and body in separate sends; without NODELAY, Nagle plus the
         # client's delayed ACK adds ~40 ms to every keep-alive response.
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    # -- requests: one body per message, delimited as RFC 9112 §6.3 says -------------------------
+
+    def _generic_handle(self) -> None:
+        try:
+            super()._generic_handle()
+        except FramingError as exc:
+            self.close_connection = True
+            body = json.dumps({"code": 400, "error": f"Bad Request: {exc}", "success": False})
+            self._send_http_response(400, {"Content-Type": "application/json", "Connection": "close"}, body)
+
+    def do_HEAD(self) -> None:  # noqa: N802 - BaseHTTPRequestHandler's naming
+        self._head = True
+        self.command = "GET"  # the app answers HEAD as GET; the body is dropped when sending
+        try:
+            self._generic_handle()
+        finally:
+            self.command, self._head = "HEAD", False
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
+
+    def _parse_payload(self):  # noqa: ANN202 - chalice's signature
+        transfer = self.headers.get_all("Transfer-Encoding") or []
+        lengths = self.headers.get_all("Content-Length") or []
+        if transfer:
+            if lengths:
+                raise FramingError("both Transfer-Encoding and Content-Length")
+            codings = [c.strip().lower() for value in transfer for c in value.split(",") if c.strip()]
+            if codings != ["chunked"]:
+                raise FramingError(f"unsupported Transfer-Encoding {', '.join(codings)!r}")
+            body = self._read_chunked()
+        else:
+            values = {v.strip() for value in lengths for v in value.split(",")}
+            if len(values) > 1:
+                raise FramingError("conflicting Content-Length values")
+            text = values.pop() if values else "0"
+            if not (text.isascii() and text.isdigit()) or len(text) > 12:
+                raise FramingError(f"Content-Length {text[:20]!r} is not a number of bytes")
+            size = int(text)
+            if size > MAX_REQUEST_BYTES:
+                raise FramingError(f"body of {size} bytes exceeds {MAX_REQUEST_BYTES}")
+            body = self.rfile.read(size) if size else None
+            if body is not None and len(body) < size:
+                raise FramingError("the body ended before Content-Length bytes")
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "transfer-encoding"}
+        if body is not None:
+            headers["Content-Length"] = str(len(body))
+        return headers, body
+
+    def _read_chunked(self) -> bytes | None:
+        body = bytearray()
+        while True:
+            line = self.rfile.readline(1026)
+            size_text = line.split(b";", 1)[0].strip()
+            if not line.endswith(b"\n") or not size_text or any(c not in b"0123456789abcdefABCDEF" for c in size_text):
+                raise FramingError("malformed chunk size")
+            size = int(size_text, 16)
+            if len(body) + size > MAX_REQUEST_BYTES:
+                raise FramingError(f"chunked body exceeds {MAX_REQUEST_BYTES} bytes")
+            if size == 0:
+                break
+            chunk = self.rfile.read(size)
+            if len(chunk) < size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise FramingError("a chunk ended early")
+            body += chunk
+        for _ in range(100):  # trailer fields up to the empty line
+            trailer = self.rfile.readline(8192)
+            if trailer in (b"\r\n", b"\n", b""):
+                break
+        else:
+            raise FramingError("too many trailer fields")
+        return bytes(body) or None
+
+    # -- responses: no body where HTTP forbids one ------------------------------------------------
+
+    def _send_http_response_with_body(self, code: int, headers, body) -> None:  # noqa: ANN001
+        if code < 200 or code in (204, 304):
+            headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+            self.send_response(code)
+            self._send_headers(headers)  # ends the header block
+            return
+        if not self._head:
+            super()._send_http_response_with_body(code, headers, body)
+            return
+        # HEAD: the headers GET would send, Content-Length included, and no body.
+        if not isinstance(body, bytes):
+            body = body.encode("utf-8")
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
+        self._send_headers(headers)
+
+    def _send_http_response_no_body(self, code: int, headers) -> None:  # noqa: ANN001
+        if code < 200 or code in (204, 304):
+            self.send_response(code)
+            self._send_headers({k: v for k, v in headers.items() if k.lower() != "content-length"})
+            return
+        super()._send_http_response_no_body(code, headers)
 
     def _send_error_response(self, error) -> None:  # noqa: ANN001 - chalice's signature
         if isinstance(error, ForbiddenError) and b"Missing Authentication Token" in (error.body or b""):

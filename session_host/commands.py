@@ -8,6 +8,8 @@ sessions' commands concurrently, write each reply, then acknowledge the message.
 - A message is deleted only after its reply is written, so a host that dies mid-command leaves the
   command to reappear (to a new host of the same queue, or to expire).
 - A command past its deadline is not run: it gets a 504 reply (nobody is waiting any more).
+- Every reply the loop writes itself (expired, or the handler raised) also goes to `on_unanswered`,
+  so an async send whose command never ran is marked failed instead of staying `queued`.
 - A redelivered command whose reply already exists is not run again (its deletion was lost); sends
   are also idempotent by their own Id (chalicelib/core/outbox.py) for the case where it died mid-run.
 - Receiving (local stages, `short_poll_interval` > 0): while any command of this host is in flight,
@@ -155,8 +157,10 @@ class ReplyStore:
 
 class CommandLoop:
     def __init__(self, sqs: Any, queue_url: str, handler: Callable[[Command], Reply], replies: ReplyStore,
-                 workers: int, clock: Callable[[], float] = time.time, short_poll_interval: float = 0.0):
+                 workers: int, clock: Callable[[], float] = time.time, short_poll_interval: float = 0.0,
+                 on_unanswered: Callable[[Command, Reply], None] | None = None):
         self.sqs = sqs
+        self.on_unanswered = on_unanswered
         self.queue_url = queue_url
         self.handler = handler
         self.replies = replies
@@ -211,14 +215,22 @@ class CommandLoop:
                 logger.info("redelivered command already answered", extra={"op": command.op})
                 self._delete(receipt)
                 return
+            reply = None
             if command.expired(self.clock()):
-                reply = Reply.failure(command.command_id, COMMAND_EXPIRED, 504)
+                unanswered = Reply.failure(command.command_id, COMMAND_EXPIRED, 504)
             else:
                 try:
                     reply = self.handler(command)
                 except Exception:
                     logger.exception("command failed", extra={"op": command.op, "token": command.token})
-                    reply = Reply.failure(command.command_id, "internal error in the session host", 500)
+                    unanswered = Reply.failure(command.command_id, "internal error in the session host", 500)
+            if reply is None:
+                reply = unanswered
+                if self.on_unanswered is not None:
+                    try:
+                        self.on_unanswered(command, reply)
+                    except Exception:
+                        logger.exception("reporting an unanswered command failed", extra={"op": command.op})
             self.replies.put(command, reply)
             self._delete(receipt)
         finally:

@@ -2,8 +2,9 @@
 args validated against the operation's model, the bound handler run, and the outcome turned into a
 Reply in this one place (`DomainError` -> its status and WaGo text; a lost ownership -> 409 and the
 local client fenced; a lapsed lease or a session held under an old lease term -> 503, nothing run;
-arguments that do not fit the model -> 400). Every command passes `SessionLifecycle.may_run` first and
-is logged as `command started` (op, token fingerprint, epoch) only if it does.
+arguments that do not fit the model -> 400; any other exception -> a logged 500). Every command passes
+`SessionLifecycle.may_run` first and is logged as `command started` (op, token fingerprint, epoch) only
+if it does. Every outcome of an async send (reply_to "discard" with an `id`) is reported (EventSink).
 
 Handlers are methods marked `@handles(ops.X)` on the host's operation objects; `Dispatcher` collects
 them and refuses to start if an operation has two handlers.
@@ -26,6 +27,7 @@ from session_host.live_state import OwnershipLost
 from session_host.publishing import EventSink
 
 SESSION_MOVED = "the session is held by another session host"
+INTERNAL_ERROR = "internal error in the session host"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -73,7 +75,7 @@ class Dispatcher:
             where = ".".join(str(part) for part in error.get("loc", ())) or "args"
             reply = Reply.failure(command.command_id, f"invalid {where} for {command.op}: {error.get('msg')}", 400)
         else:
-            try:  # a reply that does not fit its model is a host bug: it propagates (500, logged)
+            try:  # a reply that does not fit its model is a host bug: a logged 500
                 epoch = self.lifecycle.may_run(command)
                 logger.info("command started", extra={"op": command.op, "token": command.token, "epoch": epoch,
                                                       "host_id": self.lifecycle.host_id, "ts": time.time()})
@@ -88,6 +90,9 @@ class Dispatcher:
                                extra={"op": command.op, "token": command.token, "host_id": self.lifecycle.host_id,
                                       "ts": time.time()})
                 reply = Reply.failure(command.command_id, LEASE_LOST, 503)
-        if command.reply_to == "discard" and command.args.get("id"):
-            self.sink.report_async_send(command, reply)
+            except Exception:  # a driver/converter bug (or a reply off its model): still a reply, and an
+                # async send is reported failed instead of staying `queued` for good
+                logger.exception("command failed", extra={"op": command.op})
+                reply = Reply.failure(command.command_id, INTERNAL_ERROR, 500)
+        self.sink.report_async_send(command, reply)
         return reply

@@ -92,7 +92,8 @@ class SessionHost:
         self.lease.renewed(sent_at)
         self.loop = CommandLoop(self.sqs, self.queue_url, self.sessions.handle,
                                 ReplyStore(self.host_id, self.settings.reply_ttl_seconds, self.holdings),
-                                self.settings.host_workers, short_poll_interval=self.settings.command_poll_interval)
+                                self.settings.host_workers, short_poll_interval=self.settings.command_poll_interval,
+                                on_unanswered=self.sessions.sink.report_async_send)
         for name, target in (("commands", self.loop.run), ("heartbeat", self._heartbeat_loop),
                              ("watchdog", self._watchdog_loop)):
             thread = threading.Thread(target=target, args=(self.stopping,) if name == "commands" else (),

@@ -5,6 +5,11 @@ Every start is of a session whose row names this host as owner (`claimed`, which
 epoch: session_host/fencing.py); every stop writes the row back released (owner cleared) so the next
 connect can place it anywhere. `may_run` is the check every command passes before it runs: a valid
 lease, and the session held under the current lease term.
+
+Every state has a way out: connect on a running client (waiting for its QR or pair code, dialling, or
+logged in) answers its state and updates the subscription instead of failing; disconnect and logout
+stop a client that is not logged in yet (there is no device to unlink); logged in, they do what WaGo
+says. A start with no subscription given or stored gets the default (chalicelib/core/subscriptions.py).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from chalicelib.core.contract import Command
 from chalicelib.core.errors import DomainError
 from chalicelib.core.models import SessionModel
 from chalicelib.core.observability import logger
+from chalicelib.core.subscriptions import DEFAULT as DEFAULT_SUBSCRIPTION
 from session_host.callbacks import Fences
 from session_host.drivers.base import ClientState, Driver
 from session_host.fencing import Fenced, Holdings
@@ -27,6 +33,11 @@ HOST_FULL = "session host is full"
 #: its epoch. Every other op needs the session held already.
 CLAIMING_OPS = frozenset({"connect", "pair", "forget"})
 FENCE_POLL_SECONDS = 1.0
+
+
+def _set_events(events: list[str]) -> Any:
+    """The update action storing a subscription (pynamodb types the list's items as attributes)."""
+    return SessionModel.events.set([str(e) for e in events])  # type: ignore[misc]
 
 
 class SessionLifecycle:
@@ -121,14 +132,25 @@ class SessionLifecycle:
             self.live_state.write(token, [], release=True)
             raise DomainError(503, HOST_FULL)
         actions = [SessionModel.auto_connect.set(True), SessionModel.last_error.remove()]
+        if events is None and not session.events:
+            events = list(DEFAULT_SUBSCRIPTION)  # a restore of a row stored without one: never no webhooks
         if events is not None:
-            actions.append(SessionModel.events.set([str(e) for e in events]))
+            actions.append(_set_events(events))
         self.live_state.write(token, actions)
         self.holdings.check(token)  # the driver operation starts only under a valid lease
         return self.driver.connect(token, jid=session.jid, os_name=session.os_name)
 
-    def connect(self, token: str, events: list[str] | None) -> ClientState:
-        return self.start(self.claimed(token), events)
+    def connect(self, token: str, events: list[str] | None) -> tuple[ClientState, bool]:
+        """(the client's state, whether it was running already). A running client is not started again:
+        its subscription is updated and its state answered (WaGo answered 500 `Already Connected`, which
+        left a session waiting for its QR, or paired without webhooks, with no way to fix it)."""
+        session = self.claimed(token)
+        current = self.driver.state(token)
+        if current is None:
+            return self.start(session, events), False
+        if events is not None:
+            self.live_state.write(token, [_set_events(events)])
+        return current, True
 
     def pair(self, token: str, phone: str, events: list[str] | None) -> str:
         session = self.claimed(token)
@@ -136,7 +158,7 @@ class SessionLifecycle:
         if current is None:
             current = self.start(session, events)
         elif events is not None:
-            self.live_state.write(token, [SessionModel.events.set([str(e) for e in events])])
+            self.live_state.write(token, [_set_events(events)])
         if current.logged_in:
             raise DomainError(500, contract.ALREADY_PAIRED)
         return self.driver.pair_phone(token, phone)
@@ -158,14 +180,18 @@ class SessionLifecycle:
     # -- stop --------------------------------------------------------------------------------------
 
     def disconnect(self, token: str) -> None:
-        if not self.running(token).logged_in:
-            raise DomainError(500, contract.NOT_LOGGED_IN_DISCONNECT)
+        """Stop the client; a logged-in device stays linked (connect restores it), a pending one (QR or pair
+        code not used yet, a dial in progress) simply stops."""
+        self.running(token)
         self.driver.disconnect(token)
         self.live_state.stopped(token)
 
     def logout(self, token: str) -> None:
-        self.running(token)
-        self.driver.logout(token)
+        """Unlink the device; a client that is not logged in has none to unlink and is stopped."""
+        if not self.running(token).logged_in:
+            self.driver.disconnect(token)
+        else:
+            self.driver.logout(token)
         self.live_state.stopped(token, logged_out=True)
 
     def forget(self, token: str) -> None:

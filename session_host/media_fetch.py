@@ -13,15 +13,18 @@ import httpx
 
 from chalicelib.core.errors import DomainError
 from chalicelib.core.ssrf import BlockedDestination, Guard
+from chalicelib.core.urls import InvalidUrl, parse_http_url
 
 CHUNK = 64 << 10
 
 
 def fetch_media(url: str, max_bytes: int, timeout: float, guard: Guard | None = None) -> tuple[bytes, str]:
     """(bytes, mimetype sniffed from the bytes, else the server's Content-Type); DomainError otherwise."""
+    try:
+        url = parse_http_url(url).url  # the API parsed it already; a host never trusts that blindly
+    except InvalidUrl as exc:
+        raise DomainError(400, f"Invalid Url in Payload: {exc}") from None
     original = httpx.URL(url)
-    if original.scheme not in ("http", "https"):
-        raise DomainError(400, "Invalid Url in Payload: must be an http:// or https:// URL")
     try:
         target = (guard or Guard.from_settings()).resolve(url)
     except BlockedDestination as exc:
@@ -39,8 +42,11 @@ def fetch_media(url: str, max_bytes: int, timeout: float, guard: Guard | None = 
             try:
                 if response.status_code != 200:
                     raise DomainError(502, f"Failed to download media: the server answered {response.status_code}")
-                declared = int(response.headers.get("Content-Length") or 0)
-                if declared > max_bytes:
+                declared = response.headers.get("Content-Length") or "0"
+                if not (declared.isascii() and declared.isdigit()):
+                    raise DomainError(502, "Failed to download media: the server sent Content-Length "
+                                           f"{declared[:40]!r}")
+                if len(declared) > 19 or int(declared) > max_bytes:
                     raise DomainError(413, f"Payload too large: the media at Url exceeds the limit of {max_bytes} bytes")
                 for chunk in response.iter_bytes(CHUNK):
                     body += chunk

@@ -29,8 +29,9 @@ class SessionOps:
 
     @handles(ops.CONNECT)
     def connect(self, token: str, args: ops.Connect) -> ops.Connected:
-        state = self.lifecycle.connect(token, args.events)
-        return ops.Connected(jid=state.jid or "", connected=state.connected, logged_in=state.logged_in)
+        state, already = self.lifecycle.connect(token, args.events)
+        return ops.Connected(jid=state.jid or "", connected=state.connected, logged_in=state.logged_in,
+                             already_connected=already)
 
     @handles(ops.PAIR)
     def pair(self, token: str, args: ops.Pair) -> ops.LinkingCode:
@@ -93,7 +94,7 @@ class MessagingOps:
             data, mimetype = self.media.get(args.media_key)
             media = OutboundMedia(kind=args.kind, data=data, mimetype=args.mimetype or mimetype,
                                   media_key=args.media_key, sha256=args.sha256, caption=args.caption,
-                                  file_name=args.file_name)
+                                  file_name=args.file_name, context_info=args.context_info)
             return self.driver.send_media(token, args.to, media, message_id)
 
         return self._send_once(token, args, args.kind, send)
@@ -106,7 +107,7 @@ class MessagingOps:
         stored = self.media.put_outbound(token, data, mimetype)
         return self.send_media(token, ops.SendMedia(
             to=args.to, id=args.id, kind=args.kind or kind_for(mimetype), media_key=stored.key, mimetype=mimetype,
-            sha256=stored.sha256, caption=args.caption, file_name=args.file_name))
+            sha256=stored.sha256, caption=args.caption, file_name=args.file_name, context_info=args.context_info))
 
     @handles(ops.DOWNLOAD)
     def download(self, token: str, args: ops.Download) -> ops.Downloaded:

@@ -30,7 +30,11 @@ class EventSink:
         self.publisher.publish(token, type, event, extra, media_key, condition=condition)
 
     def report_async_send(self, command: Command, reply: Reply) -> None:
-        """Nobody waits for an async send: its record and a MessageStatus webhook tell the outcome."""
+        """Nobody waits for an async send: its record and a MessageStatus webhook tell the outcome.
+        Called for every command the host answers (others are ignored here), and by the command loop
+        for one it did not run (expired): a claim is never left `queued`."""
+        if command.reply_to != "discard" or not command.args.get("id"):
+            return
         message_id = str(command.args["id"])
         if reply.ok:
             event = {"Id": reply.data["Id"], "ClientId": message_id, "Status": "sent",

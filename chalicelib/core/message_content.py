@@ -25,9 +25,9 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def text(body: str, quoted_id: str = "", quoted_sender: str = "", quoted: dict | None = None,
-         mentions: Iterable[str] = (), forwarded: bool = False) -> dict[str, Any]:
-    """A text with context (reply/quote, mentions, forwarded): WhatsApp's extendedTextMessage."""
+def context_info(quoted_id: str = "", quoted_sender: str = "", quoted: dict[str, Any] | None = None,
+                 mentions: Iterable[str] = (), forwarded: bool = False) -> dict[str, Any]:
+    """waE2E.ContextInfo as JSON: a reply/quote, mentions, the forwarded mark ({} when none)."""
     context: dict[str, Any] = {}
     if quoted_id:
         context["stanzaID"] = quoted_id
@@ -38,7 +38,26 @@ def text(body: str, quoted_id: str = "", quoted_sender: str = "", quoted: dict |
     if forwarded:
         context["isForwarded"] = True
         context["forwardingScore"] = 1
-    return {"extendedTextMessage": {"text": body, "contextInfo": context}}
+    return context
+
+
+def text(body: str, quoted_id: str = "", quoted_sender: str = "", quoted: dict[str, Any] | None = None,
+         mentions: Iterable[str] = (), forwarded: bool = False) -> dict[str, Any]:
+    """A text with context (reply/quote, mentions, forwarded): WhatsApp's extendedTextMessage."""
+    return {"extendedTextMessage": {"text": body, "contextInfo": context_info(quoted_id, quoted_sender, quoted,
+                                                                               mentions, forwarded)}}
+
+
+def with_context(content: dict[str, Any], context: dict[str, Any] | None) -> dict[str, Any]:
+    """`content` (one `<kind>Message`) with `context` merged into its contextInfo (kept keys, such as a
+    preview's externalAdReply, stay). Every message kind the /send/* routes build has a contextInfo
+    field in waE2E; a plain `conversation` cannot carry one and becomes an extendedTextMessage."""
+    if not context:
+        return content
+    if "conversation" in content:
+        content = {"extendedTextMessage": {"text": content["conversation"]}}
+    (kind, body), = content.items()
+    return {kind: {**body, "contextInfo": {**body.get("contextInfo", {}), **context}}}
 
 
 def link_preview(body: str, url: str, title: str = "", description: str = "",

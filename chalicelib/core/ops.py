@@ -121,6 +121,7 @@ class SendMedia(Send):
     sha256: str = ""
     caption: str = ""
     file_name: str = ""
+    context_info: dict[str, Any] | None = Field(None, description="waE2E.ContextInfo JSON (reply, mentions, forward).")
 
 
 class SendMediaUrl(Send):
@@ -128,6 +129,7 @@ class SendMediaUrl(Send):
     kind: str | None = None
     caption: str = ""
     file_name: str = ""
+    context_info: dict[str, Any] | None = None
 
 
 class Download(Args):
@@ -275,6 +277,7 @@ class Connected(Result):
     jid: str = ""
     connected: bool = False
     logged_in: bool = False
+    already_connected: bool = False  # the client was running: its subscription was updated, nothing started
 
 
 class LinkingCode(Result):

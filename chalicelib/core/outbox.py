@@ -24,11 +24,13 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.core.errors import DomainError
 from chalicelib.core.models import MessageModel, SessionModel
 from chalicelib.core.models.messages import STATUS_ORDER
 from chalicelib.core.settings import get_settings
 
 STALE_CLAIM_SECONDS = 120  # same epoch, this old and no result: the send died without a trace (fallback)
+STALE_QUEUE_MARGIN_SECONDS = 60  # beyond its command's deadline: the clocks of the API and the host may differ
 RECEIPT_STATUS = {"Delivered": "delivered", "Read": "read"}
 OUTCOME_UNKNOWN = ("the session host sending message {id} stopped before WhatsApp's answer was recorded; WhatsApp "
                    "may have delivered it, so it is not sent again (send it with a new Id to send it anyway)")
@@ -55,14 +57,40 @@ def _result(record: MessageModel) -> dict[str, Any]:
 
 
 def queue(token: str, message_id: str, kind: str, to: str) -> bool:
-    """Async mode: record the message as queued before its command leaves. False if that Id exists
-    already (a repeated request): nothing is dispatched twice."""
+    """Async mode: record the message as queued before its command leaves. False if that Id is taken
+    (a repeated request while it is queued, sending or sent): nothing is dispatched twice.
+
+    A claim is never left stuck: an Id whose send `failed`, or that is still `queued` after its command's
+    deadline (`ASYNC_COMMAND_TTL_SECONDS`, after which no host runs it), is claimed again, so a retry
+    with the same Id sends. Both moves are conditional on the state read, so two retries claim once.
+    Except a send whose outcome is unknown (`OUTCOME_UNKNOWN`: WhatsApp may have it): never again, at
+    most once; DomainError(500) with that text, as the synchronous path answers."""
+    now = time.time()
     record = MessageModel(token, message_id, kind=kind, to=to, status="queued", rank=STATUS_ORDER["queued"],
-                          updated_at=time.time(), expires_at=_expiry())
+                          updated_at=now, expires_at=_expiry())
     try:
         record.save(condition=MessageModel.message_id.does_not_exist())
+        return True
     except PutError:
+        pass
+    try:
+        existing = MessageModel.get(token, message_id, consistent_read=True)
+    except DoesNotExist:
         return False
+    if existing.status == "failed" and existing.error == OUTCOME_UNKNOWN.format(id=message_id):
+        raise DomainError(500, OUTCOME_UNKNOWN.format(id=message_id))
+    stale = existing.status == "queued" and now - float(existing.updated_at or 0) > \
+        get_settings().async_command_ttl_seconds + STALE_QUEUE_MARGIN_SECONDS
+    if existing.status != "failed" and not stale:
+        return False
+    try:
+        existing.update(actions=[MessageModel.status.set("queued"), MessageModel.rank.set(STATUS_ORDER["queued"]),
+                                 MessageModel.error.remove(), MessageModel.kind.set(kind), MessageModel.to.set(to),
+                                 MessageModel.updated_at.set(now)],
+                        condition=(MessageModel.status == existing.status)
+                        & (MessageModel.updated_at == existing.updated_at))
+    except UpdateError:
+        return False  # another retry claimed it first
     return True
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Callable
-from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
 from chalicelib.core import jid
+from chalicelib.core.urls import MAX_URL_LENGTH, parse_http_url
 from chalicelib.validation import UNPARSEABLE_ADDRESS
 
 
@@ -26,21 +27,25 @@ def _token(value: str) -> str:
 
 
 def _http_url(value: str) -> str:
-    value = value.strip()
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an absolute http:// or https:// URL")
-    if any(ch.isspace() for ch in value):
-        raise ValueError("must not contain spaces")
-    return value
+    """The URL in the one normal form (chalicelib/core/urls.py); its InvalidUrl is a ValueError -> 400."""
+    return parse_http_url(value).url
+
+
+def _optional_http_url(value: str) -> str:
+    return _http_url(value) if value.strip() else ""
 
 
 #: A non-empty, single-line text field (trimmed).
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256), AfterValidator(_printable)]
 #: A session token: every space removed, printable, non-empty.
 Token = Annotated[str, StringConstraints(min_length=1, max_length=256), AfterValidator(_printable), AfterValidator(_token)]
-#: A webhook target.
-HttpUrl = Annotated[str, StringConstraints(min_length=1, max_length=2048), AfterValidator(_http_url)]
+#: Every URL the gateway stores or fetches (webhook targets, /send/mediaurl, link previews): parsed once
+#: here, stored in its normal form.
+HttpUrl = Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_LENGTH),
+                    AfterValidator(_http_url)]
+#: The same, where the field is optional ("" = none).
+OptionalHttpUrl = Annotated[str, StringConstraints(max_length=MAX_URL_LENGTH),
+                            AfterValidator(_optional_http_url)]
 
 
 def _address(parse: Callable[[str, str], str], optional: bool = False) -> AfterValidator:
@@ -74,3 +79,37 @@ OptionalUserAddress = Annotated[str, StringConstraints(max_length=256), _address
 GroupAddress = Annotated[Text, _address(jid.group)]
 #: The address types: every request field that names a chat or a user has one (a test checks it).
 ADDRESS_TYPES = (ChatAddress, UserAddress, PhoneAddress, GroupAddress, OptionalUserAddress)
+
+
+#: One item of a batch (phones of /user/check, ids of /message/markread, ...): any text, checked item by
+#: item, so one unusable item gets its own error instead of a 400 for the whole batch.
+BatchItem = Annotated[str, StringConstraints(max_length=256)]
+_MESSAGE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class BatchError(BaseModel):
+    """Addition: one batch item that was not used, and why."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    query: str = Field(alias="Query")
+    error: str = Field(alias="Error")
+
+
+def split_batch(items: list[str], problem: Callable[[str], str | None]) -> tuple[list[str], list[BatchError]]:
+    """(the usable items in order, a BatchError for each one `problem` finds fault with)."""
+    good: list[str] = []
+    errors: list[BatchError] = []
+    for item in items:
+        why = problem(item)
+        if why is None:
+            good.append(item)
+        else:
+            errors.append(BatchError(query=item, error=why))
+    return good, errors
+
+
+def message_id_problem(value: str) -> str | None:
+    """WhatsApp message ids are 1..128 of A-Z a-z 0-9 . _ : - (what whatsmeow generates and accepts)."""
+    if _MESSAGE_ID.match(value.strip()):
+        return None
+    return f"{value!r} is not a message id"

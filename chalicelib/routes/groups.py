@@ -17,7 +17,7 @@ from chalicelib.core import ops
 from chalicelib.core.errors import DomainError
 from chalicelib.core.media import MediaStore, decode_data_url
 from chalicelib.core.settings import get_settings
-from chalicelib.routes.fields import GroupAddress, Text, _printable
+from chalicelib.routes.fields import BatchItem, GroupAddress, Text, _printable
 from chalicelib.routes.users import MAX_PHONES, PhoneList, query_body
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import WagoModel
@@ -43,8 +43,9 @@ class InviteLinkRequest(GroupRequest):
 
 class CreateRequest(WagoModel):
     name: GroupName = Field(alias="Name", description="The group's name (up to 100 characters).")
-    participants: Annotated[list[Text], Field(min_length=1, max_length=MAX_PHONES)] = Field(
-        alias="Participants", description="Phone numbers (or JIDs) to add besides you.")
+    participants: Annotated[list[BatchItem], Field(min_length=1, max_length=MAX_PHONES)] = Field(
+        alias="Participants", description="Phone numbers (or JIDs) to add besides you; unparseable ones are listed "
+                                          "in the answer's `Errors` (addition), the group is made with the others.")
 
 
 class ParticipantsRequest(GroupRequest):

@@ -9,14 +9,14 @@ in S3, and comes back as WaGo's data URL plus an additive presigned `Url`.
 from __future__ import annotations
 
 import base64
-import binascii
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from chalicelib.bus import get_bus
 from chalicelib.core import jid, message_content, ops
-from chalicelib.core.media import MediaStore
-from chalicelib.routes.fields import ChatAddress, OptionalUserAddress, Text
+from chalicelib.core.errors import DomainError
+from chalicelib.core.media import MediaStore, decode_base64
+from chalicelib.routes.fields import ChatAddress, OptionalHttpUrl, OptionalUserAddress, Text
 from chalicelib.routes.send import SendResponse, _sent
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import WagoModel
@@ -49,7 +49,7 @@ class DeleteRequest(WagoModel):
 class DownloadRequest(WagoModel):
     """The media fields exactly as the webhook's `imageMessage` (etc.) carries them."""
 
-    url: str = Field("", alias="URL")
+    url: OptionalHttpUrl = Field("", alias="URL")
     direct_path: Text = Field(alias="DirectPath")
     media_key: str = Field("", alias="MediaKey")
     mimetype: str = Field("", alias="Mimetype")
@@ -59,12 +59,14 @@ class DownloadRequest(WagoModel):
 
     @field_validator("media_key", "file_enc_sha256", "file_sha256")
     @classmethod
-    def _base64(cls, value: str) -> str:
+    def _base64(cls, value: str, info: ValidationInfo) -> str:
+        """Normalised to padded standard base64 (what the host's decoder and whatsmeow take)."""
+        name = str(info.field_name)
+        field = cls.model_fields[name].alias or name
         try:
-            base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("must be base64, as in the webhook") from None
-        return value
+            return base64.b64encode(decode_base64(value, field)).decode()
+        except DomainError as exc:
+            raise ValueError(f"must be base64, as in the webhook: {exc.message.split(': ', 1)[1]}") from None
 
 
 class DownloadResponse(WagoModel):

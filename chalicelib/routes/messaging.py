@@ -13,7 +13,16 @@ from pydantic import BeforeValidator, Field
 from chalicelib.bus import get_bus
 from chalicelib.core import ops, outbox
 from chalicelib.core.errors import DomainError
-from chalicelib.routes.fields import ChatAddress, OptionalUserAddress, Text, UserAddress
+from chalicelib.routes.fields import (
+    BatchError,
+    BatchItem,
+    ChatAddress,
+    OptionalUserAddress,
+    Text,
+    UserAddress,
+    message_id_problem,
+    split_batch,
+)
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import WagoModel
 
@@ -29,8 +38,9 @@ def _id_list(value: object) -> object:
 
 
 class MarkReadRequest(WagoModel):
-    id: Annotated[list[Text], BeforeValidator(_id_list), Field(min_length=1, max_length=100)] = Field(
-        alias="Id", description="Message ids to mark as read (a list, or one id).")
+    id: Annotated[list[BatchItem], BeforeValidator(_id_list), Field(min_length=1, max_length=100)] = Field(
+        alias="Id", description="Message ids to mark as read (a list, or one id); an unusable id is reported in "
+                                "`Errors` and the others are marked.")
     chat: ChatAddress = Field(alias="Chat", description="The chat the messages are in (phone number or JID).")
     sender: OptionalUserAddress = Field("", alias="Sender", description="In groups: the author of the messages.")
 
@@ -56,14 +66,25 @@ class DetailsResponse(WagoModel):
     details: str = Field(alias="Details")
 
 
+class MarkReadResponse(DetailsResponse):
+    errors: list[BatchError] | None = Field(None, alias="Errors",
+                                            description="Addition: the ids that were not marked, and why.")
+
+    def dump(self) -> dict:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
 @router.route(
-    "POST", "/message/markread", auth=Auth.SESSION, body=MarkReadRequest, response=DetailsResponse,
-    summary="Mark messages as read (the sender gets a Read receipt).",
+    "POST", "/message/markread", auth=Auth.SESSION, body=MarkReadRequest, response=MarkReadResponse,
+    summary="Mark messages as read (the sender gets a Read receipt); unusable ids are listed in `Errors`.",
 )
-def mark_read(call: Call) -> DetailsResponse:
+def mark_read(call: Call) -> MarkReadResponse:
     body: MarkReadRequest = call.body
-    data = get_bus().command(call.session, ops.MARK_READ, ops.MarkRead(ids=body.id, chat=body.chat, sender=body.sender))
-    return DetailsResponse(details=data["Details"])
+    good, errors = split_batch(body.id, message_id_problem)
+    if not good:
+        raise DomainError(400, f"Invalid Id in Payload: {errors[0].error}")
+    data = get_bus().command(call.session, ops.MARK_READ, ops.MarkRead(ids=good, chat=body.chat, sender=body.sender))
+    return MarkReadResponse(details=data["Details"], errors=errors or None)
 
 
 @router.route(

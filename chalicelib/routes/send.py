@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Annotated, Literal
 
 from chalice import Response
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from chalicelib import envelope
 from chalicelib.bus import get_bus
@@ -26,7 +26,9 @@ from chalicelib.core.media import KINDS, MediaStore, decode_data_url
 from chalicelib.core.models import SessionModel
 from chalicelib.core.models.messages import STATUS_ORDER
 from chalicelib.core.settings import get_settings
-from chalicelib.routes.fields import ChatAddress, HttpUrl, OptionalUserAddress, Text, UserAddress
+from chalicelib.core.ssrf import BlockedDestination, Guard
+from chalicelib.core.urls import MAX_URL_LENGTH, InvalidUrl, parse_http_url
+from chalicelib.routes.fields import ChatAddress, HttpUrl, OptionalHttpUrl, OptionalUserAddress, Text, UserAddress
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import WagoModel
 
@@ -44,13 +46,9 @@ def _media_body_limit() -> int:
     return get_settings().data_url_max_bytes * 4 // 3 + (64 << 10)
 
 
-class Send(WagoModel):
-    phone: ChatAddress = Field(alias="Phone", description="Recipient: phone number with country code, or a JID.")
-    id: MessageId | None = Field(None, alias="Id", description="Optional message id: a repeat never sends twice.")
-
-
 class ContextInfo(WagoModel):
-    """whatsmeow's ContextInfo as WaGo takes it: a reply needs StanzaID and Participant together."""
+    """whatsmeow's ContextInfo as WaGo takes it: a reply needs StanzaID and Participant together, and a
+    QuotedMessage is the content of that reply's target (so it needs them too)."""
 
     stanza_id: str = Field("", alias="StanzaID", description="The quoted message's id.")
     participant: OptionalUserAddress = Field("", alias="Participant", description="The quoted message's sender (JID).")
@@ -59,11 +57,38 @@ class ContextInfo(WagoModel):
     mentioned_jid: list[UserAddress] = Field(default_factory=list, alias="MentionedJID",
                                              description="JIDs mentioned in the text.")
 
+    @model_validator(mode="after")
+    def _a_reply_is_whole(self) -> "ContextInfo":
+        if bool(self.stanza_id) != bool(self.participant):
+            raise ValueError("StanzaID and Participant go together")
+        if self.quoted_message is not None and not self.stanza_id:
+            raise ValueError("QuotedMessage needs the StanzaID and Participant of the message it quotes")
+        return self
+
+
+class Send(WagoModel):
+    """WaGo's fields common to every /send/* route, declared once: each route applies them the same way
+    (WhatsApp carries a ContextInfo on every message kind these routes send)."""
+
+    phone: ChatAddress = Field(alias="Phone", description="Recipient: phone number with country code, or a JID.")
+    id: MessageId | None = Field(None, alias="Id", description="Optional message id: a repeat never sends twice.")
+    context_info: ContextInfo | None = Field(None, alias="ContextInfo", description="Reply/quote and mentions.")
+    forward: bool = Field(False, alias="Forward", description="Mark as forwarded.")
+
+    def context(self) -> dict | None:
+        """The message's contextInfo as WhatsApp JSON, or None when the request sets none. Participant
+        and mentions go through the one address parser (a user's device part dropped)."""
+        info = self.context_info
+        return message_content.context_info(
+            quoted_id=info.stanza_id if info else "",
+            quoted_sender=jid.user(info.participant, "Participant") if info and info.participant else "",
+            quoted=info.quoted_message if info else None,
+            mentions=[jid.user(m, "MentionedJID") for m in info.mentioned_jid] if info else (),
+            forwarded=self.forward) or None
+
 
 class SendTextRequest(Send):
     body: Body = Field(alias="Body", description="The text.")
-    context_info: ContextInfo | None = Field(None, alias="ContextInfo", description="Reply/quote and mentions.")
-    forward: bool = Field(False, alias="Forward", description="Mark as forwarded.")
 
 
 class MediaSend(Send):
@@ -145,17 +170,10 @@ def send_text(call: Call) -> SendResponse:
     done = _already_sent(call.session, body.id)
     if done is not None:
         return done
-    context = body.context_info
-    if context is None and not body.forward:
+    context = body.context()
+    if context is None:
         return _run_send(call, ops.SEND_TEXT, ops.SendText(to=body.phone, body=body.body), "text")
-    if context is not None and bool(context.stanza_id) != bool(context.participant):
-        raise DomainError(400, "Invalid ContextInfo in Payload: StanzaID and Participant go together")
-    content = message_content.text(
-        body.body, quoted_id=context.stanza_id if context else "",
-        quoted_sender=jid.user(context.participant, "Participant") if context and context.participant else "",
-        quoted=context.quoted_message if context else None,
-        mentions=[jid.user(m, "MentionedJID") for m in context.mentioned_jid] if context else (),
-        forwarded=body.forward)
+    content = message_content.with_context(message_content.text(body.body), context)
     return _run_send(call, ops.SEND_CONTENT, ops.SendContent(to=body.phone, content=content), "text")
 
 
@@ -186,7 +204,7 @@ def _send_media(call: Call, kind: str, data_url: str, caption: str = "", file_na
         stored = replace(stored, mimetype=mimetype)
     return _run_send(call, ops.SEND_MEDIA, ops.SendMedia(
         to=body.phone, kind=kind, media_key=stored.key, mimetype=stored.mimetype, sha256=stored.sha256,
-        caption=caption, file_name=file_name), kind)
+        caption=caption, file_name=file_name, context_info=body.context()), kind)
 
 
 @router.route(
@@ -268,7 +286,8 @@ class SendPollRequest(Send):
     question: Text = Field(alias="Question")
     options: Annotated[list[Text], Field(min_length=2, max_length=12)] = Field(
         alias="Options", description="2 to 12 answers.")
-    max_answer: int = Field(1, alias="MaxAnswer", ge=0, description="1: single choice; 0: any number.")
+    max_answer: int = Field(1, alias="MaxAnswer", ge=0, le=12,
+                            description="1: single choice; 0 (or the number of options): any number.")
 
 
 @router.route(
@@ -277,14 +296,19 @@ class SendPollRequest(Send):
 )
 def send_mediaurl(call: Call) -> SendResponse:
     body: SendMediaUrlRequest = call.body
+    try:  # literal addresses and local names at once, as for webhooks; the host checks again after DNS
+        Guard.from_settings().check_url(body.url)
+    except BlockedDestination as exc:
+        raise DomainError(400, f"Invalid Url in Payload: {exc}; the gateway may not fetch it") from None
     file_name = body.file_name or body.url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
     return _already_sent(call.session, body.id) or _run_send(call, ops.SEND_MEDIAURL, ops.SendMediaUrl(
-        to=body.phone, url=body.url, kind=body.type, caption=body.caption, file_name=file_name),
-        body.type or "media")
+        to=body.phone, url=body.url, kind=body.type, caption=body.caption, file_name=file_name,
+        context_info=body.context()), body.type or "media")
 
 
 def _send_content(call: Call, content: dict) -> SendResponse:
     body = call.body
+    content = message_content.with_context(content, body.context())
     return _already_sent(call.session, body.id) or _run_send(call, ops.SEND_CONTENT,
                                                              ops.SendContent(to=body.phone, content=content),
                                                              message_content.kind_of(content))
@@ -348,7 +372,8 @@ THUMBNAIL_MAX_BYTES = 100 << 10
 
 class SendPreviewRequest(Send):
     body: Body = Field(alias="Body", description="The text, containing the link.")
-    url: str = Field("", alias="Url", description="The link the card is for (default: the first one in Body).")
+    url: str = Field("", alias="Url", max_length=MAX_URL_LENGTH,
+                     description="The link the card is for (default: the first one in Body).")
     title: str = Field("", alias="Title", max_length=512)
     description: str = Field("", alias="Description", max_length=2048)
     thumbnail: str = Field("", alias="Thumbnail", description="Optional data:image/jpeg;base64,... (≤ 100 KiB).")
@@ -359,7 +384,7 @@ class SendPreview2Request(Send):
     title: Text = Field(alias="Title")
     description: str = Field("", alias="Description", max_length=2048)
     source_url: HttpUrl = Field(alias="SourceUrl", description="Where tapping the card leads.")
-    thumbnail_url: str = Field("", alias="ThumbnailUrl", description="Image shown on the card (https URL).")
+    thumbnail_url: OptionalHttpUrl = Field("", alias="ThumbnailUrl", description="Image shown on the card (URL).")
 
 
 class SendGroupInviteRequest(Send):
@@ -379,6 +404,10 @@ def send_preview(call: Call) -> SendResponse:
     url = body.url.strip() or next(iter(URL_IN_TEXT.findall(body.body)), "")
     if not url:
         raise DomainError(400, "Missing Url in Payload: no link in Body either")
+    try:
+        parse_http_url(url)  # checked like every URL; kept as written: WhatsApp matches it in the text
+    except InvalidUrl as exc:
+        raise DomainError(400, f"Invalid Url in Payload: {exc}") from None
     thumbnail = ""
     if body.thumbnail:
         data, _ = decode_data_url("image", body.thumbnail, THUMBNAIL_MAX_BYTES)
@@ -393,7 +422,7 @@ def send_preview(call: Call) -> SendResponse:
 def send_preview2(call: Call) -> SendResponse:
     body: SendPreview2Request = call.body
     return _send_content(call, message_content.ad_reply_preview(body.body, body.title, body.description,
-                                                                body.source_url, body.thumbnail_url.strip()))
+                                                                body.source_url, body.thumbnail_url))
 
 
 @router.route(

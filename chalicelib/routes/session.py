@@ -12,10 +12,10 @@ from chalicelib.bus import get_bus
 from chalicelib.core import contract, ops
 from chalicelib.core.errors import DomainError
 from chalicelib.core.models import SessionModel
+from chalicelib.core.subscriptions import parse_subscription, resolve_subscription
 from chalicelib.routes.fields import PhoneAddress
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import WagoModel
-from chalicelib.webhooks.subscriptions import normalize_subscription
 
 router = Router(__name__, tag="Session")
 
@@ -31,14 +31,17 @@ class ConnectRequest(WagoModel):
 
 class PairRequest(WagoModel):
     phone: PhoneAddress = Field(alias="Phone", description="Phone number to link with a pairing code, e.g. +15551234567.")
-    subscribe: list[str] | str | None = Field(None, alias="Subscribe", description="As for /session/connect.")
+    subscribe: list[str] | str | None = Field(
+        None, alias="Subscribe", description="As for /session/connect; omitted keeps the stored one (All if none).")
 
 
 class ConnectResponse(WagoModel):
-    details: str
+    details: str = Field(description="`Connected!`, or `Already Connected` when the client was running already.")
     webhook: str
     jid: str
     events: str
+    connected: bool = Field(False, description="Addition: the client's state now.")
+    logged_in: bool = Field(False, alias="loggedIn", description="Addition: the client's state now.")
 
 
 class PairResponse(WagoModel):
@@ -67,15 +70,6 @@ class DetailsResponse(WagoModel):
     details: str = Field(alias="Details")
 
 
-def _subscription(value: list[str] | str | None) -> list[str]:
-    """WaGo's rule: known names in WaGo's casing; empty (or only unknown names) means All."""
-    if value is None:
-        value = []
-    if isinstance(value, str):
-        value = value.split(",")
-    return normalize_subscription(value)
-
-
 def split_jid(jid: str | None) -> Jid:
     """`5511999999999:12@s.whatsapp.net` -> {User: 5511999999999, Server: s.whatsapp.net}."""
     if not jid:
@@ -86,16 +80,20 @@ def split_jid(jid: str | None) -> Jid:
 
 @router.route(
     "POST", "/session/connect", auth=Auth.SESSION, body=ConnectRequest, response=ConnectResponse,
-    summary="Start or restore the WhatsApp client of this session (a restored session needs no new QR).",
+    summary="Start or restore the WhatsApp client of this session (a restored session needs no new QR); on a "
+            "running client (waiting for its QR, or logged in) it updates the subscription and answers the state.",
 )
 def session_connect(call: Call) -> ConnectResponse:
     session: SessionModel = call.session
     body: ConnectRequest = call.body
-    events = _subscription(body.subscribe)
-    # The host stores the subscription together with starting the client (not on `Already Connected`).
-    data = get_bus().command(session, ops.CONNECT, ops.Connect(immediate=body.immediate, events=events), place=True) or {}
-    return ConnectResponse(details="Connected!", webhook=session.webhook or "", jid=data.get("jid") or "",
-                           events=",".join(events))
+    events = parse_subscription(body.subscribe)
+    # The host stores the subscription with starting the client, or on the client already running.
+    data = get_bus().command(session, ops.CONNECT, ops.Connect(immediate=body.immediate, events=events),
+                             place=True) or {}
+    details = contract.ALREADY_CONNECTED if data.get("already_connected") else "Connected!"
+    return ConnectResponse(details=details, webhook=session.webhook or "", jid=data.get("jid") or "",
+                           events=",".join(events), connected=bool(data.get("connected")),
+                           logged_in=bool(data.get("logged_in")))
 
 
 @router.route(
@@ -105,7 +103,7 @@ def session_connect(call: Call) -> ConnectResponse:
 def session_pair(call: Call) -> PairResponse:
     session: SessionModel = call.session
     body: PairRequest = call.body
-    events = _subscription(body.subscribe) if body.subscribe is not None else None
+    events = resolve_subscription(body.subscribe, [str(e) for e in session.events or []])
     data = get_bus().command(session, ops.PAIR, ops.Pair(phone=body.phone, events=events), place=True)
     return PairResponse(linking_code=data["LinkingCode"])
 

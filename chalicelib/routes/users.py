@@ -16,7 +16,7 @@ from chalicelib.bus import get_bus
 from chalicelib.core import ops
 from chalicelib.core.errors import DomainError
 from chalicelib.core.settings import get_settings
-from chalicelib.routes.fields import ChatAddress, Text
+from chalicelib.routes.fields import BatchError, BatchItem, ChatAddress
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import DECODE_ERROR, M, WagoModel, decode_json, describe
 
@@ -29,7 +29,8 @@ def _as_list(value: object) -> object:
     return [value] if isinstance(value, str) else value
 
 
-PhoneList = Annotated[list[Text], BeforeValidator(_as_list), Field(min_length=1, max_length=MAX_PHONES)]
+#: Items are checked one by one on the host (an unparseable one gets its own error, the batch goes on).
+PhoneList = Annotated[list[BatchItem], BeforeValidator(_as_list), Field(min_length=1, max_length=MAX_PHONES)]
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -70,10 +71,18 @@ class CheckedUser(WagoModel):
     is_in_whatsapp: bool = Field(alias="IsInWhatsapp")
     jid: str = Field(alias="JID")
     verified_name: str = Field(alias="VerifiedName")
+    error: str | None = Field(None, alias="Error", description="Addition: set when this entry could not be parsed "
+                                                               "(the others are still checked).")
 
 
 class CheckResponse(WagoModel):
     users: list[CheckedUser] = Field(alias="Users")
+
+
+class InfoResponse(WagoModel):
+    users: dict[str, Any] = Field(alias="Users", description="JID -> {VerifiedName, Status, PictureID, Devices, LID}.")
+    errors: list[BatchError] | None = Field(None, alias="Errors",
+                                            description="Addition: the entries that could not be parsed, and why.")
 
 
 class AvatarResponse(WagoModel):
@@ -93,7 +102,7 @@ def check_users(call: Call) -> dict:
 
 
 @router.route(
-    "POST", "/user/info", auth=Auth.SESSION, body=PhonesRequest,
+    "POST", "/user/info", auth=Auth.SESSION, body=PhonesRequest, response=InfoResponse,
     summary="Status, picture id, devices and verified name per JID (accounts not on WhatsApp are left out).",
 )
 def user_info(call: Call) -> dict:

@@ -7,10 +7,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-from chalicelib.core.errors import DomainError
 from chalicelib.routes.fields import HttpUrl, Token
 from chalicelib.routing import Auth, Call, Router
-from chalicelib.validation import WagoModel
+from chalicelib.validation import WagoModel, query_int
 from chalicelib.webhooks import config, dlq, log
 from chalicelib.webhooks.signing import MIN_SECRET_LENGTH, secret_hint
 
@@ -35,7 +34,8 @@ class SetWebhookRequest(WagoModel):
     webhook_url: HttpUrl = Field(alias="WebhookURL", description="Where events are POSTed.")
     secret: Annotated[str, AfterValidator(_secret)] | None = Field(
         None, alias="Secret",
-        description="Addition: HMAC-SHA256 key of X-Webhook-Signature; omitted: kept; empty: removed.",
+        description="Addition: HMAC-SHA256 key of X-Webhook-Signature and webhook-signature; omitted: kept; "
+                    "empty: removed.",
     )
 
 
@@ -102,10 +102,8 @@ def get_webhook(call: Call) -> WebhookSettings:
     summary="Addition: this session's webhook delivery log, newest first (?limit=1..200, ?before=cursor).",
 )
 def list_deliveries(call: Call) -> DeliveryPage:
-    raw = call.query.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
-        raise DomainError(400, f"Invalid limit: must be an integer from 1 to {MAX_PAGE}")
-    items, cursor = log.recent(call.session.token, int(raw), call.query.get("before") or None)
+    limit = query_int(call.query, "limit", 50, 1, MAX_PAGE)
+    items, cursor = log.recent(call.session.token, limit, call.query.get("before") or None)
     return DeliveryPage(deliveries=[Delivery.model_validate(log.to_dict(i)) for i in items], next=cursor)
 
 

@@ -51,9 +51,7 @@ def build_request(client: httpx.Client, url: str, event: WireEvent, *, attempt: 
                                    extensions=extensions)
     body = request.read()
     timestamp = str(int(time.time() if now is None else now))
-    request.headers[signing.TIMESTAMP_HEADER] = timestamp
-    if secret:
-        request.headers[signing.SIGNATURE_HEADER] = signing.signature(secret, timestamp, body)
+    request.headers.update(signing.headers(secret, event.event_id, timestamp, body))
     return request
 
 

@@ -47,7 +47,7 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # RFC 9110 §10.2.3: delay-seconds = 1*DIGIT (ASCII; "²" is not one)
         return float(value)
     try:
         when = parsedate_to_datetime(value)

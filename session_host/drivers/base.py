@@ -12,6 +12,7 @@ import abc
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from chalicelib.core import jid
 from chalicelib.core.errors import DomainError
 
 
@@ -40,6 +41,7 @@ class OutboundMedia:
     sha256: str = ""
     caption: str = ""
     file_name: str = ""
+    context_info: dict[str, Any] | None = None  # waE2E.ContextInfo JSON: reply/quote, mentions, forwarded
 
 
 class DriverCallbacks(Protocol):
@@ -165,6 +167,13 @@ class Driver(abc.ABC):
 
     # -- users and groups (a running, logged-in client; DomainError otherwise). Results are WaGo's JSON:
     # whatsmeow's structs as Go's encoding/json writes them (GroupInfo flattened, JIDs as strings). --
+
+    def parse_user(self, value: str) -> str:
+        """A phone number (or user JID) of a batch -> its digits, by the one address parser both drivers
+        use (chalicelib/core/jid.py); JidError (400, WaGo's text) when it cannot. Batch operations check
+        each item with it first, so one bad item gets its own error instead of sinking the batch
+        (session_host/group_ops.py)."""
+        return jid.phone(value)
 
     @abc.abstractmethod
     def check_users(self, token: str, phones: list[str]) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E
 from neonize.utils.enum import MediaType
 
+from chalicelib.core.errors import DomainError
 from session_host.drivers.base import OutboundMedia
 
 #: WhatsApp wants OGG/Opus voice notes labelled exactly so, or they do not play inline.
@@ -25,7 +26,21 @@ UPLOAD_TYPES = {
 
 
 def media_message(media: OutboundMedia, upload) -> E.Message:
-    """`upload` is neonize's UploadResponse (url, DirectPath, MediaKey, FileEncSHA256, FileSHA256, FileLength)."""
+    """`upload` is neonize's UploadResponse (url, DirectPath, MediaKey, FileEncSHA256, FileSHA256, FileLength).
+    The request's ContextInfo (reply, mentions, forwarded) goes on the media message itself."""
+    message = _media_message(media, upload)
+    if media.context_info:
+        from google.protobuf import json_format
+
+        body = getattr(message, f"{media.kind}Message")
+        try:
+            json_format.ParseDict(media.context_info, body.contextInfo)
+        except json_format.ParseError as exc:  # e.g. a QuotedMessage that is not WhatsApp JSON
+            raise DomainError(400, f"Invalid message content: {exc}") from None
+    return message
+
+
+def _media_message(media: OutboundMedia, upload) -> E.Message:
     common = dict(URL=upload.url, directPath=upload.DirectPath, mediaKey=upload.MediaKey,
                   fileEncSHA256=upload.FileEncSHA256, fileSHA256=upload.FileSHA256, fileLength=upload.FileLength)
     if media.kind == "image":

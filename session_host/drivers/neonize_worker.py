@@ -143,12 +143,35 @@ class Session:
         self.logged_out = False
 
 
+def load_neonize() -> None:
+    """Import neonize (which loads its Go library) without leaving `[sh] <defunct>` children.
+
+    neonize's import runs `os.popen("uname -a").read()` twice (neonize/utils/platform.py) and never
+    closes the pipes, so each `sh` stays a zombie until some later subprocess call happens to reap it:
+    for the whole life of a worker. Closing the pipes waits for the children (os.popen's close)."""
+    real_popen = os.popen
+    opened: list[Any] = []
+
+    def popen(cmd: str, mode: str = "r", buffering: int = -1) -> Any:
+        stream = real_popen(cmd, mode, buffering)
+        opened.append(stream)
+        return stream
+
+    os.environ.setdefault("NEONIZE_BOT_TAG", "off")
+    os.popen = popen
+    try:
+        from neonize import events as neonize_events  # noqa: F401 - loads Go with the environment above
+    finally:
+        os.popen = real_popen
+        for stream in opened:
+            stream.close()
+
+
 class NeonizeWorker:
     """The sessions of one worker process; every method may be called from the RPC threads."""
 
     def __init__(self, config: WorkerConfig, emit: Emit):
-        os.environ.setdefault("NEONIZE_BOT_TAG", "off")
-        from neonize import events as neonize_events  # noqa: F401 - loads Go with the environment above
+        load_neonize()
 
         self.config = config
         self.emit = emit

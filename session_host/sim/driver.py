@@ -276,7 +276,7 @@ class SimDriver(Driver):
         client = self._sender(token)
         sent = self.network.send_media(client.phone, to, media.kind, media.media_key, media.mimetype,
                                        len(media.data), media.sha256, media.caption, media.file_name,
-                                       sender_token=token, message_id=message_id)
+                                       sender_token=token, message_id=message_id, context_info=media.context_info)
         _crash_point(sent["Id"])
         return {"Id": sent["Id"], "Timestamp": sent["Timestamp"]}
 

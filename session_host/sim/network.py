@@ -191,7 +191,7 @@ class SimNetwork:
 
     def send_media(self, sender_phone: str, to: str, kind: str, media_key: str, mimetype: str, size: int,
                    sha256_hex: str, caption: str = "", file_name: str = "", sender_token: str | None = None,
-                   message_id: str | None = None) -> dict[str, Any]:
+                   message_id: str | None = None, context_info: dict[str, Any] | None = None) -> dict[str, Any]:
         """Media as WhatsApp describes it (`imageMessage`, ...); each receiving device gets its own copy of
         the file in S3, attached to its webhook as WaGo's multipart `file`."""
         # The file stays where the API stored it; its key is the directPath /message/download/* takes.
@@ -204,6 +204,8 @@ class SimNetwork:
             content["title"] = file_name
         if kind == "audio":
             content["PTT"] = True
+        if context_info:
+            content["contextInfo"] = context_info
         return self.send_message(sender_phone, to, {f"{kind}Message": content}, media_key=media_key,
                                  sender_token=sender_token, message_id=message_id)
 

@@ -17,14 +17,14 @@ from __future__ import annotations
 import base64
 import json
 import sys
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs
 
 import pytest
 
 from tests.artifacts.stack import ADMIN_TOKEN, PROJECT_DIR, Child, LocalAws, wait_host_registered
+from tests.http_server import LocalHTTPServer
 
 sys.path.append(str(PROJECT_DIR / "infra"))
 from wago_infra import package
@@ -93,13 +93,11 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = LocalHTTPServer(Handler).start()
+        self.url = f"http://127.0.0.1:{self.server.port}"
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 @pytest.fixture(scope="module")

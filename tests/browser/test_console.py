@@ -16,10 +16,9 @@ from __future__ import annotations
 import base64
 import http.client
 import struct
-import threading
 import time
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 import httpx
@@ -27,6 +26,7 @@ import pytest
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_FLAGS
 from tests.conftest import PROJECT_DIR, wait_for
+from tests.http_server import LocalHTTPServer
 from tests.integration.test_local_stack import Launcher
 from tests.integration.test_session_lifecycle import FAST, Stack, _data
 from tests.integration.test_sim_messaging import Receiver
@@ -105,15 +105,12 @@ class StagePrefixProxy:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server = LocalHTTPServer(Handler).start()
+        self.origin = f"http://127.0.0.1:{self.server.port}"
         self.base = self.origin + STAGE_PREFIX
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 @pytest.fixture(scope="module")

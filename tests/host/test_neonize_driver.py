@@ -264,6 +264,44 @@ def test_a_killed_worker_is_replaced_and_its_sessions_restarted(tmp_path):
         hole.close()
 
 
+def _children_states(pid: int) -> dict[int, str]:
+    """pid -> "<state letter> <command>" (Z = defunct) of every child of `pid`, from /proc."""
+    states = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                stat = Path(f"/proc/{child}/stat").read_text()
+            except FileNotFoundError:
+                continue
+            command = stat.split("(", 1)[1].rsplit(")", 1)[0]
+            states[int(child)] = f"{stat.rsplit(')', 1)[1].split()[0]} {command}"
+    return states
+
+
+def test_workers_leave_no_defunct_children(tmp_path):
+    """neonize's import runs `uname -a` through os.popen twice and drops the pipes: without
+    load_neonize() each worker kept two `[sh] <defunct>` children for its whole life."""
+    from session_host.drivers.neonize import NeonizeDriver
+
+    driver = NeonizeDriver(Callbacks(), _neonize_settings(tmp_path, f"socks5://127.0.0.1:{_closed_port()}",
+                                                          neonize_workers=2))
+    try:
+        for token in ("tok-a", "tok-b"):  # a worker that answered has loaded neonize (the dial is refused)
+            with pytest.raises(DomainError, match="connection refused"):
+                driver.connect(token, os_name="Chrome")
+        pids = driver.worker_pids()
+        assert len(pids) == 2
+        def defunct() -> list[str]:
+            return [f"{pid}>{c} {state}" for pid in pids for c, state in _children_states(pid).items()
+                    if state.startswith("Z")]
+
+        # A child another thread of the worker is about to reap (a library's subprocess) is defunct for a
+        # moment; the defect was children left defunct for the worker's whole life: they never go away.
+        wait_for(lambda: not defunct(), timeout=5.0, what="no defunct children of the workers")
+    finally:
+        driver.close(grace=1.0)
+
+
 def test_the_host_reports_a_connect_without_network_as_an_error_status(aws, tmp_path):
     from chalicelib import sessions
     from chalicelib.bus import Bus
@@ -339,6 +377,31 @@ def test_media_messages_are_built_from_the_upload():
                                       caption="March"), upload).documentMessage
     assert (doc.fileName, doc.title, doc.mimetype, doc.caption, doc.mediaKey) == (
         "invoice.pdf", "invoice.pdf", "application/pdf", "March", b"k" * 32)
+
+
+def test_every_media_kind_carries_the_requests_context_info():
+    """WaGo's ContextInfo/Forward on a media send end up on the media message itself (issue 14, item 4)."""
+    from neonize.proto import Neonize_pb2 as Proto
+
+    from chalicelib.core import message_content
+    from session_host.drivers.base import OutboundMedia
+    from session_host.drivers.neonize_messages import media_message
+
+    upload = Proto.UploadResponse(url="https://mmg.example/u", DirectPath="/v/t62/x", MediaKey=b"k" * 32,
+                                  FileEncSHA256=b"e" * 32, FileSHA256=b"s" * 32, FileLength=1)
+    context = message_content.context_info("3EB0QUOTED", "15550001111@s.whatsapp.net", {"conversation": "hi"},
+                                           ["15550002222@s.whatsapp.net"], forwarded=True)
+    for kind in ("image", "video", "audio", "document", "sticker"):
+        message = media_message(OutboundMedia(kind, b"", "application/octet-stream", "key", context_info=context),
+                                upload)
+        info = getattr(message, f"{kind}Message").contextInfo
+        assert (info.stanzaID, info.participant, info.quotedMessage.conversation, list(info.mentionedJID),
+                info.isForwarded) == ("3EB0QUOTED", "15550001111@s.whatsapp.net", "hi",
+                                      ["15550002222@s.whatsapp.net"], True), kind
+    with pytest.raises(DomainError) as bad:
+        media_message(OutboundMedia("image", b"", "image/png", "key",
+                                    context_info={"quotedMessage": {"noSuchField": 1}}), upload)
+    assert bad.value.status == 400 and bad.value.message.startswith("Invalid message content:")
 
 
 def test_content_messages_become_the_real_protobufs(worker):

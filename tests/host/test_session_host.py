@@ -59,7 +59,7 @@ def test_connect_scan_and_restore_through_the_bus(host):
     session = _session("t1")
     bus = _bus()
     data = bus.command(session, ops.CONNECT, ops.Connect(events=["Message"]), place=True)
-    assert data == {"jid": "", "connected": True, "logged_in": False}
+    assert data == {"jid": "", "connected": True, "logged_in": False, "already_connected": False}
     row = _row("t1")
     assert row.owner_host == "host-one" and row.connected and not row.logged_in and row.events == ["Message"]
     assert row.qr_code.startswith("data:image/png;base64,") and row.qr_expires_at > time.time()

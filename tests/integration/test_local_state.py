@@ -155,7 +155,9 @@ class ClosedThenOpenReceiver:
         self.server = None
 
     def open(self) -> None:
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from http.server import BaseHTTPRequestHandler
+
+        from tests.http_server import LocalHTTPServer
 
         outer = self
 
@@ -169,13 +171,11 @@ class ClosedThenOpenReceiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = LocalHTTPServer(Handler, port=self.port).start()
 
     def close(self) -> None:
         if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+            self.server.close()
 
 
 def _event(token: str, seq: int) -> tuple[str, str]:

@@ -164,7 +164,10 @@ def test_user_and_group_errors_keep_wagos_envelope(stack, receiver):
     call = stack.call
     assert _data(call("POST", "/user/check", "dora", {}), 400) == "Missing Phone in Payload"
     assert _data(call("POST", "/user/check", "dora", {"Phone": []}), 400) == "Missing Phone in Payload"
-    assert _data(call("POST", "/user/check", "dora", {"Phone": ["12"]}), 400) == "Could not parse Phone"
+    # one unparseable entry gets its own error; the batch goes on (issue 14, item 3)
+    assert _data(call("POST", "/user/check", "dora", {"Phone": ["12", "15550005001"]}))["Users"] == [
+        {"Query": "12", "IsInWhatsapp": False, "JID": "", "VerifiedName": "", "Error": "Could not parse Phone: '12'"},
+        {"Query": "15550005001", "IsInWhatsapp": True, "JID": "15550005001@s.whatsapp.net", "VerifiedName": ""}]
     assert _data(call("GET", "/user/avatar?Preview=maybe&Phone=1555", "dora"), 400) \
         == "Could not decode Payload: Preview must be a boolean"
     assert _data(call("GET", "/group/info", "dora"), 400) == "Missing GroupJID in Payload"

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import base64
 import io
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import segno
 
 from tests.conftest import wait_for
+from tests.http_server import LocalHTTPServer
 from tests.integration.test_session_lifecycle import _data, stack  # noqa: F401 - fixture
 from tests.integration.test_sim_messaging import _login, receiver  # noqa: F401 - fixture
 
@@ -46,9 +46,8 @@ class FileServer:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = LocalHTTPServer(Handler).start()
+        self.base = f"http://127.0.0.1:{self.server.port}"
 
 
 def _messages(receiver, token: str, field: str) -> list[dict]:
@@ -135,12 +134,13 @@ def test_message_kinds_and_operations_reach_the_other_session(stack, receiver):
         == "Failed to download media: the server answered 302"
     assert _data(stack.call("POST", "/send/mediaurl", "hana", {"Phone": "15550004002",
                                                                 "Url": "http://169.254.169.254/latest/meta-data"}),
-                 400) == "Invalid Url in Payload: 169.254.169.254 is a cloud metadata address"
+                 400) == ("Invalid Url in Payload: 169.254.169.254 is a cloud metadata address; the gateway may not "
+                          "fetch it")
     assert _data(stack.call("POST", "/message/download/image", "ivan", {"directPath": "/v/t62/elsewhere"}), 404) \
         == "media not found"  # the same answer as another session's media: nothing to probe
     assert _data(stack.call("POST", "/message/edit", "hana", {"Chat": "15550004002", "Message": "x"}), 400) \
         == "Missing MessageID in Payload"
-    files.server.shutdown()
+    files.server.close()
 
 
 def test_async_sends_answer_202_and_report_through_status_and_webhooks(stack, receiver):

@@ -61,8 +61,8 @@ def test_event_reaches_the_receiver_through_the_poller(fast_launcher):
         "type": "Presence", "event": {"From": "1555@s.whatsapp.net", "Unavailable": False}, "state": "online",
     }
     stamp = second.headers["x-webhook-timestamp"]
-    digest = hmac.new(SECRET.encode(), stamp.encode() + b"." + second.body, hashlib.sha256).hexdigest()
-    assert second.headers["x-webhook-signature"] == f"v1={digest}"
+    digest = hmac.new(SECRET.encode(), f"{event_id}.{stamp}.".encode() + second.body, hashlib.sha256).hexdigest()
+    assert second.headers["x-webhook-signature"] == f"v2={digest}"
 
     deadline = time.monotonic() + 10
     entries = []

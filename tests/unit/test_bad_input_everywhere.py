@@ -45,4 +45,5 @@ def test_download_fields_must_be_the_webhooks_base64(client):
     response = client.post("/message/download/image", {"directPath": "/v/x", "mediaKey": "not base64!"},
                            headers={"token": "dl-token"})
     assert response.status_code == 400
-    assert json.loads(response.body)["error"] == "Invalid MediaKey in Payload: must be base64, as in the webhook"
+    assert json.loads(response.body)["error"] == ("Invalid MediaKey in Payload: must be base64, as in the webhook: "
+                                                  "'!' at position 10 is not a base64 character")

@@ -9,11 +9,12 @@ from chalicelib.routing import HTTP_METHODS
 
 
 def _registered_operations() -> set[tuple[str, str]]:
-    """(METHOD, path) of every route a handler serves, without the 405 answers."""
+    """(METHOD, path) of every route a handler serves, without the 405 answers and the routes of a driver
+    this app does not run (/sim/* under neonize)."""
     found = set()
     for path, methods in app_module.app.routes.items():
         for method, entry in methods.items():
-            if not entry.view_name.startswith("method_not_allowed_"):
+            if not entry.view_name.startswith(("method_not_allowed_", "unavailable_")):
                 found.add((method, path))
     return found
 
@@ -44,3 +45,19 @@ def test_request_models_are_documented_with_wago_casing(client):
     assert set(schema["properties"]) == {"Name", "Token", "Os"}
     assert set(schema["required"]) == {"Name", "Token", "Os"}
     assert init["security"] == [{"admintoken": []}]
+
+
+def test_sim_routes_under_another_driver_say_why_for_every_path_and_method(client):
+    from chalicelib.core.settings import get_settings
+    from chalicelib.routes import sim
+
+    assert get_settings().whatsapp_driver == "neonize"
+    paths = {spec.path for spec in sim.router.specs}
+    assert len(paths) >= 5
+    for path in paths:
+        for method in HTTP_METHODS:
+            response = client.request(method, path, headers={"admintoken": "qwert"}, body="{}")
+            assert response.status_code == 404, (method, path)
+            assert response.json_body == {"code": 404, "success": False, "error": (
+                "Not Found: the simulator controls (/sim/*) exist only with WHATSAPP_DRIVER=sim; this gateway runs "
+                "the neonize driver")}, (method, path)

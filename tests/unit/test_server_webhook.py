@@ -43,7 +43,7 @@ def test_bad_webhook_urls(client):
         "": "Missing WebhookURL in Payload",
         "ftp://example.test/x": "Invalid WebhookURL in Payload: must be an absolute http:// or https:// URL",
         "/relative": "Invalid WebhookURL in Payload: must be an absolute http:// or https:// URL",
-        "https://exa mple.test/": "Invalid WebhookURL in Payload: must not contain spaces",
+        "https://exa mple.test/": "Invalid WebhookURL in Payload: must not contain spaces or control characters",
     }
     for url, error in cases.items():
         response = client.post("/webhook", {"WebhookURL": url}, headers={"token": "t1"})

@@ -128,11 +128,70 @@ def test_signature_verifies_with_an_independent_hmac(stack):
         stack.put(wire_event("t1"))
         pump(lambda: receiver.delivered())
     [got] = receiver.received
-    timestamp = got.headers["x-webhook-timestamp"]
-    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + got.body, hashlib.sha256).hexdigest()
-    assert got.headers["x-webhook-signature"] == f"v1={expected}"
-    tampered = hmac.new(secret.encode(), timestamp.encode() + b"." + got.body + b"x", hashlib.sha256).hexdigest()
-    assert got.headers["x-webhook-signature"] != f"v1={tampered}"
+    event_id, timestamp = got.headers["x-webhook-event-id"], got.headers["x-webhook-timestamp"]
+    signed = f"{event_id}.{timestamp}.".encode() + got.body
+    expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    assert got.headers["x-webhook-signature"] == f"v2={expected}"
+    tampered = hmac.new(secret.encode(), signed + b"x", hashlib.sha256).hexdigest()
+    assert got.headers["x-webhook-signature"] != f"v2={tampered}"
+
+
+def _standard_verify(secret: str, got) -> object:
+    """What a receiver does with the Standard Webhooks reference library (package `standardwebhooks`)."""
+    from standardwebhooks.webhooks import Webhook
+
+    from chalicelib.webhooks.signing import standard_secret
+
+    return Webhook(standard_secret(secret)).verify(got.body, dict(got.headers), json_parse=False)
+
+
+def test_a_delivery_verifies_with_the_standard_webhooks_library_and_every_dedup_field_is_signed(stack):
+    """Every header a receiver de-duplicates or orders on (event id, timestamp) and the body are under
+    the signature: changing any one of them makes verification fail, in both header conventions."""
+    from standardwebhooks.webhooks import WebhookVerificationError
+
+    from chalicelib.webhooks import signing
+
+    secret = "s3cr3t-for-this-session-0123"
+    with Receiver() as receiver:
+        make_session("t1", receiver.url, secret=secret)
+        stack.put(wire_event("t1"))
+        pump(lambda: receiver.delivered())
+    [got] = receiver.received
+    headers = {k.lower(): v for k, v in got.headers.items()}
+    assert headers["webhook-id"] == headers["x-webhook-event-id"]
+    assert headers["webhook-timestamp"] == headers["x-webhook-timestamp"]
+    _standard_verify(secret, got)  # raises if it does not verify
+    assert signing.verify(secret, headers["x-webhook-event-id"], headers["x-webhook-timestamp"], got.body,
+                          headers["x-webhook-signature"])
+
+    class Replayed:
+        def __init__(self, body: bytes, changed: dict):
+            self.body, self.headers = body, {**headers, **changed}
+
+    other_id = "0" * 32
+    later = str(int(headers["x-webhook-timestamp"]) + 1)
+    for changed, body in [({"webhook-id": other_id}, got.body), ({"webhook-timestamp": later}, got.body),
+                          ({}, got.body + b"&x=1")]:
+        try:
+            _standard_verify(secret, Replayed(body, changed))
+        except WebhookVerificationError:
+            pass
+        else:
+            raise AssertionError(f"verified although {changed or 'the body'} changed")
+    assert not signing.verify(secret, other_id, headers["x-webhook-timestamp"], got.body,
+                              headers["x-webhook-signature"])  # a replay under a new X-Webhook-Event-Id
+    assert not signing.verify(secret, headers["x-webhook-event-id"], later, got.body, headers["x-webhook-signature"])
+
+
+def test_no_secret_no_signature_headers_but_the_ids(stack):
+    with Receiver() as receiver:
+        make_session("t1", receiver.url)
+        stack.put(wire_event("t1"))
+        pump(lambda: receiver.delivered())
+    headers = {k.lower(): v for k, v in receiver.received[0].headers.items()}
+    assert "webhook-signature" not in headers and "x-webhook-signature" not in headers
+    assert headers["webhook-id"] == headers["x-webhook-event-id"] and headers["webhook-timestamp"]
 
 
 def test_media_goes_as_multipart_file(stack):
@@ -154,9 +213,9 @@ def test_media_goes_as_multipart_file(stack):
     assert (filename, content_type) == ("MSG1.jpg", "image/jpeg")
     assert parts["token"][0] == "t1"
     assert json.loads(parts["jsonData"][0])["type"] == "Message"
-    timestamp = got.headers["x-webhook-timestamp"]
-    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + got.body, hashlib.sha256).hexdigest()
-    assert got.headers["x-webhook-signature"] == f"v1={expected}"  # signed over the multipart bytes
+    event_id, timestamp = got.headers["x-webhook-event-id"], got.headers["x-webhook-timestamp"]
+    expected = hmac.new(secret.encode(), f"{event_id}.{timestamp}.".encode() + got.body, hashlib.sha256).hexdigest()
+    assert got.headers["x-webhook-signature"] == f"v2={expected}"  # signed over the multipart bytes
 
 
 def test_media_forwarding_off_sends_the_form_only(stack, monkeypatch):

@@ -125,10 +125,13 @@ def test_backoff_grows_with_jitter_and_is_capped():
 
 def test_signing_reference_helpers():
     body = b"token=t&jsonData=%7B%7D"
-    header = signing.signature(SECRET, "1700000000", body)
-    assert signing.verify(SECRET, "1700000000", body, header, now=1700000010)
-    assert not signing.verify(SECRET, "1700000000", body + b"!", header, now=1700000010)
-    assert not signing.verify(SECRET, "1700000000", body, header, now=1700009999)  # replay window
+    header = signing.signature(SECRET, "ev1", "1700000000", body)
+    assert header.startswith("v2=")
+    assert signing.verify(SECRET, "ev1", "1700000000", body, header, now=1700000010)
+    assert not signing.verify(SECRET, "ev1", "1700000000", body + b"!", header, now=1700000010)
+    assert not signing.verify(SECRET, "ev2", "1700000000", body, header, now=1700000010)  # another event id
+    assert not signing.verify(SECRET, "ev1", "1700000000", body, header, now=1700009999)  # replay window
+    assert not signing.verify(SECRET, "ev1", "\u0661700000000", body, header, now=1700000010)
     assert signing.secret_hint(None) is None and signing.secret_hint(SECRET) == "…cret"
 
 

@@ -30,7 +30,7 @@ REFUSED = {
     "http://0.0.0.0/": "0.0.0.0 is an unspecified address",
     "http://2130706433/": "2130706433 is a loopback address",  # 127.0.0.1 as one number
     "http://0x7f.1/": "0x7f.1 is a loopback address",
-    "http://[::ffff:127.0.0.1]/": "::ffff:127.0.0.1 is a loopback address",
+    "http://[::ffff:127.0.0.1]/": "::ffff:127.0.0.1 is an address that carries 127.0.0.1, a loopback address",
     "http://100.64.1.1/": "100.64.1.1 is a shared (carrier-grade NAT) address",
     "http://[fc00::5]/": "fc00::5 is a private address",
 }
@@ -117,6 +117,8 @@ def test_delivery_refuses_blocked_targets_and_dead_letters_them(stack, monkeypat
             "v6": f"http://[::1]:{receiver.port}/hook",
             "private": "http://10.9.9.9:80/hook",
             "metadata": "http://169.254.169.254/latest/meta-data/",
+            "badport": "http://h:abc/hook",  # stored before URLs were parsed at the API: no 8 retries
+            "nat64": "http://[64:ff9b::a9fe:a9fe]/",
         }
         for token, url in targets.items():
             make_session(token, url)
@@ -132,6 +134,10 @@ def test_delivery_refuses_blocked_targets_and_dead_letters_them(stack, monkeypat
     )
     assert errors["metadata"].last_error == "refused by the SSRF guard: 169.254.169.254 is a cloud metadata address"
     assert errors["private"].last_error == "refused by the SSRF guard: 10.9.9.9 is a private address"
+    assert errors["badport"].last_error == \
+        "refused by the SSRF guard: the URL port 'abc' is not a number from 1 to 65535"
+    assert errors["nat64"].last_error == ("refused by the SSRF guard: 64:ff9b::a9fe:a9fe is an address that carries "
+                                          "169.254.169.254, a cloud metadata address")
 
 
 def test_resolution_is_checked_and_pinned(monkeypatch):
@@ -180,3 +186,169 @@ def test_one_client_per_host_name_so_pinned_connections_are_never_shared():
         assert b.is_closed and not a.is_closed
     finally:
         pool.close()
+
+
+# -- every IPv6 form that carries an IPv4 address, every non-global range (issue 14, item 12) ---------
+
+#: One member of every IPv4 range the guard refuses, with the words it uses.
+REFUSED_V4 = {
+    "127.0.0.1": "a loopback address", "10.1.2.3": "a private address", "172.16.0.9": "a private address",
+    "192.168.1.1": "a private address", "169.254.169.254": "a cloud metadata address",
+    "169.254.7.7": "a link-local address", "100.100.100.200": "a cloud metadata address",
+    "100.64.0.1": "a shared (carrier-grade NAT) address", "0.0.0.0": "an unspecified address",
+    "0.1.2.3": "a 'this network' address", "192.0.0.8": "an IETF protocol assignment address",
+    "192.0.2.1": "a documentation address", "198.51.100.1": "a documentation address",
+    "203.0.113.1": "a documentation address", "192.88.99.1": "a deprecated 6to4 relay anycast address",
+    "198.18.0.1": "a benchmarking address", "224.0.0.1": "a multicast address", "240.0.0.1": "a reserved address",
+    "255.255.255.255": "a broadcast address",
+}
+#: One member of every IPv6 range refused on its own (not for an IPv4 address it carries).
+REFUSED_V6 = {
+    "::1": "a loopback address", "::": "an unspecified address", "fe80::1": "a link-local address",
+    "fc00::1": "a private address", "fd12:3456::1": "a private address", "fec0::1": "a deprecated site-local address",
+    "ff02::1": "a multicast address", "100::1": "a discard-only address", "100:0:0:1::1": "a dummy address",
+    "2001:db8::1": "a documentation address", "3fff::1": "a documentation address",
+    "2001:10::1": "an IETF protocol assignment address", "2001:2::1": "an IETF protocol assignment address",
+    "5f00::1": "a segment routing (SRv6) address", "4000::1": "a reserved address",
+    "64:ff9b:1::a00:1": "a local-use NAT64 address (64:ff9b:1::/48)",
+    "64:ff9b:1::808:808": "a local-use NAT64 address (64:ff9b:1::/48)",
+    "fd00:ec2::254": "a cloud metadata address",
+}
+PUBLIC_V4 = ["8.8.8.8", "93.184.215.14"]
+
+
+def _hex(v4: str) -> str:
+    packed = int(ipaddress.IPv4Address(v4))
+    return f"{packed >> 16:x}:{packed & 0xFFFF:x}"
+
+
+def _teredo(server: str, client: str) -> str:
+    obfuscated = int(ipaddress.IPv4Address(client)) ^ 0xFFFFFFFF
+    return f"2001:0:{_hex(server)}:8000:63bf:{obfuscated >> 16:x}:{obfuscated & 0xFFFF:x}"
+
+
+#: Every IPv6 spelling that carries an IPv4 address, dotted and hex where both exist.
+EMBEDDINGS = {
+    "mapped": lambda v4: f"::ffff:{v4}",
+    "mapped (hex)": lambda v4: f"::ffff:{_hex(v4)}",
+    "mapped (long)": lambda v4: f"0:0:0:0:0:ffff:{v4}",
+    "compatible": lambda v4: f"::{v4}",
+    "translated": lambda v4: f"::ffff:0:{v4}",
+    "NAT64 well-known": lambda v4: f"64:ff9b::{v4}",
+    "NAT64 well-known (hex)": lambda v4: f"64:ff9b::{_hex(v4)}",
+    "6to4": lambda v4: f"2002:{_hex(v4)}::1",
+    "Teredo client": lambda v4: _teredo("8.8.8.8", v4),
+    "Teredo server": lambda v4: _teredo(v4, "8.8.8.8"),
+}
+
+
+def _embedded_cases():
+    for form, build in EMBEDDINGS.items():
+        for v4, reason in REFUSED_V4.items():
+            if form == "compatible" and v4 == "0.0.0.0":
+                continue  # ::0.0.0.0 is ::, the unspecified address (refused as such, below)
+            yield form, build(v4), v4, reason
+
+
+def test_the_embedding_table_covers_every_form_the_guard_knows():
+    from chalicelib.core.ssrf import embedded_ipv4
+
+    for form, build in EMBEDDINGS.items():
+        ip = ipaddress.IPv6Address(build("10.1.2.3"))
+        assert ipaddress.IPv4Address("10.1.2.3") in embedded_ipv4(ip), form
+
+
+@pytest.mark.parametrize("form", EMBEDDINGS)
+def test_every_ipv6_form_is_judged_by_the_ipv4_address_it_carries(form):
+    checked = 0
+    for case_form, v6, v4, reason in _embedded_cases():
+        if case_form != form:
+            continue
+        with pytest.raises(BlockedDestination) as caught:
+            STRICT.check_url(f"http://[{v6}]:8080/hook")
+        assert str(caught.value) == f"{v6} is an address that carries {v4}, {reason}", (form, v6)
+        checked += 1
+    assert checked >= len(REFUSED_V4) - 1
+    for v4 in PUBLIC_V4:  # and a public IPv4 address inside passes (the form itself is not the problem)
+        STRICT.check_url(f"http://[{EMBEDDINGS[form](v4)}]/")
+
+
+@pytest.mark.parametrize("v4,reason", sorted(REFUSED_V4.items()))
+def test_every_non_global_ipv4_range_is_refused(v4, reason):
+    with pytest.raises(BlockedDestination) as caught:
+        STRICT.check_url(f"http://{v4}/")
+    assert str(caught.value) == f"{v4} is {reason}"
+
+
+@pytest.mark.parametrize("v6,reason", sorted(REFUSED_V6.items()))
+def test_every_non_global_ipv6_range_is_refused(v6, reason):
+    with pytest.raises(BlockedDestination) as caught:
+        STRICT.check_url(f"http://[{v6}]/")
+    assert str(caught.value) == f"{v6} is {reason}"
+
+
+def test_every_range_pythons_ipaddress_calls_private_is_refused_too():
+    """A cross-check against the standard library's own table (ipaddress's is_private networks)."""
+    checked = 0
+    for cls in (ipaddress.IPv4Address, ipaddress.IPv6Address):
+        constants = cls._constants
+        exceptions = getattr(constants, "_private_networks_exceptions", [])
+        for net in constants._private_networks:
+            sample = net.network_address + (1 if net.num_addresses > 2 else 0)
+            if any(sample in allowed for allowed in exceptions):
+                continue
+            assert STRICT.address_problem(sample), net
+            checked += 1
+    assert checked >= 20
+
+
+def test_delivery_and_mediaurl_judge_resolved_ipv6_answers_the_same_way(monkeypatch):
+    """At delivery (webhooks) and at download (/send/mediaurl) a name whose DNS answer is an
+    IPv4-carrying IPv6 address is judged by the IPv4 address it carries."""
+    import socket
+
+    from chalicelib.core.errors import DomainError
+    from session_host.media_fetch import fetch_media
+
+    answers: dict[str, str] = {}
+    for index, (form, v6, v4, reason) in enumerate(_embedded_cases()):
+        answers[f"h{index}.example"] = v6
+
+    def fake_getaddrinfo(host, port, *args, **kwargs):
+        return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (answers[host], port, 0, 0))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
+    for index, (form, v6, v4, reason) in enumerate(_embedded_cases()):
+        name = f"h{index}.example"
+        expected = f"{name} resolves to {ipaddress.ip_address(v6)}, an address that carries {v4}, {reason}"
+        with pytest.raises(BlockedDestination) as caught:
+            STRICT.resolve(f"https://{name}/hook")
+        assert str(caught.value) == expected, form
+        with pytest.raises(DomainError) as refused:
+            fetch_media(f"http://{name}/file.jpg", 1 << 20, 1.0, guard=STRICT)
+        assert (refused.value.status, refused.value.message) == (400, f"Invalid Url in Payload: {expected}"), form
+
+
+def test_post_webhook_and_send_mediaurl_refuse_every_embedding_at_the_api(client, monkeypatch):
+    """Set time, no DNS: the webhook URL and the /send/mediaurl Url are refused with a 400 before anything
+    is stored or dispatched (one refused IPv4 address per form keeps this quick; the guard test above
+    walks them all)."""
+    settings_env(monkeypatch, WEBHOOK_ALLOW_LOOPBACK="false")
+    try:
+        client.init("a", "t1")
+        for form, build in EMBEDDINGS.items():
+            v6 = build("169.254.169.254")
+            why = f"{v6} is an address that carries 169.254.169.254, a cloud metadata address"
+            response = client.post("/webhook", {"WebhookURL": f"http://[{v6}]/"}, headers={"token": "t1"})
+            assert (response.status_code, response.json_body["error"]) == (
+                400, f"Invalid WebhookURL in Payload: {why}; webhooks may not target it"), form
+            response = client.post("/send/mediaurl", {"Phone": "15550002222", "Url": f"http://[{v6}]/a.jpg"},
+                                   headers={"token": "t1"})
+            assert (response.status_code, response.json_body["error"]) == (
+                400, f"Invalid Url in Payload: {why}; the gateway may not fetch it"), form
+        assert SessionModel.get("t1").webhook == ""
+    finally:
+        monkeypatch.undo()
+        from chalicelib.core.settings import get_settings
+
+        get_settings.cache_clear()
