@@ -20,6 +20,7 @@ import hashlib
 import re
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import filetype
 
@@ -135,7 +136,7 @@ def kind_for(mimetype: str) -> str:
 
 
 class MediaStore:
-    def __init__(self, settings: Settings | None = None, s3=None):
+    def __init__(self, settings: Settings | None = None, s3: Any = None):
         self.settings = settings or get_settings()
         self.s3 = s3 or aws.client("s3")
 
@@ -147,7 +148,7 @@ class MediaStore:
         """Store a file a session downloaded (the bucket's lifecycle rule expires it)."""
         return self._put(DOWNLOAD_PREFIX, token, data, mimetype)
 
-    def presigned_upload(self, token: str, max_bytes: int, seconds: int = 900) -> tuple[str, dict]:
+    def presigned_upload(self, token: str, max_bytes: int, seconds: int = 900) -> tuple[str, dict[str, Any]]:
         """A presigned POST for one file of at most `max_bytes` under this session's upload prefix:
         large media goes straight to S3, never through the API body."""
         key = f"{UPLOAD_PREFIX}{_owner(token)}/{uuid.uuid4().hex}"
@@ -179,8 +180,8 @@ class MediaStore:
         return StoredMedia(key, _sniff(KINDS[kind], field, first), size, "")
 
     def presigned_get(self, key: str, seconds: int = 900) -> str:
-        return self.s3.generate_presigned_url("get_object", Params={"Bucket": self.settings.media_bucket_name,
-                                                                   "Key": key}, ExpiresIn=seconds)
+        return str(self.s3.generate_presigned_url("get_object", Params={"Bucket": self.settings.media_bucket_name,
+                                                                       "Key": key}, ExpiresIn=seconds))
 
     def _put(self, prefix: str, token: str, data: bytes, mimetype: str) -> StoredMedia:
         key = f"{prefix}{_owner(token)}/{uuid.uuid4().hex}"

@@ -115,7 +115,8 @@ class Settings(BaseSettings):
         "or a postgres:// URL shared by every host (sessions keyed by JID).",
     )
     neonize_data_dir: str = Field(".data/neonize", description="Directory of the per-session SQLite stores.")
-    neonize_workers: int = Field(2, gt=0, le=64, description="neonize worker processes per host (a Go panic costs one).")
+    neonize_workers: int = Field(2, gt=0, le=64,
+                                 description="neonize worker processes per host (a Go panic costs one).")
     neonize_proxy: str = Field("", description="socks5:// or http:// proxy for every WhatsApp connection.")
     connect_on_startup: bool = Field(
         True, description="WaGo's -connectstartup: sessions marked connected reconnect when the gateway starts "

@@ -81,7 +81,7 @@ class Guard:
     allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> "Guard":
+    def from_settings(cls, settings: Settings | None = None) -> Guard:
         settings = settings or get_settings()
         hosts = tuple(h.strip().lower().rstrip(".") for h in settings.webhook_allowed_hosts.split(",") if h.strip())
         cidrs = [c.strip() for c in settings.webhook_allowed_cidrs.split(",") if c.strip()]
@@ -165,7 +165,7 @@ class Guard:
             raise OSError(f"cannot resolve {host}: {exc.strerror or exc}") from exc
         addresses = []
         for info in infos:
-            ip = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+            ip = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
             if ip not in addresses:
                 addresses.append(ip)
         if not addresses:

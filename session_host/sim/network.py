@@ -156,7 +156,8 @@ class SimNetwork:
             return False
         return bool(session.connected and session.logged_in and session.owner_host)
 
-    def _deliver(self, token: str, type: str, event: dict, extra: dict, media_key: str | None = None) -> bool:
+    def _deliver(self, token: str, type: str, event: dict[str, Any], extra: dict[str, Any],
+                 media_key: str | None = None) -> bool:
         """Publish now if the session is online; otherwise keep it in the device's inbox. True if live."""
         if self._online(token):
             self.publish(token, type, event, extra, media_key)
@@ -172,9 +173,9 @@ class SimNetwork:
             inbox = SimInboxModel.get(SimInboxModel.key(token), consistent_read=True)
         except DoesNotExist:
             return 0
-        items = list(inbox.items or [])
+        items = cast("list[str]", list(inbox.items or []))  # pynamodb types the elements as UnicodeAttribute
         try:  # only if nothing was appended meanwhile; otherwise the next flush takes all of it
-            inbox.delete(condition=size(SimInboxModel.items) == len(items))
+            inbox.delete(condition=size(SimInboxModel.items) == len(items))  # type: ignore[no-untyped-call]  # pynamodb's size() is unannotated
         except DeleteError:
             return 0
         for item in items:

@@ -7,11 +7,13 @@ Used by session hosts (they see the driver's call events and run call commands) 
 
 from __future__ import annotations
 
+import builtins
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.expressions.update import Action
 
 from chalicelib.core.calls import states
 from chalicelib.core.calls.states import InvalidTransition
@@ -48,12 +50,12 @@ class CallRegistry:
         return sorted(calls, key=lambda c: (c.created_at or 0, c.call_id), reverse=True)
 
     def open(self, token: str, call_id: str, peer: str, direction: str, *, link_token: str | None = None,
-             ring_tokens: list[str] | None = None) -> CallModel | None:
+             ring_tokens: builtins.list[str] | None = None) -> CallModel | None:
         """A new ringing call; None if this session already tracks this call id (a repeated offer)."""
         now = self.clock()
         call = CallModel(token, call_id, peer=peer, direction=direction, state=states.RINGING, created_at=now,
                          updated_at=now, link_token=link_token, ring_tokens=list(ring_tokens or []),
-                         expires_at=datetime.fromtimestamp(now, timezone.utc) + timedelta(seconds=self.ttl_seconds))
+                         expires_at=datetime.fromtimestamp(now, UTC) + timedelta(seconds=self.ttl_seconds))
         try:
             call.save(condition=CallModel.call_id.does_not_exist())
         except PutError as exc:
@@ -70,7 +72,7 @@ class CallRegistry:
             previous = call.state
             new = states.next_state(previous, action)
             now = self.clock()
-            actions = [CallModel.state.set(new), CallModel.updated_at.set(now)]
+            actions: builtins.list[Action] = [CallModel.state.set(new), CallModel.updated_at.set(now)]
             if new == states.ACTIVE:
                 actions.append(CallModel.answered_at.set(now))
             if states.is_terminal(new):
@@ -92,7 +94,8 @@ class CallRegistry:
         """The browser leg's WebRTC state (no webhook: it is not a call transition)."""
         if leg_state not in states.LEG_STATES:
             raise ValueError(f"unknown WebRTC leg state {leg_state!r}")
-        actions = [CallModel.webrtc.set(leg_state), CallModel.webrtc_updated_at.set(self.clock())]
+        actions: builtins.list[Action] = [CallModel.webrtc.set(leg_state),
+                                          CallModel.webrtc_updated_at.set(self.clock())]
         if host_id:
             actions.append(CallModel.host_id.set(host_id))
         try:

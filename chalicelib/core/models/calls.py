@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from pynamodb.attributes import ListAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute
 from pynamodb.models import Model
 
@@ -35,7 +37,7 @@ class CallModel(Model):
     host_id = UnicodeAttribute(null=True)  # host holding the browser leg
     expires_at = TTLAttribute(null=True)
 
-    def public(self) -> dict:
+    def public(self) -> dict[str, Any]:
         """The call as /call/status and webhooks show it (WaGo-style capitalised keys)."""
         return {
             "CallID": self.call_id, "Peer": self.peer, "Direction": self.direction, "State": self.state,
