@@ -114,8 +114,12 @@ class SendContent(Send):
     content: dict[str, Any] = Field(description="WhatsApp's Message protobuf as JSON (message_content.py).")
 
 
+#: The media kinds WhatsApp sends (waE2E ImageMessage, AudioMessage, VideoMessage, DocumentMessage, StickerMessage).
+SendMediaKind = Literal["image", "audio", "video", "document", "sticker"]
+
+
 class SendMedia(Send):
-    kind: Literal["image", "audio", "video", "document", "sticker"]
+    kind: SendMediaKind
     media_key: str = Field(description="S3 key of the file in the media bucket.")
     mimetype: str = ""
     sha256: str = ""

@@ -173,7 +173,7 @@ class SimNetwork:
             inbox = SimInboxModel.get(SimInboxModel.key(token), consistent_read=True)
         except DoesNotExist:
             return 0
-        items = cast("list[str]", list(inbox.items or []))  # pynamodb types the elements as UnicodeAttribute
+        items = list(inbox.items or [])
         try:  # only if nothing was appended meanwhile; otherwise the next flush takes all of it
             inbox.delete(condition=size(SimInboxModel.items) == len(items))  # type: ignore[no-untyped-call]  # pynamodb's size() is unannotated
         except DeleteError:

@@ -31,7 +31,7 @@ class SessionModel(Model):
     name = UnicodeAttribute()
     os_name = UnicodeAttribute(default="")
     webhook = UnicodeAttribute(default="")
-    events = ListAttribute(of=UnicodeAttribute, default=list)
+    events: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, default=list)  # type: ignore[arg-type]  # pynamodb types the elements as the attribute class; they are str
     jid = UnicodeAttribute(null=True)
     connected = BooleanAttribute(default=False)
     logged_in = BooleanAttribute(default=False)

@@ -93,7 +93,8 @@ class SimInboxModel(Model):
     Meta = table_meta(_settings.sim_table_name)
 
     pk = UnicodeAttribute(hash_key=True)  # inbox#<token>
-    items = ListAttribute(of=UnicodeAttribute, default=list)  # JSON [type, event, extra]
+    # JSON [type, event, extra]
+    items: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, default=list)  # type: ignore[arg-type]  # pynamodb types the elements as the attribute class; they are str
 
     @staticmethod
     def key(token: str) -> str:
