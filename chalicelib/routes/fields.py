@@ -36,7 +36,8 @@ def _optional_http_url(value: str) -> str:
 
 
 #: A non-empty, single-line text field (trimmed).
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256), AfterValidator(_printable)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256),
+                 AfterValidator(_printable)]
 #: A session token: every space removed, printable, non-empty.
 Token = Annotated[str, StringConstraints(min_length=1, max_length=256), AfterValidator(_printable), AfterValidator(_token)]
 #: Every URL the gateway stores or fetches (webhook targets, /send/mediaurl, link previews): parsed once
