@@ -14,7 +14,8 @@ Errors: whatsmeow's error text is kept (`Failed to <what>: <error>`); the status
 from __future__ import annotations
 
 import base64
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from neonize.proto import Neonize_pb2 as N
 
