@@ -24,11 +24,13 @@ sessions' commands concurrently, write each reply, then acknowledge the message.
 from __future__ import annotations
 
 import collections
+import functools
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pydantic import ValidationError
 from pynamodb.connection import Connection
@@ -205,7 +207,7 @@ class CommandLoop:
                 self._in_flight.add(command.command_id)
             redelivered = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")) > 1
             self.lanes.submit(command.token,
-                              lambda c=command, r=message["ReceiptHandle"], again=redelivered: self._run(c, r, again))
+                              functools.partial(self._run, command, message["ReceiptHandle"], redelivered))
         return len(messages)
 
     def _run(self, command: Command, receipt: str, redelivered: bool = False) -> None:

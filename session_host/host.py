@@ -63,7 +63,7 @@ class SessionHost:
                                      driver_factory=lambda callbacks: load_driver(self.driver_name, callbacks, settings),
                                      holdings=self.holdings)
         self.driver = self.sessions.driver
-        self.sessions.sink.publisher.queue_url  # resolve the events queue now: a host without it fails at start
+        _ = self.sessions.sink.publisher.queue_url  # resolve the events queue now: a host without it fails at start
         self.stopping = threading.Event()
         self.fenced = False
         self.fences = 0
@@ -259,7 +259,8 @@ class SessionHost:
 
     def _reap_dead_hosts(self, hosts, now: float) -> None:
         for host in hosts:
-            if host.host_id == self.host_id or float(host.heartbeat_at or 0) >= now - DEAD_HOST_LEASES * self.settings.host_lease_seconds:
+            if (host.host_id == self.host_id
+                    or float(host.heartbeat_at or 0) >= now - DEAD_HOST_LEASES * self.settings.host_lease_seconds):
                 continue
             try:
                 host.delete(condition=HostModel.heartbeat_at == host.heartbeat_at)
@@ -285,7 +286,8 @@ class SessionHost:
             thread.join(timeout=0.5 if thread.name == "commands" else 5)
         if self.loop is not None:
             if not self.loop.lanes.wait_idle(grace_seconds):
-                logger.warning("in-flight commands did not finish in time", extra={"pending": self.loop.lanes.pending()})
+                logger.warning("in-flight commands did not finish in time",
+                               extra={"pending": self.loop.lanes.pending()})
             try:
                 self.loop.refuse_waiting(SHUTTING_DOWN)
             except Exception as exc:

@@ -7,7 +7,8 @@ result and never sends twice. Messaging needs the running client: WaGo's `No ses
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, cast
 
 from chalicelib.core import ops, outbox
 from chalicelib.core.errors import DomainError
