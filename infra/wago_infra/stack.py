@@ -765,7 +765,8 @@ def _importing_app_for(env: dict[str, str], region: str):
     The environment is restored afterwards.
     """
     already = sys.modules.get("app")
-    if already is not None and getattr(getattr(already, "settings", None), "events_queue_name", None) != env["EVENTS_QUEUE"]:
+    already_queue = getattr(getattr(already, "settings", None), "events_queue_name", None)
+    if already is not None and already_queue != env["EVENTS_QUEUE"]:
         raise RuntimeError(
             "app.py was already imported in this process with other settings; synthesize each stage in a "
             "fresh process (cdk synth does; tests run the stack in a subprocess)")
