@@ -70,6 +70,8 @@ class Command(BaseModel):
     reply_to: str | None = Field(None, description='"discard": nobody waits for the reply (async sends).')
 
     def expired(self, now: float | None = None) -> bool:
+        """True once `now` (epoch seconds, default the current time) is past `deadline`: the host
+        skips the command and nobody waits for its reply."""
         return (time.time() if now is None else now) > self.deadline
 
 
@@ -87,8 +89,11 @@ class Reply(BaseModel):
 
     @classmethod
     def success(cls, command_id: str, data: Any = None, status: int = 200) -> Reply:
+        """An ok Reply carrying WaGo's `data` and the HTTP status the API answers with (default 200)."""
         return cls(command_id=command_id, ok=True, data=data, status=status)
 
     @classmethod
     def failure(cls, command_id: str, error: str, status: int = 500) -> Reply:
+        """A failed Reply carrying WaGo's error text and the HTTP status (default 500, WaGo's status for
+        a failed WhatsApp call)."""
         return cls(command_id=command_id, ok=False, error=error, status=status)

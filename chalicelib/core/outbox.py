@@ -226,6 +226,8 @@ def record_receipt(token: str, state: str, message_ids: list[str]) -> None:
 
 
 def status_of(token: str, message_id: str) -> MessageModel | None:
+    """The message record of (token, message id), following a client Id to the WhatsApp id it was
+    sent as (whose record holds the receipts); None when neither is known."""
     try:
         record = MessageModel.get(token, message_id, consistent_read=True)
     except DoesNotExist:

@@ -24,28 +24,34 @@ MAX_RACES = 5
 
 
 class CallNotFound(LookupError):
-    pass
+    """No call with this id for this session (a call route answers 404)."""
 
 
 
 class CallRegistry:
+    """The calls table's item per (session token, call id); expires_at is set `ttl_seconds` after the
+    call opens (DynamoDB TTL, 7 days by default). `clock` gives epoch seconds."""
+
     def __init__(self, ttl_seconds: int = 7 * 86400, clock: Callable[[], float] = time.time):
         self.ttl_seconds = ttl_seconds
         self.clock = clock
 
     def get(self, token: str, call_id: str) -> CallModel | None:
+        """The call, read consistently; None when this session has no such call."""
         try:
             return CallModel.get(token, call_id, consistent_read=True)
         except CallModel.DoesNotExist:
             return None
 
     def require(self, token: str, call_id: str) -> CallModel:
+        """The call, or CallNotFound."""
         call = self.get(token, call_id)
         if call is None:
             raise CallNotFound(call_id)
         return call
 
     def list(self, token: str) -> list[CallModel]:
+        """This session's calls, newest first (by created_at epoch seconds, then call id)."""
         calls = list(CallModel.query(token, consistent_read=True))
         return sorted(calls, key=lambda c: (c.created_at or 0, c.call_id), reverse=True)
 

@@ -28,6 +28,7 @@ MISCONFIGURED = "misconfigured"
 
 
 def split_urls(value: str) -> list[str]:
+    """A comma-separated setting -> its non-empty, trimmed parts ("a, ,b" -> ["a", "b"])."""
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
@@ -39,6 +40,8 @@ def rest_credentials(secret: str, user: str, ttl_seconds: int, now: float) -> tu
 
 
 def turn_status(settings: Settings) -> dict[str, Any]:
+    """`/call/webrtc/config`'s `turn` object: {enabled, status: disabled|enabled|misconfigured,
+    credentials?: ephemeral|static, ttl?: seconds}. WaGo answers `coming_soon` here; the states are ours."""
     urls = split_urls(settings.turn_urls)
     if not urls:
         return {"enabled": False, "status": DISABLED}
@@ -67,5 +70,7 @@ def ice_servers(settings: Settings, now: float | None = None) -> list[dict[str, 
 
 
 def webrtc_config(settings: Settings, now: float | None = None) -> dict[str, Any]:
+    """`/call/webrtc/config`'s data: {iceServers (RTCIceServer dicts), turn (turn_status),
+    gatherTimeoutMs: ICE_GATHER_TIMEOUT_SECONDS in milliseconds}."""
     return {"iceServers": ice_servers(settings, now), "turn": turn_status(settings),
             "gatherTimeoutMs": int(settings.ice_gather_timeout_seconds * 1000)}

@@ -31,8 +31,8 @@ class CallModel(Model):
     answered_at = NumberAttribute(null=True)
     ended_at = NumberAttribute(null=True)
     link_token = UnicodeAttribute(null=True)  # sim driver: the session on the other end
-    # sim driver: sessions an outgoing call rang
-    ring_tokens: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, default=list)  # type: ignore[arg-type]  # pynamodb types the elements as the attribute class; they are str
+    # sim driver: sessions an outgoing call rang (str; pynamodb types the elements as the attribute class)
+    ring_tokens: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, default=list)  # type: ignore[arg-type]
     webrtc = UnicodeAttribute(default="none")  # browser leg: none | connecting | connected | closed | failed
     webrtc_updated_at = NumberAttribute(null=True)
     host_id = UnicodeAttribute(null=True)  # host holding the browser leg

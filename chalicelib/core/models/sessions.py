@@ -31,7 +31,8 @@ class SessionModel(Model):
     name = UnicodeAttribute()
     os_name = UnicodeAttribute(default="")
     webhook = UnicodeAttribute(default="")
-    events: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, default=list)  # type: ignore[arg-type]  # pynamodb types the elements as the attribute class; they are str
+    # pynamodb types ListAttribute(of=UnicodeAttribute)'s elements as the attribute class; they are str.
+    events: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, default=list)  # type: ignore[arg-type]
     jid = UnicodeAttribute(null=True)
     connected = BooleanAttribute(default=False)
     logged_in = BooleanAttribute(default=False)
