@@ -83,6 +83,6 @@ cfn-lint: $(STAMP)
 	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- $(INFRA)/cdk.out/*.template.json
 
 clean:
-	rm -rf $(VENV) .pytest_cache .chalice/deployments $(INFRA)/cdk.out $(INFRA)/chalice.out $(INFRA)/node_modules \
-	    .data/lambda-build .data/host-image
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .chalice/deployments $(INFRA)/cdk.out $(INFRA)/chalice.out \
+	    $(INFRA)/node_modules .data/lambda-build .data/host-image
 	rm -rf $(WEB_DIR)/node_modules $(ASSETS_STAMP) $(DOCS_STATIC)/swagger-ui*
