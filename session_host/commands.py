@@ -131,7 +131,7 @@ class ReplyStore:
         self._item(command, reply).save()
 
     def _item(self, command: Command, reply: Reply) -> ReplyModel:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         return ReplyModel(
             command.command_id, token=command.token, body=reply.model_dump_json(), host_id=self.host_id,
             created_at=now.timestamp(), expires_at=now + timedelta(seconds=self.ttl_seconds),

@@ -20,6 +20,7 @@ Lifecycle:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -60,7 +61,8 @@ class SessionHost:
         self.holdings = Holdings(self.host_id, self.lease)
         # The driver first: a host that cannot drive WhatsApp fails before touching AWS.
         self.sessions = HostSessions(self.host_id, settings, self.sqs, events_queue_url="",
-                                     driver_factory=lambda callbacks: load_driver(self.driver_name, callbacks, settings),
+                                     driver_factory=lambda callbacks: load_driver(self.driver_name, callbacks,
+                                                                                  settings),
                                      holdings=self.holdings)
         self.driver = self.sessions.driver
         _ = self.sessions.sink.publisher.queue_url  # resolve the events queue now: a host without it fails at start
@@ -249,7 +251,7 @@ class SessionHost:
                 self.holdings.hold(session.token, int(session.epoch))
                 logger.info("adopting session" if owner != self.host_id else "taking back session",
                             extra={"token": session.token, "previous_owner": owner, "epoch": int(session.epoch)})
-                self.loop.lanes.submit(session.token, lambda t=session.token: self.sessions.lifecycle.restore(t))
+                self.loop.lanes.submit(session.token, functools.partial(self.sessions.lifecycle.restore, session.token))
                 adopted.append(session.token)
                 room -= 1
                 if room <= 0:

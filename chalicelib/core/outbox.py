@@ -128,7 +128,7 @@ def _claim(claim: MessageModel, fence: Any) -> bool:
     return True
 
 
-def send_once(token: str, message_id: str | None, kind: str, to: str, send: Callable[[], dict],
+def send_once(token: str, message_id: str | None, kind: str, to: str, send: Callable[[], dict[str, Any]],
               epoch: int | None = None, host_id: str = "", fence: Any = None, reuses_id: bool = False,
               before_send: Callable[[], object] | None = None) -> dict[str, Any]:
     """Run `send` (returns {"Id", "Timestamp"}) at most once per (token, message_id).

@@ -95,7 +95,8 @@ class Settings(BaseSettings):
         "long after it has expired. Covers clock skew between hosts (README, Session hosts).",
     )
     host_report_file: str = Field("", description="Host only: a JSON file the host rewrites several times per "
-                                  "heartbeat with its own clients, held epochs and lease state (operators, fault tests).")
+                                  "heartbeat with its own clients, held epochs and lease state "
+                                  "(operators, fault tests).")
     host_workers: int = Field(16, gt=0, description="Commands a host runs at once (one session at a time each).")
     command_timeout_seconds: float = Field(
         20.0, gt=0, description="How long an API call waits for a session host's reply (API Gateway stops at 29 s)."

@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -276,7 +276,8 @@ class CallMedia:
         except ClientError:  # NoSuchKey, or no access: the same answer
             raise DomainError(404, MEDIA_KEY_REFUSED) from None
         if len(data) > self.settings.media_max_bytes:
-            raise DomainError(413, f"Payload too large: MediaKey exceeds the limit of {self.settings.media_max_bytes} bytes")
+            raise DomainError(413, "Payload too large: MediaKey exceeds the limit of "
+                                   f"{self.settings.media_max_bytes} bytes")
         return io.BytesIO(data)
 
     def stop(self, token: str, call_id: str) -> None:

@@ -1,9 +1,9 @@
 """The sim driver's shared "WhatsApp network": accounts, linked devices, messages, offline inboxes and
 presence subscriptions, visible to every host (written by hosts only: session_host/sim/).
 
-One table holds every kind of item (key prefixes `acct#`, `dev#`, `msg#`, `inbox#`, `presub#`, `mgrant#`). A linked device is the sim's
-counterpart of whatsmeow's device store: a host that restores a session finds it here, so no new
-QR is needed; logging out removes it.
+One table holds every kind of item (key prefixes `acct#`, `dev#`, `msg#`, `inbox#`, `presub#`, `mgrant#`). A
+linked device is the sim's counterpart of whatsmeow's device store: a host that restores a session finds it
+here, so no new QR is needed; logging out removes it.
 """
 
 from __future__ import annotations
