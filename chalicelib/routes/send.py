@@ -53,7 +53,7 @@ class ContextInfo(WagoModel):
     stanza_id: str = Field("", alias="StanzaID", description="The quoted message's id.")
     participant: OptionalUserAddress = Field("", alias="Participant", description="The quoted message's sender (JID).")
     quoted_message: dict | None = Field(None, alias="QuotedMessage",
-                                        description="The quoted content as WhatsApp JSON, e.g. {\"conversation\": \"hi\"}.")
+                                        description='The quoted content as WhatsApp JSON, e.g. {"conversation": "hi"}.')
     mentioned_jid: list[UserAddress] = Field(default_factory=list, alias="MentionedJID",
                                              description="JIDs mentioned in the text.")
 

@@ -21,8 +21,8 @@ from neonize.proto import Neonize_pb2 as N
 
 from chalicelib.core import jid
 from chalicelib.core.errors import DomainError
-from session_host.drivers.neonize_json import jid_str, proto_json
 from session_host.drivers.neonize_group_events import group_json, participant_json
+from session_host.drivers.neonize_json import jid_str, proto_json
 from session_host.drivers.neonize_worker import digits_of, recipient_jid, to_neonize
 
 NO_AVATAR = "No avatar found"

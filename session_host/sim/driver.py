@@ -203,6 +203,7 @@ class SimDriver(Driver):
                 raise DomainError(500, contract.NOT_LOGGED_IN_LOGOUT)
             self.network.unlink_device(token)
             self._remove(client)
+        return client
 
     def forget(self, token: str) -> None:
         with self._lock:
@@ -259,49 +260,48 @@ class SimDriver(Driver):
 
     # -- messaging -------------------------------------------------------------------------------
 
-    def _sender(self, token: str) -> str:
-        """The phone of the account this session is logged in to; 500 "not logged in" otherwise."""
+    def _sender(self, token: str) -> SimClient:
         client = self._client(token)
         if not client.state.logged_in or not client.phone:
             raise DomainError(500, contract.NOT_LOGGED_IN)
-        return client.phone
+        return client
 
     def send_text(self, token: str, to: str, body: str, message_id: str | None = None) -> dict:
-        phone = self._sender(token)
-        sent = self.network.send_text(phone, to, body, sender_token=token, message_id=message_id)
+        client = self._sender(token)
+        sent = self.network.send_text(client.phone, to, body, sender_token=token, message_id=message_id)
         _crash_point(sent["Id"])
         return {"Id": sent["Id"], "Timestamp": sent["Timestamp"]}
 
     def send_media(self, token: str, to: str, media: OutboundMedia, message_id: str | None = None) -> dict:
-        phone = self._sender(token)
-        sent = self.network.send_media(phone, to, media.kind, media.media_key, media.mimetype,
+        client = self._sender(token)
+        sent = self.network.send_media(client.phone, to, media.kind, media.media_key, media.mimetype,
                                        len(media.data), media.sha256, media.caption, media.file_name,
                                        sender_token=token, message_id=message_id, context_info=media.context_info)
         _crash_point(sent["Id"])
         return {"Id": sent["Id"], "Timestamp": sent["Timestamp"]}
 
     def send_content(self, token: str, to: str, content: dict, message_id: str | None = None) -> dict:
-        phone = self._sender(token)
-        sent = self.network.send_message(phone, to, content, sender_token=token, message_id=message_id)
+        client = self._sender(token)
+        sent = self.network.send_message(client.phone, to, content, sender_token=token, message_id=message_id)
         _crash_point(sent["Id"])
         return {"Id": sent["Id"], "Timestamp": sent["Timestamp"]}
 
     def download_media(self, token: str, kind: str, ref: dict) -> bytes:
         """Sim media lives in S3: its directPath is the object's key (see SimNetwork.send_media); only a
         message's sender and recipient may fetch it."""
-        phone = self._sender(token)
+        phone = self._sender(token).phone or ""
         return self.network.download(str(ref.get("directPath") or ""), phone)
 
     def mark_read(self, token: str, ids: list[str], chat: str, sender: str | None = None) -> None:
-        phone = self._sender(token)
-        self.network.mark_read(phone, ids, reader_token=token)
+        client = self._sender(token)
+        self.network.mark_read(client.phone, ids, reader_token=token)
 
     def send_chat_presence(self, token: str, to: str, state: str, media: str = "") -> None:
-        phone = self._sender(token)
-        self.network.chat_presence(phone, to, state, media, sender_token=token)
+        client = self._sender(token)
+        self.network.chat_presence(client.phone, to, state, media, sender_token=token)
 
     def send_presence(self, token: str, available: bool) -> None:
-        self.network.presence(self._sender(token), available)
+        self.network.presence(self._sender(token).phone, available)
 
     def subscribe_presence(self, token: str, jid: str) -> None:
         self._sender(token)
@@ -318,23 +318,23 @@ class SimDriver(Driver):
         return self._calls
 
     def place_call(self, token: str, to: str) -> dict:
-        phone = self._sender(token)
-        return self.calls.place(phone, token, to)
+        client = self._sender(token)
+        return self.calls.place(client.phone, token, to)
 
     def accept_call(self, token: str, call_id: str, peer: str, link_token: str | None) -> None:
-        phone = self._sender(token)
+        client = self._sender(token)
         if link_token:
-            self.calls.accept(phone, token, call_id, link_token)
+            self.calls.accept(client.phone, token, call_id, link_token)
 
     def reject_call(self, token: str, call_id: str, peer: str, link_token: str | None) -> None:
-        phone = self._sender(token)
+        client = self._sender(token)
         if link_token:
-            self.calls.reject(phone, token, call_id, link_token)
+            self.calls.reject(client.phone, token, call_id, link_token)
 
     def end_call(self, token: str, call_id: str, peer: str, link_token: str | None, ring_tokens: list[str],
                  reason: str) -> None:
-        phone = self._sender(token)
-        self.calls.end(phone, call_id, [link_token] if link_token else list(ring_tokens), reason)
+        client = self._sender(token)
+        self.calls.end(client.phone, call_id, [link_token] if link_token else list(ring_tokens), reason)
 
     # -- users and groups (session_host/sim/groups.py) ---------------------------------------------------
 
@@ -351,9 +351,9 @@ class SimDriver(Driver):
         return self._groups
 
     def _group_call(self, token: str, method: str, *args, with_token: bool = False):
-        phone = self._sender(token)
+        client = self._sender(token)
         call = getattr(self.groups, method)
-        return call(phone, token, *args) if with_token else call(phone, *args)
+        return call(client.phone, token, *args) if with_token else call(client.phone, *args)
 
     def check_users(self, token: str, phones: list[str]) -> list[dict]:
         self._sender(token)

@@ -18,7 +18,8 @@ import base64
 import hashlib
 import json
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 from pynamodb.expressions.condition import size
@@ -182,7 +183,7 @@ class SimNetwork:
             return 0
         items = list(inbox.items or [])
         try:  # only if nothing was appended meanwhile; otherwise the next flush takes all of it
-            inbox.delete(condition=size(SimInboxModel.items) == len(items))  # type: ignore[no-untyped-call]  # pynamodb's size() is unannotated
+            inbox.delete(condition=size(SimInboxModel.items) == len(items))
         except DeleteError:
             return 0
         for item in items:

@@ -14,8 +14,8 @@ OWNER, MEMBERS = "15550007000", [f"155500070{i:02d}" for i in range(1, 9)]
 @pytest.fixture
 def groups(aws):
     from chalicelib.core.models import SessionModel
-    from session_host.sim.network import SimNetwork
     from session_host.sim.groups import SimGroups
+    from session_host.sim.network import SimNetwork
 
     published: list[tuple[str, str, dict]] = []
     network = SimNetwork(lambda token, type, event, extra, media_key=None: published.append((token, type, event)))
