@@ -58,7 +58,7 @@ class ContextInfo(WagoModel):
                                              description="JIDs mentioned in the text.")
 
     @model_validator(mode="after")
-    def _a_reply_is_whole(self) -> "ContextInfo":
+    def _a_reply_is_whole(self) -> ContextInfo:
         if bool(self.stanza_id) != bool(self.participant):
             raise ValueError("StanzaID and Participant go together")
         if self.quoted_message is not None and not self.stanza_id:

@@ -12,8 +12,8 @@ import segno
 
 from tests.conftest import wait_for
 from tests.http_server import LocalHTTPServer
-from tests.integration.test_session_lifecycle import _data, stack  # noqa: F401 - fixture
-from tests.integration.test_sim_messaging import _login, receiver  # noqa: F401 - fixture
+from tests.integration.test_session_lifecycle import _data
+from tests.integration.test_sim_messaging import _login
 
 pytestmark = pytest.mark.integration
 
