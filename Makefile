@@ -1,4 +1,4 @@
-# The two commands: `make run` (the whole gateway on this machine) and `make test`.
+# The two commands: `make run` (the whole gateway on this machine) and `make test`; `make lint` (ruff, mypy) too.
 # Each bootstraps .venv from the pinned requirement files and is quick once it is set up.
 
 PYTHON ?= python3
@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run reset test bench venv clean synth cfn-lint lambda-zip assets
+.PHONY: run reset test lint bench venv clean synth cfn-lint lambda-zip assets
 
 # Infrastructure: `make synth` writes infra/cdk.out/*.template.json offline (no AWS credentials, no
 # Docker), with cdk-nag's AwsSolutions pack run on the app (an unacknowledged error fails it), and
@@ -54,6 +54,12 @@ reset: $(STAMP)
 test: $(STAMP) $(ASSETS_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Static checks: ruff on the whole tree, mypy on chalicelib/ and session_host/ (strict on chalicelib/core);
+# both read their configuration from pyproject.toml.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
 bench: $(STAMP)
 	$(PY) bench/api_overhead.py
 
@@ -77,6 +83,6 @@ cfn-lint: $(STAMP)
 	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- $(INFRA)/cdk.out/*.template.json
 
 clean:
-	rm -rf $(VENV) .pytest_cache .chalice/deployments $(INFRA)/cdk.out $(INFRA)/chalice.out $(INFRA)/node_modules \
-	    .data/lambda-build .data/host-image
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .chalice/deployments $(INFRA)/cdk.out $(INFRA)/chalice.out \
+	    $(INFRA)/node_modules .data/lambda-build .data/host-image
 	rm -rf $(WEB_DIR)/node_modules $(ASSETS_STAMP) $(DOCS_STATIC)/swagger-ui*

@@ -38,7 +38,8 @@ def openapi_document(call: Call) -> dict:
     return OPENAPI
 
 
-ROUTERS = [server.router, admin_sessions.router, session.router, send.router, messaging.router, message_ops.router, webhook.router, docs]
+ROUTERS = [server.router, admin_sessions.router, session.router, send.router, messaging.router, message_ops.router,
+           webhook.router, docs]
 ROUTERS.append(call_routes.router)
 ROUTERS += [user_routes.router, group_routes.router]
 ROUTERS += [web_routes.console_router, web_routes.docs_router]  # /console and /docs (static pages)

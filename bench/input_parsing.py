@@ -52,8 +52,8 @@ def main() -> int:
     wrapped = base64.encodebytes(media).decode()
     url = "https://hooks.example.com:8443/path/to/hook?x=1&y=2"
     cases = [
-        ("body: reply (%d B)" % len(reply), lambda: json.loads(reply), lambda: decode_json(reply, 1 << 20)),
-        ("body: data URL (%d KiB)" % (len(data_url_body) >> 10), lambda: json.loads(data_url_body),
+        (f"body: reply ({len(reply)} B)", lambda: json.loads(reply), lambda: decode_json(reply, 1 << 20)),
+        (f"body: data URL ({len(data_url_body) >> 10} KiB)", lambda: json.loads(data_url_body),
          lambda: decode_json(data_url_body, 2 << 20)),
         ("base64: one line (768 KiB)", lambda: base64.b64decode(one_line, validate=True),
          lambda: decode_base64(one_line, "Image")),

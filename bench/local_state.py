@@ -174,7 +174,7 @@ def restart_times(sessions: int) -> dict[str, float]:
                 again.stop()
 
 
-def _measure_start(again: "Gateway", sessions: int, stop: float) -> dict[str, float]:
+def _measure_start(again: Gateway, sessions: int, stop: float) -> dict[str, float]:
     ready = again.wait_ready()
     back = ready
     if sessions:
@@ -185,7 +185,7 @@ def _measure_start(again: "Gateway", sessions: int, stop: float) -> dict[str, fl
         wait_for(all_back, 300, "every session back", interval=0.05)
         back = time.monotonic() - again.started
         again.output.seek(0)
-        line = [l for l in again.output.read().splitlines() if "sessions at start" in l][0]
+        line = [text for text in again.output.read().splitlines() if "sessions at start" in text][0]
         if f"{sessions} back" not in line:
             raise SystemExit(f"bench: not every session came back: {line[:300]}")
     return {"stop": stop, "ready": ready, "back": back}
@@ -212,7 +212,9 @@ def crash_window(rounds: int) -> list[float]:
             acknowledged: list[tuple[float, str]] = []
             done = threading.Event()
 
-            def writer() -> None:
+            # The round's client, stop flag and list are arguments: a writer that outlives join(timeout=10)
+            # keeps writing to its own (killed) gateway, never to the next round's.
+            def writer(api: httpx.Client, done: threading.Event, acknowledged: list[tuple[float, str]]) -> None:
                 for n in range(1000):
                     if done.is_set():
                         return
@@ -225,7 +227,7 @@ def crash_window(rounds: int) -> list[float]:
                         return
                     time.sleep(0.02)
 
-            thread = threading.Thread(target=writer, daemon=True)
+            thread = threading.Thread(target=writer, args=(api, done, acknowledged), daemon=True)
             thread.start()
             time.sleep(3)
             killed = time.monotonic()
@@ -281,7 +283,8 @@ def main() -> None:
     if "restart" in only:
         if baseline:
             ready, stop = baseline_ready(baseline)
-            print(f"baseline {args.baseline}, empty: stop {stop:.1f} s, ready {ready:.1f} s (nothing is kept)", flush=True)
+            print(f"baseline {args.baseline}, empty: stop {stop:.1f} s, ready {ready:.1f} s (nothing is kept)",
+                  flush=True)
         for count in (int(n) for n in args.sessions.split(",")):
             times = restart_times(count)
             print(f"restart with {count} logged-in sessions: stop {times['stop']:.1f} s, ready {times['ready']:.1f} s, "

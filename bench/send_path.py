@@ -107,7 +107,8 @@ def main() -> int:
         floor = floor_samples(f"http://127.0.0.1:{aws_port}", args.rounds)
         s50, f50 = statistics.median(latencies), statistics.median(floor)
         print(f"send text end to end: p50 {s50:.1f} ms, p95 {percentile(latencies, 0.95):.1f} ms over {len(latencies)}")
-        print(f"floor (SQS FIFO send+receive+delete, DynamoDB put+get): p50 {f50:.1f} ms, p95 {percentile(floor, 0.95):.1f} ms")
+        print(f"floor (SQS FIFO send+receive+delete, DynamoDB put+get): p50 {f50:.1f} ms, "
+              f"p95 {percentile(floor, 0.95):.1f} ms")
         print(f"ratio send/floor p50: {s50 / f50:.2f}")
         print(f"one session, sequential: {1000 / s50:.1f} sends/s")
 

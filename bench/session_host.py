@@ -153,8 +153,8 @@ def sim_sessions(fleet: Fleet, count: int, prefix: str, workers: int = 8) -> dic
     time.sleep(2)
     idle_rss, cpu0 = rss_mib(process.pid), cpu_seconds(process.pid)
     latencies: list[float] = []
-    from chalicelib.core.models import SessionModel
     from chalicelib.core import ops
+    from chalicelib.core.models import SessionModel
 
     def one(i: int):
         token = f"{prefix}-{i}"
@@ -207,8 +207,8 @@ def neonize_sessions(fleet: Fleet, count: int, workers: int) -> dict:
 
 
 def failover_round(fleet: Fleet, round_no: int, sessions: int) -> float:
-    from chalicelib.core.models import SessionModel
     from chalicelib.core import ops
+    from chalicelib.core.models import SessionModel
 
     survivor, survivor_id = fleet.start("sim")
     victim, victim_id = fleet.start("sim")
@@ -218,7 +218,8 @@ def failover_round(fleet: Fleet, round_no: int, sessions: int) -> float:
         token = f"fo{round_no}-{i}"
         session = new_session(token)
         bus().command(session, ops.CONNECT, ops.Connect(), place=True)
-        bus().command(SessionModel.get(token, consistent_read=True), ops.SIM_SCAN, ops.SimScan(phone=f"1666{round_no}{i:06d}"))
+        bus().command(SessionModel.get(token, consistent_read=True), ops.SIM_SCAN,
+                      ops.SimScan(phone=f"1666{round_no}{i:06d}"))
         tokens.append(token)
     place_on(survivor_id, drain_others=False)  # the victim stays "up": only its lease may expire
     victim.kill()
@@ -327,7 +328,8 @@ def main() -> int:
         print(f"sim host: idle {sim['idle_rss']:.1f} MiB, with {args.sim_sessions} logged-in sessions "
               f"{sim['loaded_rss']:.1f} MiB -> {sim_per * 1024:.0f} KiB per idle session")
         print(f"sim connect -> QR stored, one at a time: p50 {statistics.median(quiet):.1f} ms over {len(quiet)}; "
-              f"8 concurrent: p50 {statistics.median(lat):.1f} ms, p95 {sorted(lat)[int(0.95 * (len(lat) - 1))]:.1f} ms "
+              f"8 concurrent: p50 {statistics.median(lat):.1f} ms, "
+              f"p95 {sorted(lat)[int(0.95 * (len(lat) - 1))]:.1f} ms "
               f"over {len(lat)} (HTTP->bus->SQS FIFO->host->reply item, on moto)")
         cpu_per = sim["cpu_share"] / args.sim_sessions
         print(f"sim host idle CPU with {args.sim_sessions} sessions: {100 * sim['cpu_share']:.2f} % of one core "

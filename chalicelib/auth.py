@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 
 from chalice.app import Request
 
@@ -12,6 +13,7 @@ from chalicelib.core.settings import get_settings
 
 UNAUTHORIZED = "Unauthorized"
 INVALID_TOKEN = "invalid token"
+_NONE: Mapping[str, str] = {}  # Chalice gives None for a request without query parameters
 INVALID_ADMIN_TOKEN = "invalid admin token"
 
 
@@ -22,9 +24,9 @@ def normalize_token(value: str) -> str:
 
 def request_token(request: Request) -> str:
     """The session token from the `token` header, else the `?token=` query parameter."""
-    value = (request.headers or {}).get("token") or ""
+    value = (request.headers or _NONE).get("token") or ""
     if not value.strip():
-        value = (request.query_params or {}).get("token") or ""
+        value = (request.query_params or _NONE).get("token") or ""
     return normalize_token(value)
 
 
@@ -39,7 +41,7 @@ def require_session(request: Request) -> SessionModel:
 
 
 def require_admin(request: Request) -> None:
-    supplied = ((request.headers or {}).get("admintoken") or "").strip()
+    supplied = ((request.headers or _NONE).get("admintoken") or "").strip()
     expected = get_settings().require_admin_token()
     if not supplied or not hmac.compare_digest(supplied.encode(), expected.encode()):
         raise DomainError(401, INVALID_ADMIN_TOKEN)

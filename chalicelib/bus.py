@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import UpdateError
@@ -238,7 +239,8 @@ def _reply_data(op: ops.Operation[Any, Any], reply: Reply) -> Any:
 
 
 def _wire_args(op: ops.Operation[Any, Any], args: ops.Args | None) -> dict[str, Any]:
-    """The Command's `args`: the operation's own argument model as JSON, defaults left out (TypeError for another model)."""
+    """The Command's `args`: the operation's own argument model as JSON, defaults left out (TypeError for another
+    model)."""
     args = op.args() if args is None else args
     if not isinstance(args, op.args):
         raise TypeError(f"{op.name} takes {op.args.__name__}, not {type(args).__name__}")

@@ -12,7 +12,7 @@ from chalicelib.routing import Auth, RouteSpec
 from chalicelib.validation import WagoModel
 
 REF = "#/components/schemas/{model}"
-_SECURITY = {
+_SECURITY: dict[Auth, list[dict[str, list[str]]]] = {
     Auth.NONE: [],
     Auth.SESSION: [{"token": []}],
     Auth.ADMIN: [{"admintoken": []}],

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from chalice import Blueprint, Chalice, Response
 from chalice.app import Request
@@ -61,9 +62,17 @@ class Call:
 
     request: Request
     params: dict[str, str]
-    session: SessionModel | None = None
+    authenticated: SessionModel | None = None
     body: Any = None
     query: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def session(self) -> SessionModel:
+        """The session of a route declared with `Auth.SESSION` or `Auth.ADMIN_AND_SESSION` (its `token`
+        header, checked before the handler runs). RuntimeError on a route that declares no session auth."""
+        if self.authenticated is None:
+            raise RuntimeError("this route declares no session auth")
+        return self.authenticated
 
 
 class Router:
@@ -97,7 +106,7 @@ class Router:
                 request = self.blueprint.current_request
                 try:
                     call = Call(request=request, params=params, query=dict(request.query_params or {}))
-                    call.session = _authenticate(request, auth)
+                    call.authenticated = _authenticate(request, auth)
                     if body is not None:
                         limit = max_body_bytes or get_settings().max_body_bytes
                         try:

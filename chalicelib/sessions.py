@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError
@@ -68,6 +68,6 @@ def delete_session(token: str) -> SessionModel:
 
 def set_webhook(session: SessionModel, url: str) -> None:
     session.update(
-        actions=[SessionModel.webhook.set(url), SessionModel.updated_at.set(datetime.now(timezone.utc))],
+        actions=[SessionModel.webhook.set(url), SessionModel.updated_at.set(datetime.now(UTC))],
         condition=SessionModel.token.exists(),
     )

@@ -87,7 +87,7 @@ def _key_index(model: type[BaseModel]) -> dict[str, str]:
             key = field.alias or name
             cached[key.lower()] = key
             cached.setdefault(name.lower(), key)
-        setattr(model, "__wago_key_index__", cached)
+        setattr(model, "__wago_key_index__", cached)  # noqa: B010 - a cache that BaseModel does not declare (mypy)
     return cached
 
 

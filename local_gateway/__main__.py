@@ -32,7 +32,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--api-port", type=int, default=int(os.environ.get("API_PORT", "1337")))
     parser.add_argument("--aws-port", type=int, default=int(os.environ.get("MOTO_PORT", "4566")),
                         help="port of the embedded AWS endpoint (0 picks a free one)")
-    parser.add_argument("--state-dir", default=os.environ.get("LOCAL_STATE_DIR") or str(PROJECT_DIR / DEFAULT_STATE_DIR),
+    parser.add_argument("--state-dir",
+                        default=os.environ.get("LOCAL_STATE_DIR") or str(PROJECT_DIR / DEFAULT_STATE_DIR),
                         help="where the embedded endpoint's durable state lives (LOCAL_STATE_DIR)")
     parser.add_argument("--snapshot-seconds", type=float,
                         default=float(os.environ.get("LOCAL_SNAPSHOT_SECONDS", DEFAULT_SNAPSHOT_SECONDS)),
@@ -134,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in LOCAL_CREDENTIALS.items():
             os.environ.setdefault(key, value)
         if args.aws_port and not port_is_free("127.0.0.1", args.aws_port):
-            print(f"error: port {args.aws_port} is taken; set MOTO_PORT (or --aws-port) to a free port", file=sys.stderr)
+            print(f"error: port {args.aws_port} is taken; set MOTO_PORT (or --aws-port) to a free port",
+                  file=sys.stderr)
             return 2
         moto_server, endpoint, tracker = local_state.start_moto(args.aws_port)
         os.environ["AWS_ENDPOINT_URL"] = endpoint

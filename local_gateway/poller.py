@@ -8,8 +8,9 @@ Receiving: SQS long polls of POLL_WAIT_SECONDS. The events queue is a standard q
 a long poll as soon as a message arrives: no busy poll when idle, no added latency. Not SQS's 20 s
 maximum: a poller killed mid-poll leaves its request running in the endpoint, and a message that
 arrives before that request ends is taken by nobody and stays invisible for the visibility timeout
-(60 s); 5 s bounds that window at a cost of one idle request per 5 s. A stop request during an idle long poll ends the process at once (no
-message is held); one during a batch lets the batch finish and be acknowledged first.
+(60 s); 5 s bounds that window at a cost of one idle request per 5 s. A stop request during an idle long
+poll ends the process at once (no message is held); one during a batch lets the batch finish and be
+acknowledged first.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ import sys
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import boto3
 
 from chalicelib.core.settings import get_settings
-
 
 STOP_GRACE_SECONDS = 5
 POLL_WAIT_SECONDS = 5

@@ -37,7 +37,8 @@ def ensure_tables(settings: Settings) -> list[str]:
             BillingMode="PAY_PER_REQUEST",
         )
         ddb.get_waiter("table_exists").wait(TableName=name)
-        ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"})
+        ddb.update_time_to_live(TableName=name,
+                                TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"})
         created.append(name)
     _ensure_ttl(ddb, settings.replies_table_name, "expires_at")
     _ensure_ttl(ddb, settings.messages_table_name, "expires_at")

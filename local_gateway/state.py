@@ -110,7 +110,7 @@ class Changes:
     def any(self) -> bool:
         return bool(self.tables) or self.all_tables or bool(self.items) or self.sqs or self.s3
 
-    def merge(self, other: "Changes") -> None:
+    def merge(self, other: Changes) -> None:
         self.tables |= other.tables
         self.all_tables |= other.all_tables
         for table, named in other.items.items():

@@ -59,7 +59,8 @@ class HostCallbacks:
             try:
                 condition = self.holdings.condition(token)
             except Fenced:
-                logger.info("event of a session this host no longer holds dropped", extra={"token": token, "type": type})
+                logger.info("event of a session this host no longer holds dropped",
+                            extra={"token": token, "type": type})
                 return
         self.sink.publish(token, type, event, extra, media_key, condition=condition)
 

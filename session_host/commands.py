@@ -24,11 +24,13 @@ sessions' commands concurrently, write each reply, then acknowledge the message.
 from __future__ import annotations
 
 import collections
+import functools
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pydantic import ValidationError
 from pynamodb.connection import Connection
@@ -129,7 +131,7 @@ class ReplyStore:
         self._item(command, reply).save()
 
     def _item(self, command: Command, reply: Reply) -> ReplyModel:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         return ReplyModel(
             command.command_id, token=command.token, body=reply.model_dump_json(), host_id=self.host_id,
             created_at=now.timestamp(), expires_at=now + timedelta(seconds=self.ttl_seconds),
@@ -205,7 +207,7 @@ class CommandLoop:
                 self._in_flight.add(command.command_id)
             redelivered = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")) > 1
             self.lanes.submit(command.token,
-                              lambda c=command, r=message["ReceiptHandle"], again=redelivered: self._run(c, r, again))
+                              functools.partial(self._run, command, message["ReceiptHandle"], redelivered))
         return len(messages)
 
     def _run(self, command: Command, receipt: str, redelivered: bool = False) -> None:

@@ -13,7 +13,8 @@ them and refuses to start if an operation has two handlers.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 

@@ -20,6 +20,7 @@ Lifecycle:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -60,10 +61,11 @@ class SessionHost:
         self.holdings = Holdings(self.host_id, self.lease)
         # The driver first: a host that cannot drive WhatsApp fails before touching AWS.
         self.sessions = HostSessions(self.host_id, settings, self.sqs, events_queue_url="",
-                                     driver_factory=lambda callbacks: load_driver(self.driver_name, callbacks, settings),
+                                     driver_factory=lambda callbacks: load_driver(self.driver_name, callbacks,
+                                                                                  settings),
                                      holdings=self.holdings)
         self.driver = self.sessions.driver
-        self.sessions.sink.publisher.queue_url  # resolve the events queue now: a host without it fails at start
+        _ = self.sessions.sink.publisher.queue_url  # resolve the events queue now: a host without it fails at start
         self.stopping = threading.Event()
         self.fenced = False
         self.fences = 0
@@ -249,7 +251,7 @@ class SessionHost:
                 self.holdings.hold(session.token, int(session.epoch))
                 logger.info("adopting session" if owner != self.host_id else "taking back session",
                             extra={"token": session.token, "previous_owner": owner, "epoch": int(session.epoch)})
-                self.loop.lanes.submit(session.token, lambda t=session.token: self.sessions.lifecycle.restore(t))
+                self.loop.lanes.submit(session.token, functools.partial(self.sessions.lifecycle.restore, session.token))
                 adopted.append(session.token)
                 room -= 1
                 if room <= 0:
@@ -259,7 +261,8 @@ class SessionHost:
 
     def _reap_dead_hosts(self, hosts, now: float) -> None:
         for host in hosts:
-            if host.host_id == self.host_id or float(host.heartbeat_at or 0) >= now - DEAD_HOST_LEASES * self.settings.host_lease_seconds:
+            if (host.host_id == self.host_id
+                    or float(host.heartbeat_at or 0) >= now - DEAD_HOST_LEASES * self.settings.host_lease_seconds):
                 continue
             try:
                 host.delete(condition=HostModel.heartbeat_at == host.heartbeat_at)
@@ -285,7 +288,8 @@ class SessionHost:
             thread.join(timeout=0.5 if thread.name == "commands" else 5)
         if self.loop is not None:
             if not self.loop.lanes.wait_idle(grace_seconds):
-                logger.warning("in-flight commands did not finish in time", extra={"pending": self.loop.lanes.pending()})
+                logger.warning("in-flight commands did not finish in time",
+                               extra={"pending": self.loop.lanes.pending()})
             try:
                 self.loop.refuse_waiting(SHUTTING_DOWN)
             except Exception as exc:

@@ -36,8 +36,8 @@ FENCE_POLL_SECONDS = 1.0
 
 
 def _set_events(events: list[str]) -> Any:
-    """The update action storing a subscription (pynamodb types the list's items as attributes)."""
-    return SessionModel.events.set([str(e) for e in events])  # type: ignore[misc]
+    """The update action storing a subscription."""
+    return SessionModel.events.set([str(e) for e in events])
 
 
 class SessionLifecycle:

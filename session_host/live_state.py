@@ -9,7 +9,7 @@ shared state).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pynamodb.exceptions import UpdateError
@@ -33,7 +33,7 @@ class LiveState:
     def write(self, token: str, actions: list[Any], release: bool = False) -> None:
         """Apply `actions` to the session row if this host owns it; `release` also clears the owner.
         OwnershipLost when it does not."""
-        actions = [*actions, SessionModel.updated_at.set(datetime.now(timezone.utc))]
+        actions = [*actions, SessionModel.updated_at.set(datetime.now(UTC))]
         if release:
             actions.append(SessionModel.owner_host.remove())
         try:

@@ -47,11 +47,13 @@ def fetch_media(url: str, max_bytes: int, timeout: float, guard: Guard | None = 
                     raise DomainError(502, "Failed to download media: the server sent Content-Length "
                                            f"{declared[:40]!r}")
                 if len(declared) > 19 or int(declared) > max_bytes:
-                    raise DomainError(413, f"Payload too large: the media at Url exceeds the limit of {max_bytes} bytes")
+                    raise DomainError(413, "Payload too large: the media at Url exceeds the limit of "
+                                           f"{max_bytes} bytes")
                 for chunk in response.iter_bytes(CHUNK):
                     body += chunk
                     if len(body) > max_bytes:
-                        raise DomainError(413, f"Payload too large: the media at Url exceeds the limit of {max_bytes} bytes")
+                        raise DomainError(413, "Payload too large: the media at Url exceeds the limit of "
+                                               f"{max_bytes} bytes")
                 content_type = response.headers.get("Content-Type", "")
             finally:
                 response.close()

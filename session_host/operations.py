@@ -7,7 +7,8 @@ result and never sends twice. Messaging needs the running client: WaGo's `No ses
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, cast
 
 from chalicelib.core import ops, outbox
 from chalicelib.core.errors import DomainError
@@ -106,7 +107,9 @@ class MessagingOps:
         data, mimetype = fetch_media(args.url, self.settings.media_max_bytes, self.settings.media_fetch_timeout_seconds)
         stored = self.media.put_outbound(token, data, mimetype)
         return self.send_media(token, ops.SendMedia(
-            to=args.to, id=args.id, kind=args.kind or kind_for(mimetype), media_key=stored.key, mimetype=mimetype,
+            # the API accepts only WhatsApp's kinds in Type (and SendMedia validates it again)
+            to=args.to, id=args.id, kind=cast(ops.SendMediaKind, args.kind or kind_for(mimetype)), media_key=stored.key,
+            mimetype=mimetype,
             sha256=stored.sha256, caption=args.caption, file_name=args.file_name, context_info=args.context_info))
 
     @handles(ops.DOWNLOAD)

@@ -10,7 +10,8 @@ clients; the dispatcher runs each Command's registered handler and turns its out
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from chalicelib.core.media import MediaStore
 from session_host.callbacks import Fences, HostCallbacks

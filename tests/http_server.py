@@ -25,7 +25,7 @@ class LocalHTTPServer(ThreadingHTTPServer):
         self._closing = False
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 
-    def start(self) -> "LocalHTTPServer":
+    def start(self) -> LocalHTTPServer:
         self._thread.start()
         return self
 

@@ -16,13 +16,13 @@ import boto3
 from chalicelib.core.settings import get_settings
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def client(service: str) -> Any:
     """The process's boto3 client for `service` ("sqs", "s3", "dynamodb", ...)."""
     return boto3.client(service, region_name=get_settings().region)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def queue_url(name: str) -> str:
     """The URL of the SQS queue called `name` (one GetQueueUrl per process and name)."""
     return str(client("sqs").get_queue_url(QueueName=name)["QueueUrl"])

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-CONTRACT_VERSION = 1
+CONTRACT_VERSION: Final = 1
 
 #: WaGo's event types, as subscription names and as the `type` of a webhook's jsonData.
 EVENT_TYPES = ("Message", "ReadReceipt", "Presence", "HistorySync", "ChatPresence", "Call", "LoggedOut", "Newsletter")
@@ -64,11 +64,14 @@ class Command(BaseModel):
     command_id: str = Field(default_factory=lambda: uuid.uuid4().hex, min_length=1, max_length=128)
     token: str = Field(min_length=1, description="Session token; also the FIFO message group.")
     op: str = Field(min_length=1, description="An operation name declared in chalicelib/core/ops.py.")
-    args: dict[str, Any] = Field(default_factory=dict, description="The operation's argument model as JSON; the host validates it against that model before running the handler.")
+    args: dict[str, Any] = Field(default_factory=dict, description="The operation's argument model as JSON; the host "
+                                 "validates it against that model before running the handler.")
     deadline: float = Field(description="Epoch seconds after which nobody waits: the host skips it.")
     reply_to: str | None = Field(None, description='"discard": nobody waits for the reply (async sends).')
 
     def expired(self, now: float | None = None) -> bool:
+        """True once `now` (epoch seconds, default the current time) is past `deadline`: the host
+        skips the command and nobody waits for its reply."""
         return (time.time() if now is None else now) > self.deadline
 
 
@@ -85,9 +88,12 @@ class Reply(BaseModel):
     status: int = Field(200, ge=100, le=599, description="HTTP status the API answers with.")
 
     @classmethod
-    def success(cls, command_id: str, data: Any = None, status: int = 200) -> "Reply":
+    def success(cls, command_id: str, data: Any = None, status: int = 200) -> Reply:
+        """An ok Reply carrying WaGo's `data` and the HTTP status the API answers with (default 200)."""
         return cls(command_id=command_id, ok=True, data=data, status=status)
 
     @classmethod
-    def failure(cls, command_id: str, error: str, status: int = 500) -> "Reply":
+    def failure(cls, command_id: str, error: str, status: int = 500) -> Reply:
+        """A failed Reply carrying WaGo's error text and the HTTP status (default 500, WaGo's status for
+        a failed WhatsApp call)."""
         return cls(command_id=command_id, ok=False, error=error, status=status)

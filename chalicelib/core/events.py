@@ -23,6 +23,9 @@ from chalicelib.core.settings import Settings, get_settings
 
 
 class EventPublisher:
+    """Hands WhatsApp events from a session host to the events queue (SQS) as WireEvents, for
+    the webhook fan-out. `sqs` and `queue_url` may be injected; otherwise chalicelib.core.aws gives them."""
+
     def __init__(self, settings: Settings | None = None, sqs: Any = None, queue_url: str = ""):
         self.settings = settings or get_settings()
         self.sqs = sqs or aws.client("sqs")

@@ -20,6 +20,7 @@ import hashlib
 import re
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import filetype
 
@@ -35,6 +36,9 @@ DOWNLOAD_PREFIX = "media/dl/"
 
 @dataclass(frozen=True)
 class MediaKind:
+    """What WaGo accepts for one media kind: its body field, the data URL prefixes, and the sniffed
+    MIME types (a prefix such as "audio/" matches a family; "" accepts any)."""
+
     field: str  # WaGo's body field (Image, Audio, ...)
     prefixes: tuple[str, ...]  # accepted data URL prefixes
     families: tuple[str, ...]  # accepted sniffed MIME families/types ("" accepts anything)
@@ -88,6 +92,9 @@ def decode_base64(text: str, field: str) -> bytes:
 
 @dataclass(frozen=True)
 class StoredMedia:
+    """A file in the media bucket: S3 key, MIME type, size in bytes, SHA-256 as hex ("" when not
+    computed, e.g. for a presigned upload)."""
+
     key: str
     mimetype: str
     size: int
@@ -135,7 +142,10 @@ def kind_for(mimetype: str) -> str:
 
 
 class MediaStore:
-    def __init__(self, settings: Settings | None = None, s3=None):
+    """The media bucket (S3): outbound files, presigned uploads, downloads. Keys are prefixed with a
+    hash of the session token, never the token (tokens are secrets)."""
+
+    def __init__(self, settings: Settings | None = None, s3: Any = None):
         self.settings = settings or get_settings()
         self.s3 = s3 or aws.client("s3")
 
@@ -147,7 +157,7 @@ class MediaStore:
         """Store a file a session downloaded (the bucket's lifecycle rule expires it)."""
         return self._put(DOWNLOAD_PREFIX, token, data, mimetype)
 
-    def presigned_upload(self, token: str, max_bytes: int, seconds: int = 900) -> tuple[str, dict]:
+    def presigned_upload(self, token: str, max_bytes: int, seconds: int = 900) -> tuple[str, dict[str, Any]]:
         """A presigned POST for one file of at most `max_bytes` under this session's upload prefix:
         large media goes straight to S3, never through the API body."""
         key = f"{UPLOAD_PREFIX}{_owner(token)}/{uuid.uuid4().hex}"
@@ -179,8 +189,9 @@ class MediaStore:
         return StoredMedia(key, _sniff(KINDS[kind], field, first), size, "")
 
     def presigned_get(self, key: str, seconds: int = 900) -> str:
-        return self.s3.generate_presigned_url("get_object", Params={"Bucket": self.settings.media_bucket_name,
-                                                                   "Key": key}, ExpiresIn=seconds)
+        """A presigned GET URL for `key`, valid for `seconds` (S3's limit: 7 days)."""
+        return str(self.s3.generate_presigned_url("get_object", Params={"Bucket": self.settings.media_bucket_name,
+                                                                       "Key": key}, ExpiresIn=seconds))
 
     def _put(self, prefix: str, token: str, data: bytes, mimetype: str) -> StoredMedia:
         key = f"{prefix}{_owner(token)}/{uuid.uuid4().hex}"
@@ -188,9 +199,12 @@ class MediaStore:
         return StoredMedia(key, mimetype, len(data), hashlib.sha256(data).hexdigest())
 
     def get(self, key: str) -> tuple[bytes, str]:
+        """(bytes, Content-Type) of `key`; the type defaults to application/octet-stream. Raises
+        botocore's ClientError (NoSuchKey) when absent."""
         obj = self.s3.get_object(Bucket=self.settings.media_bucket_name, Key=key)
         return obj["Body"].read(), obj.get("ContentType") or "application/octet-stream"
 
     def copy(self, source_key: str, target_key: str) -> None:
+        """Server-side copy of one object within the media bucket (S3 CopyObject, up to 5 GB)."""
         bucket = self.settings.media_bucket_name
         self.s3.copy_object(Bucket=bucket, Key=target_key, CopySource={"Bucket": bucket, "Key": source_key})

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 #: waE2E.ProtocolMessage.Type values.
 REVOKE = 0
@@ -84,11 +85,14 @@ def ad_reply_preview(body: str, title: str, description: str, source_url: str, t
 
 
 def group_invite(group_jid: str, code: str, group_name: str, expiration: int, caption: str = "") -> dict[str, Any]:
+    """WhatsApp's groupInviteMessage: the group's JID and name, the invite code, its expiration
+    (epoch seconds) and an optional caption."""
     return {"groupInviteMessage": {"groupJID": group_jid, "inviteCode": code, "inviteExpiration": expiration,
                                    "groupName": group_name, "caption": caption}}
 
 
 def location(latitude: float, longitude: float, name: str = "", address: str = "") -> dict[str, Any]:
+    """WhatsApp's locationMessage: latitude/longitude in degrees, name and address only when given."""
     body: dict[str, Any] = {"degreesLatitude": latitude, "degreesLongitude": longitude}
     if name:
         body["name"] = name
@@ -98,6 +102,7 @@ def location(latitude: float, longitude: float, name: str = "", address: str = "
 
 
 def contact(name: str, vcard: str) -> dict[str, Any]:
+    """WhatsApp's contactMessage: a display name and the contact as a vCard string."""
     return {"contactMessage": {"displayName": name, "vcard": vcard}}
 
 
@@ -121,11 +126,14 @@ def reaction(chat: str, message_id: str, emoji: str, from_me: bool, participant:
 
 
 def edit(chat: str, message_id: str, text: str) -> dict[str, Any]:
+    """WhatsApp's edit of one of our own messages: a protocolMessage of type MESSAGE_EDIT (14) whose
+    editedMessage is the new text; timestampMS in epoch milliseconds."""
     return {"protocolMessage": {"key": _key(chat, message_id, True), "type": MESSAGE_EDIT,
                                 "editedMessage": {"conversation": text}, "timestampMS": _now_ms()}}
 
 
 def revoke(chat: str, message_id: str) -> dict[str, Any]:
+    """WhatsApp's "delete for everyone" of one of our own messages: a protocolMessage of type REVOKE (0)."""
     return {"protocolMessage": {"key": _key(chat, message_id, True), "type": REVOKE}}
 
 

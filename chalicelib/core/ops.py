@@ -77,6 +77,7 @@ def declare(name: str, args: type[A], reply: type[R], *, sessionless: bool = Fal
 
 
 def lookup(name: str) -> Operation[Any, Any] | None:
+    """The operation declared under `name` (a Command's `op`), or None for a name this release does not know."""
     return OPERATIONS.get(name)
 
 
@@ -84,18 +85,26 @@ def lookup(name: str) -> Operation[Any, Any] | None:
 
 
 class NoArgs(Args):
-    pass
+    """No arguments (disconnect, logout, forget, sim.logout, user.contacts, group.list)."""
 
 
 class Subscribe(Args):
+    """The WaGo event types a session delivers to its webhook (`Subscribe` of /session/connect)."""
+
     events: list[str] | None = Field(None, description="WaGo event types to deliver; None keeps the stored ones.")
 
 
 class Connect(Subscribe):
+    """/session/connect: start the session's WhatsApp client; `immediate` answers without waiting for
+    the connection (WaGo's `Immediate`)."""
+
     immediate: bool = False
 
 
 class Pair(Subscribe):
+    """/session/pair: link by phone number instead of a QR code (whatsmeow's PairPhone); `phone`
+    in international digits."""
+
     phone: str
 
 
@@ -107,15 +116,27 @@ class Send(Args):
 
 
 class SendText(Send):
+    """/send/text without context: WhatsApp's `conversation` text to the chat `to`."""
+
     body: str
 
 
 class SendContent(Send):
+    """A message given as WhatsApp's protobuf JSON (a reply, location, contact, poll, reaction,
+    edit, revoke, preview, invite: chalicelib/core/message_content.py builds them)."""
+
     content: dict[str, Any] = Field(description="WhatsApp's Message protobuf as JSON (message_content.py).")
 
 
+#: The media kinds WhatsApp sends (waE2E ImageMessage, AudioMessage, VideoMessage, DocumentMessage, StickerMessage).
+SendMediaKind = Literal["image", "audio", "video", "document", "sticker"]
+
+
 class SendMedia(Send):
-    kind: Literal["image", "audio", "video", "document", "sticker"]
+    """/send/image|audio|video|document|sticker: a file already in the media bucket (`media_key`),
+    its MIME type and SHA-256 (hex), uploaded to WhatsApp by the host."""
+
+    kind: SendMediaKind
     media_key: str = Field(description="S3 key of the file in the media bucket.")
     mimetype: str = ""
     sha256: str = ""
@@ -125,6 +146,9 @@ class SendMedia(Send):
 
 
 class SendMediaUrl(Send):
+    """/send/mediaurl: the host downloads `url` (SSRF-guarded, size-capped) and sends it; `kind`
+    None or "" takes it from the downloaded bytes' type."""
+
     url: str
     kind: str | None = None
     caption: str = ""
@@ -133,31 +157,48 @@ class SendMediaUrl(Send):
 
 
 class Download(Args):
+    """/message/download/{kind} and /message/downloadimage: fetch and decrypt a received file; `kind` is
+    the media kind (image, ...), `ref` the message's URL/directPath/mediaKey/fileSHA256/fileEncSHA256/
+    fileLength/mimetype."""
+
     kind: str
     ref: dict[str, Any] = Field(description="whatsmeow's downloadable-message fields (URL, directPath, mediaKey...).")
 
 
 class MarkRead(Args):
+    """/message/markread: read receipts for message `ids` in `chat` (`sender` for group messages)."""
+
     ids: list[str]
     chat: str
     sender: str | None = None
 
 
 class ChatPresence(Args):
+    """/message/presence: typing state `state` (composing or paused) in chat `to`; `media` "audio" for
+    recording (whatsmeow's SendChatPresence)."""
+
     to: str
     state: str
     media: str = ""
 
 
 class Presence(Args):
+    """/user/presence: the account is available (online) or unavailable."""
+
     available: bool
 
 
 class SubscribePresence(Args):
+    """/user/presence/subscribe: receive the Presence events of `jid` (whatsmeow's
+    SubscribePresence)."""
+
     jid: str
 
 
 class SimScan(Args):
+    """sim only: the simulated phone of account `phone` (named `push_name`) accepts the session's QR,
+    or its pairing `code` when given."""
+
     phone: str = ""
     code: str = ""
     push_name: str = ""
@@ -195,67 +236,96 @@ def sim_phone_key(phone: str) -> str:
 
 
 class Phones(Args):
+    """/user/check and /user/info: phone numbers or JIDs."""
+
     phones: list[str]
 
 
 class Avatar(Args):
+    """/user/avatar: the profile picture of `phone`; `preview` asks for the small thumbnail."""
+
     phone: str
     preview: bool = False
 
 
 class Group(Args):
+    """Operations on one group (group.info, group.leave), and the base of the other group models."""
+
     group: str = Field(description="A group JID, 120363...@g.us.")
 
 
 class GroupCreate(Args):
+    """/group/create: a group named `name` with `participants` (phone numbers), the caller its
+    owner and admin."""
+
     name: str
     participants: list[str]
 
 
 class GroupParticipants(Group):
+    """/group/participants: add, remove, promote or demote `phones`."""
+
     phones: list[str]
     action: Literal["add", "remove", "promote", "demote"]
 
 
 class GroupInviteLink(Group):
+    """/group/invitelink: the group's invite link; `reset` revokes the old one first."""
+
     reset: bool = False
 
 
 class GroupJoin(Args):
+    """/group/join: join by invite `code` (the part after chat.whatsapp.com/)."""
+
     code: str
 
 
 class GroupName(Group):
+    """/group/name: rename the group (whatsmeow's SetGroupName)."""
+
     name: str
 
 
 class GroupTopic(Group):
+    """/group/topic: set the description; "" deletes it."""
+
     topic: str = ""
 
 
 class GroupPhoto(Group):
+    """/group/photo: the JPEG in the media bucket under `media_key` becomes the group's picture."""
+
     media_key: str
     sha256: str = ""
 
 
 class GroupFlag(Group):
+    """/group/announce and /group/locked: switch the setting on (`value` true) or off."""
+
     value: bool
 
 
 class CallTo(Args):
+    """/call/make: call `to` (phone number or JID)."""
+
     to: str
 
 
 class CallRef(Args):
+    """One tracked call of this session (/call/accept, /call/reject, /call/end, /call/audio/stop)."""
+
     call_id: str
 
 
 class CallOffer(CallRef):
+    """/call/webrtc/offer: the browser's SDP offer for the call's audio leg; answered with SDP."""
+
     sdp: str
 
 
 class CallPlay(CallRef):
-    """One source: `path` inside the host's CALL_AUDIO_DIR, or `media_key`, this session's upload."""
+    """/call/audio/play, one source: `path` inside the host's CALL_AUDIO_DIR, or `media_key`, this session's upload."""
 
     path: str = ""
     media_key: str = ""
@@ -265,15 +335,21 @@ class CallPlay(CallRef):
 
 
 class Details(Result):
+    """WaGo's plain answer: {"Details": text}."""
+
     details: str = Field(alias="Details")
 
 
 class Sent(Result):
+    """A send's answer as WaGo gives it: the WhatsApp message `Id` and its `Timestamp`."""
+
     id: str = Field(alias="Id")
     timestamp: str = Field(alias="Timestamp")
 
 
 class Connected(Result):
+    """/session/connect's answer: the account JID once logged in, and the client's state."""
+
     jid: str = ""
     connected: bool = False
     logged_in: bool = False
@@ -281,63 +357,93 @@ class Connected(Result):
 
 
 class LinkingCode(Result):
+    """/session/pair's answer: the code to type on the phone (whatsmeow: XXXX-XXXX)."""
+
     linking_code: str = Field(alias="LinkingCode")
 
 
 class Scanned(Result):
+    """sim.scan's answer: the JID the session is now logged in as."""
+
     jid: str
 
 
 class Downloaded(Result):
+    """download's answer: where the decrypted file went (the reply stays small), its type and size
+    in bytes."""
+
     key: str = Field(description="S3 key of the downloaded file.")
     mimetype: str
     size: int
 
 
 class Users(Result):
+    """/user/check and /user/info: whatsmeow's answer under WaGo's `Users` key."""
+
     users: Any = Field(alias="Users")
 
 
 class Groups(Result):
+    """/group/list: whatsmeow's GroupInfo JSON per joined group, under WaGo's `Groups`."""
+
     groups: list[dict[str, Any]] = Field(alias="Groups")
 
 
 class Participants(Details):
+    """/group/participants: one whatsmeow GroupParticipant per requested phone (with `Error`
+    set where that one failed)."""
+
     participants: list[dict[str, Any]] = Field(alias="Participants")
 
 
 class InviteLink(Result):
+    """/group/invitelink: https://chat.whatsapp.com/<code>."""
+
     invite_link: str = Field(alias="InviteLink")
 
 
 class Joined(Details):
+    """/group/join: the JID of the group joined."""
+
     group_jid: str = Field(alias="GroupJID")
 
 
 class PhotoSet(Details):
+    """/group/photo: WhatsApp's id of the new picture."""
+
     picture_id: str = Field(alias="PictureID")
 
 
 class CallState(Details):
+    """A call command's answer: the call and its state after the command (calls/states.py)."""
+
     call_id: str = Field(alias="CallID")
     state: str = Field(alias="State")
 
 
 class CallPlaced(CallState):
+    """/call/make: the new call (ringing) and the peer's JID."""
+
     peer: str = Field(alias="Peer")
 
 
 class Answer(Result):
+    """/call/webrtc/offer: the host's SDP answer."""
+
     sdp: str
 
 
 class Playing(Details):
+    """/call/audio/play: the call and what now plays (the file's path or the upload's MediaKey)."""
+
     call_id: str = Field(alias="CallID")
     audio_file: str | None = Field(None, alias="AudioFile")
     media_key: str | None = Field(None, alias="MediaKey")
 
 
 class Stopped(Details):
+    """/call/audio/stop: the call whose playback stopped."""
+
     call_id: str = Field(alias="CallID")
 
 

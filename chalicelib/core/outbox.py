@@ -17,8 +17,9 @@ Used by the session host around every send, and by the event publisher for recei
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
@@ -49,7 +50,7 @@ class ClaimFenced(Exception):
 
 
 def _expiry() -> datetime:
-    return datetime.now(timezone.utc) + timedelta(days=get_settings().message_ttl_days)
+    return datetime.now(UTC) + timedelta(days=get_settings().message_ttl_days)
 
 
 def _result(record: MessageModel) -> dict[str, Any]:
@@ -127,7 +128,7 @@ def _claim(claim: MessageModel, fence: Any) -> bool:
     return True
 
 
-def send_once(token: str, message_id: str | None, kind: str, to: str, send: Callable[[], dict],
+def send_once(token: str, message_id: str | None, kind: str, to: str, send: Callable[[], dict[str, Any]],
               epoch: int | None = None, host_id: str = "", fence: Any = None, reuses_id: bool = False,
               before_send: Callable[[], object] | None = None) -> dict[str, Any]:
     """Run `send` (returns {"Id", "Timestamp"}) at most once per (token, message_id).
@@ -154,7 +155,8 @@ def send_once(token: str, message_id: str | None, kind: str, to: str, send: Call
         if message_id:
             MessageModel(token, message_id).update(actions=[
                 MessageModel.status.set("failed"), MessageModel.rank.set(STATUS_ORDER["failed"]),
-                MessageModel.error.set(str(getattr(exc, "message", exc))[:500]), MessageModel.updated_at.set(time.time())])
+                MessageModel.error.set(str(getattr(exc, "message", exc))[:500]),
+                MessageModel.updated_at.set(time.time())])
         raise
     whatsapp_id = sent["Id"]
     for key in {whatsapp_id, message_id or whatsapp_id}:  # neonize cannot choose ids: the claim points to WhatsApp's
@@ -224,6 +226,8 @@ def record_receipt(token: str, state: str, message_ids: list[str]) -> None:
 
 
 def status_of(token: str, message_id: str) -> MessageModel | None:
+    """The message record of (token, message id), following a client Id to the WhatsApp id it was
+    sent as (whose record holds the receipts); None when neither is known."""
     try:
         record = MessageModel.get(token, message_id, consistent_read=True)
     except DoesNotExist:

@@ -26,6 +26,9 @@ class ConfigurationError(RuntimeError):
 
 
 class Settings(BaseSettings):
+    """The deployment's configuration, read once from the environment (names case-insensitive; see
+    README's Configuration section). Resource names derive from `prefix` unless set one by one."""
+
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
 
     stage: str = Field("local", description="Deployment stage: local, test, dev or prod.")
@@ -92,7 +95,8 @@ class Settings(BaseSettings):
         "long after it has expired. Covers clock skew between hosts (README, Session hosts).",
     )
     host_report_file: str = Field("", description="Host only: a JSON file the host rewrites several times per "
-                                  "heartbeat with its own clients, held epochs and lease state (operators, fault tests).")
+                                  "heartbeat with its own clients, held epochs and lease state "
+                                  "(operators, fault tests).")
     host_workers: int = Field(16, gt=0, description="Commands a host runs at once (one session at a time each).")
     command_timeout_seconds: float = Field(
         20.0, gt=0, description="How long an API call waits for a session host's reply (API Gateway stops at 29 s)."
@@ -115,7 +119,8 @@ class Settings(BaseSettings):
         "or a postgres:// URL shared by every host (sessions keyed by JID).",
     )
     neonize_data_dir: str = Field(".data/neonize", description="Directory of the per-session SQLite stores.")
-    neonize_workers: int = Field(2, gt=0, le=64, description="neonize worker processes per host (a Go panic costs one).")
+    neonize_workers: int = Field(2, gt=0, le=64,
+                                 description="neonize worker processes per host (a Go panic costs one).")
     neonize_proxy: str = Field("", description="socks5:// or http:// proxy for every WhatsApp connection.")
     connect_on_startup: bool = Field(
         True, description="WaGo's -connectstartup: sessions marked connected reconnect when the gateway starts "
@@ -182,6 +187,7 @@ class Settings(BaseSettings):
 
     @property
     def prefix(self) -> str:
+        """RESOURCE_PREFIX, else `wago-<stage>`: the start of every derived resource name."""
         return self.resource_prefix or f"wago-{self.stage}"
 
     def _name(self, explicit: str | None, suffix: str) -> str:
@@ -189,58 +195,74 @@ class Settings(BaseSettings):
 
     @property
     def sessions_table_name(self) -> str:
+        """DynamoDB table of sessions: SESSIONS_TABLE, else `<prefix>-sessions`."""
         return self._name(self.sessions_table, "sessions")
 
     @property
     def session_names_table_name(self) -> str:
+        """DynamoDB table of unique session names: SESSION_NAMES_TABLE, else `<prefix>-session-names`."""
         return self._name(self.session_names_table, "session-names")
 
     @property
     def counters_table_name(self) -> str:
+        """DynamoDB table of counters (session ids): COUNTERS_TABLE, else `<prefix>-counters`."""
         return self._name(self.counters_table, "counters")
 
     @property
     def hosts_table_name(self) -> str:
+        """DynamoDB table of session hosts: HOSTS_TABLE, else `<prefix>-hosts`."""
         return self._name(self.hosts_table, "hosts")
 
     @property
     def idempotency_table_name(self) -> str:
+        """DynamoDB table of Powertools idempotency records: IDEMPOTENCY_TABLE, else
+        `<prefix>-idempotency`."""
         return self._name(self.idempotency_table, "idempotency")
 
     @property
     def events_queue_name(self) -> str:
+        """SQS queue of WhatsApp events (host -> fan-out): EVENTS_QUEUE, else `<prefix>-events`."""
         return self._name(self.events_queue, "events")
 
     @property
     def events_dlq_name(self) -> str:
+        """SQS dead-letter queue of undeliverable events: EVENTS_DLQ, else `<prefix>-events-dlq`."""
         return self._name(self.events_dlq, "events-dlq")
 
     @property
     def media_bucket_name(self) -> str:
+        """S3 bucket of media: MEDIA_BUCKET, else `<prefix>-media`."""
         return self._name(self.media_bucket, "media")
 
     @property
     def replies_table_name(self) -> str:
+        """DynamoDB table of host replies to commands: REPLIES_TABLE, else `<prefix>-replies`."""
         return self._name(self.replies_table, "replies")
 
     @property
     def messages_table_name(self) -> str:
+        """DynamoDB table of sent messages (outbox): MESSAGES_TABLE, else `<prefix>-messages`."""
         return self._name(self.messages_table, "messages")
 
     @property
     def deliveries_table_name(self) -> str:
+        """DynamoDB table of the webhook delivery log: DELIVERIES_TABLE, else
+        `<prefix>-deliveries`."""
         return self._name(self.deliveries_table, "deliveries")
 
     @property
     def webhook_loopback_allowed(self) -> bool:
+        """WEBHOOK_ALLOW_LOOPBACK, else True in the local and test stages only."""
         return self.is_local if self.webhook_allow_loopback is None else self.webhook_allow_loopback
 
     @property
     def sim_table_name(self) -> str:
+        """DynamoDB table of the sim driver's network: SIM_TABLE, else `<prefix>-sim`."""
         return self._name(self.sim_table, "sim")
 
     @property
     def calls_table_name(self) -> str:
+        """DynamoDB table of calls: CALLS_TABLE, else `<prefix>-calls`."""
         return self._name(self.calls_table, "calls")
 
     def host_queue_name(self, host_id: str) -> str:
@@ -270,6 +292,7 @@ class Settings(BaseSettings):
 
     @property
     def is_local(self) -> bool:
+        """True in the local and test stages (local defaults such as WaGo's admin token apply)."""
         return self.stage in ("local", "test")
 
     def require_admin_token(self) -> str:
@@ -332,6 +355,7 @@ def _secret_value(arn: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    """The process's Settings, built once; ConfigurationError naming each invalid variable."""
     try:
         return Settings()
     except ValidationError as exc:

@@ -17,7 +17,7 @@ Every builder takes values already in those JSON forms (strings, RFC 3339 times)
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -50,7 +50,7 @@ def rfc3339(seconds: float | int | None) -> str:
     """Epoch seconds -> RFC 3339 in UTC (`2025-05-01T13:00:00Z`); 0 or None -> Go's zero time."""
     if not seconds:
         return ZERO_TIME
-    return datetime.fromtimestamp(float(seconds), tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(float(seconds), tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 # -- messages ------------------------------------------------------------------------------------------

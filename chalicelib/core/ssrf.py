@@ -76,12 +76,17 @@ class Target:
 
 @dataclass(frozen=True)
 class Guard:
+    """Which webhook destinations may be contacted: public addresses, plus the allowed hosts
+    (exact, or `*.example.org`), CIDRs and, where enabled, loopback. Refusals raise BlockedDestination."""
+
     allow_loopback: bool = False
     allowed_hosts: tuple[str, ...] = ()
     allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> "Guard":
+    def from_settings(cls, settings: Settings | None = None) -> Guard:
+        """The guard that WEBHOOK_ALLOWED_HOSTS, WEBHOOK_ALLOWED_CIDRS (comma-separated) and
+        WEBHOOK_ALLOW_LOOPBACK describe."""
         settings = settings or get_settings()
         hosts = tuple(h.strip().lower().rstrip(".") for h in settings.webhook_allowed_hosts.split(",") if h.strip())
         cidrs = [c.strip() for c in settings.webhook_allowed_cidrs.split(",") if c.strip()]
@@ -91,6 +96,8 @@ class Guard:
     # -- checks -----------------------------------------------------------------------------------
 
     def host_allowed(self, host: str) -> bool:
+        """True when `host` (case and a trailing dot ignored) is an allowed host or under an
+        allowed `*.` wildcard (which also covers the bare domain)."""
         host = host.lower().rstrip(".")
         for entry in self.allowed_hosts:
             if entry.startswith("*.") and (host.endswith(entry[1:]) or host == entry[2:]):
@@ -165,7 +172,7 @@ class Guard:
             raise OSError(f"cannot resolve {host}: {exc.strerror or exc}") from exc
         addresses = []
         for info in infos:
-            ip = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+            ip = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
             if ip not in addresses:
                 addresses.append(ip)
         if not addresses:

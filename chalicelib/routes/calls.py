@@ -41,7 +41,8 @@ def _lower(value: object) -> object:
 
 
 class CallIdRequest(WagoModel):
-    call_id: CallId = Field("", alias="CallID", description="The call (from /call/make, /call/status or a Call webhook).")
+    call_id: CallId = Field("", alias="CallID",
+                            description="The call (from /call/make, /call/status or a Call webhook).")
 
 
 class MakeCallRequest(WagoModel):

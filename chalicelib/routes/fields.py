@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Callable
+from collections.abc import Callable
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic_core import PydanticCustomError
@@ -36,9 +37,11 @@ def _optional_http_url(value: str) -> str:
 
 
 #: A non-empty, single-line text field (trimmed).
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256), AfterValidator(_printable)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256),
+                 AfterValidator(_printable)]
 #: A session token: every space removed, printable, non-empty.
-Token = Annotated[str, StringConstraints(min_length=1, max_length=256), AfterValidator(_printable), AfterValidator(_token)]
+Token = Annotated[str, StringConstraints(min_length=1, max_length=256), AfterValidator(_printable),
+                  AfterValidator(_token)]
 #: Every URL the gateway stores or fetches (webhook targets, /send/mediaurl, link previews): parsed once
 #: here, stored in its normal form.
 HttpUrl = Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_LENGTH),

@@ -67,7 +67,8 @@ class TopicRequest(GroupRequest):
 
 
 class PhotoRequest(GroupRequest):
-    image: Annotated[str, StringConstraints(min_length=1)] = Field(alias="Image", description="data:image/jpeg;base64,...")
+    image: Annotated[str, StringConstraints(min_length=1)] = Field(alias="Image",
+                                                                   description="data:image/jpeg;base64,...")
 
 
 class ValueRequest(GroupRequest):

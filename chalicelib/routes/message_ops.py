@@ -32,7 +32,8 @@ class ReactRequest(WagoModel):
     body: str = Field("", alias="Body", description="The emoji; empty or `remove` removes the reaction.")
     id: Text = Field(alias="Id", description="The message reacted to.")
     is_from_me: bool = Field(False, alias="IsFromMe", description="Whether that message was sent by this session.")
-    participant: OptionalUserAddress = Field("", alias="Participant", description="In groups: the message's author (JID).")
+    participant: OptionalUserAddress = Field("", alias="Participant",
+                                             description="In groups: the message's author (JID).")
 
 
 class EditRequest(WagoModel):

@@ -13,7 +13,7 @@ import base64
 import re
 import time
 from dataclasses import replace
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from chalice import Response
 from pydantic import Field, StringConstraints, field_validator, model_validator
@@ -53,12 +53,12 @@ class ContextInfo(WagoModel):
     stanza_id: str = Field("", alias="StanzaID", description="The quoted message's id.")
     participant: OptionalUserAddress = Field("", alias="Participant", description="The quoted message's sender (JID).")
     quoted_message: dict | None = Field(None, alias="QuotedMessage",
-                                        description="The quoted content as WhatsApp JSON, e.g. {\"conversation\": \"hi\"}.")
+                                        description='The quoted content as WhatsApp JSON, e.g. {"conversation": "hi"}.')
     mentioned_jid: list[UserAddress] = Field(default_factory=list, alias="MentionedJID",
                                              description="JIDs mentioned in the text.")
 
     @model_validator(mode="after")
-    def _a_reply_is_whole(self) -> "ContextInfo":
+    def _a_reply_is_whole(self) -> ContextInfo:
         if bool(self.stanza_id) != bool(self.participant):
             raise ValueError("StanzaID and Participant go together")
         if self.quoted_message is not None and not self.stanza_id:
@@ -165,7 +165,7 @@ def _run_send(call: Call, op: ops.Operation, args: ops.Send, kind: str) -> Respo
     "POST", "/send/text", auth=Auth.SESSION, body=SendTextRequest, response=SendResponse,
     summary="Send a text message; answers once WhatsApp accepted it.",
 )
-def send_text(call: Call) -> SendResponse:
+def send_text(call: Call) -> Response | SendResponse:
     body: SendTextRequest = call.body
     done = _already_sent(call.session, body.id)
     if done is not None:
@@ -177,8 +177,8 @@ def send_text(call: Call) -> SendResponse:
     return _run_send(call, ops.SEND_CONTENT, ops.SendContent(to=body.phone, content=content), "text")
 
 
-def _send_media(call: Call, kind: str, data_url: str, caption: str = "", file_name: str = "",
-                mimetype: str = "") -> SendResponse:
+def _send_media(call: Call, kind: ops.SendMediaKind, data_url: str, caption: str = "", file_name: str = "",
+                mimetype: str = "") -> Response | SendResponse:
     body = call.body
     done = _already_sent(call.session, body.id)
     if done is not None:
@@ -212,7 +212,7 @@ def _send_media(call: Call, kind: str, data_url: str, caption: str = "", file_na
     summary="Send an image (JPEG, PNG, WebP or GIF data URL) with an optional caption.",
     max_body_bytes=_media_body_limit(), too_large_hint=limits.UPLOAD_HINT,
 )
-def send_image(call: Call) -> SendResponse:
+def send_image(call: Call) -> Response | SendResponse:
     return _send_media(call, "image", call.body.image, caption=call.body.caption)
 
 
@@ -221,7 +221,7 @@ def send_image(call: Call) -> SendResponse:
     summary="Send audio; OGG/Opus goes out as a voice note (audio/ogg; codecs=opus).",
     max_body_bytes=_media_body_limit(), too_large_hint=limits.UPLOAD_HINT,
 )
-def send_audio(call: Call) -> SendResponse:
+def send_audio(call: Call) -> Response | SendResponse:
     return _send_media(call, "audio", call.body.audio)
 
 
@@ -230,7 +230,7 @@ def send_audio(call: Call) -> SendResponse:
     summary="Send a video (MP4 data URL) with an optional caption.",
     max_body_bytes=_media_body_limit(), too_large_hint=limits.UPLOAD_HINT,
 )
-def send_video(call: Call) -> SendResponse:
+def send_video(call: Call) -> Response | SendResponse:
     return _send_media(call, "video", call.body.video, caption=call.body.caption)
 
 
@@ -239,7 +239,7 @@ def send_video(call: Call) -> SendResponse:
     summary="Send a document (data:application/octet-stream;base64,...) with its file name.",
     max_body_bytes=_media_body_limit(), too_large_hint=limits.UPLOAD_HINT,
 )
-def send_document(call: Call) -> SendResponse:
+def send_document(call: Call) -> Response | SendResponse:
     body: SendDocumentRequest = call.body
     return _send_media(call, "document", body.document, caption=body.caption, file_name=body.file_name,
                        mimetype=body.mimetype.strip())
@@ -250,7 +250,7 @@ def send_document(call: Call) -> SendResponse:
     summary="Send a sticker (WebP preferred).",
     max_body_bytes=_media_body_limit(), too_large_hint=limits.UPLOAD_HINT,
 )
-def send_sticker(call: Call) -> SendResponse:
+def send_sticker(call: Call) -> Response | SendResponse:
     return _send_media(call, "sticker", call.body.sticker)
 
 
@@ -294,7 +294,7 @@ class SendPollRequest(Send):
     "POST", "/send/mediaurl", auth=Auth.SESSION, body=SendMediaUrlRequest, response=SendResponse,
     summary="Send a file the session host downloads from Url (size-capped, SSRF-guarded, no redirects).",
 )
-def send_mediaurl(call: Call) -> SendResponse:
+def send_mediaurl(call: Call) -> Response | SendResponse:
     body: SendMediaUrlRequest = call.body
     try:  # literal addresses and local names at once, as for webhooks; the host checks again after DNS
         Guard.from_settings().check_url(body.url)
@@ -306,7 +306,7 @@ def send_mediaurl(call: Call) -> SendResponse:
         context_info=body.context()), body.type or "media")
 
 
-def _send_content(call: Call, content: dict) -> SendResponse:
+def _send_content(call: Call, content: dict[str, Any]) -> Response | SendResponse:
     body = call.body
     content = message_content.with_context(content, body.context())
     return _already_sent(call.session, body.id) or _run_send(call, ops.SEND_CONTENT,
@@ -318,7 +318,7 @@ def _send_content(call: Call, content: dict) -> SendResponse:
     "POST", "/send/location", auth=Auth.SESSION, body=SendLocationRequest, response=SendResponse,
     summary="Send a (static) location.",
 )
-def send_location(call: Call) -> SendResponse:
+def send_location(call: Call) -> Response | SendResponse:
     body: SendLocationRequest = call.body
     return _send_content(call, message_content.location(body.latitude, body.longitude, body.name, body.address))
 
@@ -327,7 +327,7 @@ def send_location(call: Call) -> SendResponse:
     "POST", "/send/contact", auth=Auth.SESSION, body=SendContactRequest, response=SendResponse,
     summary="Send a contact card (vCard).",
 )
-def send_contact(call: Call) -> SendResponse:
+def send_contact(call: Call) -> Response | SendResponse:
     return _send_content(call, message_content.contact(call.body.name, call.body.vcard))
 
 
@@ -335,7 +335,7 @@ def send_contact(call: Call) -> SendResponse:
     "POST", "/send/poll", auth=Auth.SESSION, body=SendPollRequest, response=SendResponse,
     summary="Send a poll (Options: at least 2; MaxAnswer 1 = single choice).",
 )
-def send_poll(call: Call) -> SendResponse:
+def send_poll(call: Call) -> Response | SendResponse:
     body: SendPollRequest = call.body
     if len(set(body.options)) != len(body.options):
         raise DomainError(400, "Invalid Options in Payload: options must differ")
@@ -399,7 +399,7 @@ class SendGroupInviteRequest(Send):
     "POST", "/send/preview", auth=Auth.SESSION, body=SendPreviewRequest, response=SendResponse,
     summary="Send a text with a link preview card built from the given metadata (the link is not fetched).",
 )
-def send_preview(call: Call) -> SendResponse:
+def send_preview(call: Call) -> Response | SendResponse:
     body: SendPreviewRequest = call.body
     url = body.url.strip() or next(iter(URL_IN_TEXT.findall(body.body)), "")
     if not url:
@@ -419,7 +419,7 @@ def send_preview(call: Call) -> SendResponse:
     "POST", "/send/preview2", auth=Auth.SESSION, body=SendPreview2Request, response=SendResponse,
     summary="Send a text with an external-ad-reply style card (title, description, image, target link).",
 )
-def send_preview2(call: Call) -> SendResponse:
+def send_preview2(call: Call) -> Response | SendResponse:
     body: SendPreview2Request = call.body
     return _send_content(call, message_content.ad_reply_preview(body.body, body.title, body.description,
                                                                 body.source_url, body.thumbnail_url))
@@ -429,7 +429,7 @@ def send_preview2(call: Call) -> SendResponse:
     "POST", "/send/groupinvite", auth=Auth.SESSION, body=SendGroupInviteRequest, response=SendResponse,
     summary="Send a group invite as a message (the recipient can join with one tap).",
 )
-def send_group_invite(call: Call) -> SendResponse:
+def send_group_invite(call: Call) -> Response | SendResponse:
     body: SendGroupInviteRequest = call.body
     if not jid.is_group(body.group_jid):
         raise DomainError(400, "Invalid GroupJID in Payload: must end with @g.us")

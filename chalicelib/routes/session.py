@@ -30,7 +30,8 @@ class ConnectRequest(WagoModel):
 
 
 class PairRequest(WagoModel):
-    phone: PhoneAddress = Field(alias="Phone", description="Phone number to link with a pairing code, e.g. +15551234567.")
+    phone: PhoneAddress = Field(alias="Phone",
+                                description="Phone number to link with a pairing code, e.g. +15551234567.")
     subscribe: list[str] | str | None = Field(
         None, alias="Subscribe", description="As for /session/connect; omitted keeps the stored one (All if none).")
 

@@ -87,7 +87,7 @@ def set_webhook(call: Call) -> SetWebhookResponse:
     config.check_url(call.body.webhook_url)
     secret = config.KEEP if call.body.secret is None else call.body.secret
     config.set_webhook(call.session, call.body.webhook_url, secret)
-    current = call.session.webhook_secret if secret is config.KEEP else secret
+    current = call.session.webhook_secret if call.body.secret is None else call.body.secret
     return SetWebhookResponse(webhook=call.body.webhook_url, secret=secret_hint(current))
 
 

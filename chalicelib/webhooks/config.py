@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+
+from pynamodb.expressions.update import Action
 
 from chalicelib.core.errors import DomainError
 from chalicelib.core.models import SessionModel
@@ -21,7 +23,7 @@ def check_url(url: str) -> None:
 
 def set_webhook(session: SessionModel, url: str, secret: str | None | object = KEEP) -> None:
     """Store the URL and, unless KEEP, the secret (an empty or None secret switches signing off)."""
-    actions = [SessionModel.webhook.set(url), SessionModel.updated_at.set(datetime.now(timezone.utc))]
-    if secret is not KEEP:
+    actions: list[Action] = [SessionModel.webhook.set(url), SessionModel.updated_at.set(datetime.now(UTC))]
+    if isinstance(secret, str) or secret is None:  # not KEEP
         actions.append(SessionModel.webhook_secret.set(secret) if secret else SessionModel.webhook_secret.remove())
     session.update(actions=actions, condition=SessionModel.token.exists())

@@ -55,7 +55,7 @@ def build_request(client: httpx.Client, url: str, event: WireEvent, *, attempt: 
     return request
 
 
-def post_event(client: "httpx.Client | ClientPool", url: str, event: WireEvent, *, attempt: int = 1,
+def post_event(client: httpx.Client | ClientPool, url: str, event: WireEvent, *, attempt: int = 1,
                secret: str | None = None, attachment: Attachment | None = None,
                guard: Guard | None = None) -> AttemptResult:
     """POST once. Raises ssrf.BlockedDestination if the URL may not be contacted; never raises for

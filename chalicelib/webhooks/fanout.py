@@ -29,6 +29,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -79,7 +80,7 @@ class _Job:
     url: str
     secret: str | None
     attempt: int
-    batch: "_Batch"
+    batch: _Batch
     result: AttemptResult | None = None
 
 
@@ -216,7 +217,7 @@ def process_record(record: SQSRecord, batch: _Batch) -> str:
         outcome = "dropped:unsubscribed"
     else:
         outcome = ""
-    if outcome:
+    if outcome or session is None:
         batch.count(outcome)
         return outcome
 
@@ -255,10 +256,12 @@ def process_record(record: SQSRecord, batch: _Batch) -> str:
     return f"delivered:{job.result.status}"
 
 
-def handle_events(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+def handle_events(event: dict[str, Any], context: Any = None) -> PartialItemFailureResponse:
     settings = get_settings()
     # An interrupted delivery's in-progress marker then expires with the invocation (never a stale one).
-    _idempotency_config.register_lambda_context(context if hasattr(context, "get_remaining_time_in_millis") else None)
+    # Powertools takes None (no deadline) although its hint names LambdaContext only.
+    _idempotency_config.register_lambda_context(
+        context if hasattr(context, "get_remaining_time_in_millis") else None)  # type: ignore[arg-type]
     batch = _Batch(settings, Guard.from_settings(settings), _http_clients(settings.webhook_timeout_seconds))
     processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 

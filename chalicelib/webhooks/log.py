@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.core.contract import WireEvent
@@ -32,7 +32,7 @@ def entry(event: WireEvent, *, state: str, attempts: int, status: int | None, la
         next_retry_seconds=next_retry_seconds,
         delivered_at=now if state == DELIVERED else None,
         updated_at=now,
-        expires_at=datetime.fromtimestamp(now + get_settings().delivery_log_ttl_seconds, timezone.utc),
+        expires_at=datetime.fromtimestamp(now + get_settings().delivery_log_ttl_seconds, UTC),
     )
 
 
@@ -58,7 +58,7 @@ def save_all(items: list[DeliveryModel]) -> None:
 def _iso(epoch: float | None) -> str | None:
     if epoch is None:
         return None
-    return datetime.fromtimestamp(float(epoch), timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(float(epoch), UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def to_dict(item: DeliveryModel) -> dict[str, Any]:

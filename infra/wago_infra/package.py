@@ -217,7 +217,8 @@ def runtime_libraries(python_version: str = TARGET_PYTHON, *, build_root: Path =
 def find_interpreter(python_version: str = TARGET_PYTHON) -> str | None:
     """A CPython `python_version` on this machine (LAMBDA_PYTHON, PATH, pyenv, /usr), or None."""
     candidates = [os.environ.get("LAMBDA_PYTHON"), shutil.which(f"python{python_version}"),
-                  *sorted(str(p) for p in Path.home().glob(f".pyenv/versions/{python_version}*/bin/python{python_version}")),
+                  *sorted(str(p) for p in
+                          Path.home().glob(f".pyenv/versions/{python_version}*/bin/python{python_version}")),
                   f"/usr/bin/python{python_version}", f"/usr/local/bin/python{python_version}"]
     for candidate in filter(None, candidates):
         try:

@@ -274,7 +274,8 @@ class WagoStack(cdk.Stack):
         for role in (api, fanout):
             _acknowledge(role, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
                                "AWSLambdaBasicExecutionRole]",
-                         "AWS's basic execution policy grants only CloudWatch Logs writes (create group/stream, put events)")
+                         "AWS's basic execution policy grants only CloudWatch Logs writes "
+                         "(create group/stream, put events)")
         t = self.tables
         # (no idempotency table: the API keys sends on the messages table; Powertools idempotency is the fan-out's)
         for name in ("sessions", "session-names", "counters"):
@@ -639,7 +640,8 @@ class WagoStack(cdk.Stack):
                      "runtime the API package is built for (wago_infra/package.py)")
         _acknowledge(monitor, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
                               "AWSLambdaBasicExecutionRole]",
-                     "AWS's basic execution policy grants only CloudWatch Logs writes (create group/stream, put events)")
+                     "AWS's basic execution policy grants only CloudWatch Logs writes "
+                     "(create group/stream, put events)")
         events.Rule(self, "HostMonitorSchedule", schedule=events.Schedule.rate(cdk.Duration.minutes(1)),
                     targets=[targets.LambdaFunction(monitor)])
         self.host_monitor = monitor
@@ -765,7 +767,8 @@ def _importing_app_for(env: dict[str, str], region: str):
     The environment is restored afterwards.
     """
     already = sys.modules.get("app")
-    if already is not None and getattr(getattr(already, "settings", None), "events_queue_name", None) != env["EVENTS_QUEUE"]:
+    already_queue = getattr(getattr(already, "settings", None), "events_queue_name", None)
+    if already is not None and already_queue != env["EVENTS_QUEUE"]:
         raise RuntimeError(
             "app.py was already imported in this process with other settings; synthesize each stage in a "
             "fresh process (cdk synth does; tests run the stack in a subprocess)")

@@ -27,8 +27,9 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -121,11 +122,11 @@ class Player:
 
 def mix(a: bytes, b: bytes) -> bytes:
     x, y = array.array("h", a), array.array("h", b)
-    return array.array("h", (max(-32768, min(32767, p + q)) for p, q in zip(x, y))).tobytes()
+    return array.array("h", (max(-32768, min(32767, p + q)) for p, q in zip(x, y, strict=False))).tobytes()
 
 
-def make_speaker(media: "CallMedia", leg: "Leg"):
-    MediaStreamTrack = _aiortc().MediaStreamTrack
+def make_speaker(media: CallMedia, leg: Leg):
+    from aiortc import MediaStreamTrack  # host-only dependency, loaded on first use
     from av import AudioFrame
 
     class SpeakerTrack(MediaStreamTrack):
@@ -151,7 +152,7 @@ def make_speaker(media: "CallMedia", leg: "Leg"):
                 await asyncio.sleep(max(0.0, self._start + self._pts / RATE - time.monotonic()))
             pcm = self.queue.popleft() if self.queue else None
             player = media.players.get((leg.link_token, leg.call_id)) if leg.link_token else None
-            if player is not None:
+            if player is not None and leg.link_token:
                 chunk = player.next_chunk()
                 if chunk is None:
                     media.players.pop((leg.link_token, leg.call_id), None)
@@ -170,8 +171,8 @@ def make_speaker(media: "CallMedia", leg: "Leg"):
 class Leg:
     token: str
     call_id: str
-    pc: object = None
-    speaker: object = None
+    pc: Any = None  # aiortc.RTCPeerConnection
+    speaker: Any = None  # make_speaker's track
     link_token: str | None = None
     call_state: str = states.RINGING
     state: str = "connecting"
@@ -275,7 +276,8 @@ class CallMedia:
         except ClientError:  # NoSuchKey, or no access: the same answer
             raise DomainError(404, MEDIA_KEY_REFUSED) from None
         if len(data) > self.settings.media_max_bytes:
-            raise DomainError(413, f"Payload too large: MediaKey exceeds the limit of {self.settings.media_max_bytes} bytes")
+            raise DomainError(413, "Payload too large: MediaKey exceeds the limit of "
+                                   f"{self.settings.media_max_bytes} bytes")
         return io.BytesIO(data)
 
     def stop(self, token: str, call_id: str) -> None:
@@ -360,7 +362,7 @@ class CallMedia:
         except DomainError:
             await self._close(leg.key, "bad offer", "failed")
             raise
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await self._close(leg.key, "ICE gathering timed out", "failed")
             raise DomainError(504, "ICE gathering timed out") from None
         except Exception as exc:

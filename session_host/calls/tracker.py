@@ -12,8 +12,9 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from chalicelib.core.calls import states
 from chalicelib.core.calls.registry import CallNotFound, CallRegistry
@@ -28,7 +29,7 @@ PLACED = "CallPlaced"  # ours: this session placed a call (whatsmeow has no even
 
 
 def _rfc3339(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(seconds, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 class CallTracker:

@@ -102,7 +102,8 @@ class Driver(abc.ABC):
         """Upload and send an image, voice note, video, document or sticker; as send_text."""
 
     @abc.abstractmethod
-    def send_content(self, token: str, to: str, content: dict[str, Any], message_id: str | None = None) -> dict[str, Any]:
+    def send_content(self, token: str, to: str, content: dict[str, Any],
+                     message_id: str | None = None) -> dict[str, Any]:
         """Send a message given as WhatsApp's protobuf JSON (chalicelib/core/message_content.py: location,
         contact, poll, reaction, edit, revoke); as send_text."""
 
@@ -135,7 +136,7 @@ class Driver(abc.ABC):
     def tokens(self) -> list[str]:
         """Tokens with a running client."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook: a driver that holds nothing keeps this no-op
         """Release what the driver itself holds (worker processes); after stop_all, at host exit."""
 
     def stop_all(self) -> None:

@@ -19,10 +19,11 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from chalicelib.core import contract
 from chalicelib.core.errors import DomainError
@@ -42,8 +43,8 @@ class WorkerHandle:
 
     _ids = itertools.count(1)
 
-    def __init__(self, index: int, config: WorkerConfig, on_message: Callable[["WorkerHandle", tuple], None],
-                 on_exit: Callable[["WorkerHandle"], None]):
+    def __init__(self, index: int, config: WorkerConfig, on_message: Callable[[WorkerHandle, tuple], None],
+                 on_exit: Callable[[WorkerHandle], None]):
         self.index = index
         self.config = config
         self.on_message = on_message

@@ -12,7 +12,8 @@ Runs in the neonize worker processes; imports neonize's generated protobufs only
 from __future__ import annotations
 
 import base64
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from google.protobuf.message import Message as Proto
 from neonize import events as ev

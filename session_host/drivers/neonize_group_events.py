@@ -78,7 +78,8 @@ def group_info_event(event: N.GroupInfoEvent) -> Translated:
         participant_version_id=event.ParticipantVersionID, join_reason=event.JoinReason,
         Name=_name(name) if name else None, Topic=_topic(topic) if topic else None,
         Locked={"IsLocked": locked.isLocked} if locked else None,
-        Announce={"IsAnnounce": announce.IsAnnounce, "AnnounceVersionID": announce.AnnounceVersionID} if announce else None,
+        Announce={"IsAnnounce": announce.IsAnnounce, "AnnounceVersionID": announce.AnnounceVersionID}
+        if announce else None,
         Ephemeral={"IsEphemeral": ephemeral.IsEphemeral, "DisappearingTimer": ephemeral.DisappearingTimer}
         if ephemeral else None,
         Delete={"Deleted": delete.Deleted, "DeletedReason": delete.DeletedReason} if delete else None,

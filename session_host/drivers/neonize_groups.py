@@ -14,14 +14,15 @@ Errors: whatsmeow's error text is kept (`Failed to <what>: <error>`); the status
 from __future__ import annotations
 
 import base64
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from neonize.proto import Neonize_pb2 as N
 
 from chalicelib.core import jid
 from chalicelib.core.errors import DomainError
-from session_host.drivers.neonize_json import jid_str, proto_json
 from session_host.drivers.neonize_group_events import group_json, participant_json
+from session_host.drivers.neonize_json import jid_str, proto_json
 from session_host.drivers.neonize_worker import digits_of, recipient_jid, to_neonize
 
 NO_AVATAR = "No avatar found"

@@ -28,9 +28,10 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from chalicelib.core import jid
 from chalicelib.core.errors import DomainError
@@ -338,8 +339,8 @@ class NeonizeWorker:
         self.emit("closed", session.token, reason, session.logged_out)
 
     def _start(self, session: Session) -> None:
-        session.thread = threading.Thread(target=self._run, args=(session,), name=f"session-{store_key(session.token)[:8]}",
-                                          daemon=True)
+        session.thread = threading.Thread(target=self._run, args=(session,),
+                                          name=f"session-{store_key(session.token)[:8]}", daemon=True)
         session.thread.start()
 
     # -- the driver operations (RPC) ---------------------------------------------------------------
@@ -513,7 +514,8 @@ class NeonizeWorker:
 
         session = self._logged_in(token)
         presence = ChatPresence.CHAT_PRESENCE_PAUSED if state == "paused" else ChatPresence.CHAT_PRESENCE_COMPOSING
-        kind = ChatPresenceMedia.CHAT_PRESENCE_MEDIA_AUDIO if media == "audio" else ChatPresenceMedia.CHAT_PRESENCE_MEDIA_TEXT
+        kind = (ChatPresenceMedia.CHAT_PRESENCE_MEDIA_AUDIO if media == "audio"
+                else ChatPresenceMedia.CHAT_PRESENCE_MEDIA_TEXT)
         try:
             session.client.send_chat_presence(recipient_jid(to), presence, kind)
         except Exception as exc:

@@ -62,7 +62,8 @@ class SimCalls:
         for other in self._others(caller_token, call_id, token):
             self.network.publish(other, "Call", self._body(call_id, me.jid, "", "rejected_elsewhere", "terminate"),
                                  {"callEvent": "CallTerminate"})
-        self.network.publish(caller_token, "Call", self._body(call_id, me.jid, "", tag="reject"), {"callEvent": "CallReject"})
+        self.network.publish(caller_token, "Call", self._body(call_id, me.jid, "", tag="reject"),
+                             {"callEvent": "CallReject"})
 
     def end(self, phone: str, call_id: str, targets: list[str], reason: str) -> None:
         me = self.network.account(phone)

@@ -23,7 +23,7 @@ import secrets
 import signal
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from chalicelib.core import contract, shapes
 from chalicelib.core.errors import DomainError

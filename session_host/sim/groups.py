@@ -27,7 +27,8 @@ from __future__ import annotations
 import builtins
 import hashlib
 import secrets
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
@@ -376,7 +377,8 @@ class SimGroups:
         group, _ = self._change(phone, jid, apply)
         self._info(group, set(group.participants or set()) | {phone}, phone, token, Leave=[user_jid(phone)])
 
-    def _setting(self, phone: str, jid: str, info_change: bool, apply: Callable[[SimGroupModel], None]) -> SimGroupModel:
+    def _setting(self, phone: str, jid: str, info_change: bool,
+                 apply: Callable[[SimGroupModel], None]) -> SimGroupModel:
         """A group setting: admins only, or (name/topic/photo) anyone unless the group is locked."""
 
         def checked(group: SimGroupModel) -> None:

@@ -18,7 +18,8 @@ import base64
 import hashlib
 import json
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 from pynamodb.expressions.condition import size
@@ -53,6 +54,7 @@ def parse_phone(value: str) -> str:
 
 
 def user_jid(phone: str) -> str:
+    """A phone's user JID as WhatsApp writes it: `<digits>@s.whatsapp.net`."""
     return f"{phone}@{SERVER}"
 
 
@@ -91,6 +93,7 @@ class SimNetwork:
 
     @property
     def media(self) -> MediaStore:
+        """The media bucket (a MediaStore made on first use unless one was injected)."""
         if self._media is None:
             self._media = MediaStore()
         return self._media
@@ -98,6 +101,8 @@ class SimNetwork:
     # -- directory -------------------------------------------------------------------------------
 
     def account(self, phone: str, push_name: str = "", create: bool = False) -> SimAccountModel:
+        """The sim account of `phone` (digits); created with `push_name` (default "Sim <last 4>")
+        when `create`, else DomainError 404 "<phone> is not on WhatsApp"."""
         try:
             return SimAccountModel.get(SimAccountModel.key(phone), consistent_read=True)
         except DoesNotExist:
@@ -112,6 +117,7 @@ class SimNetwork:
         return account
 
     def device_of(self, token: str) -> SimDeviceModel | None:
+        """The device this session linked, or None."""
         try:
             return SimDeviceModel.get(SimDeviceModel.key(token), consistent_read=True)
         except DoesNotExist:
@@ -128,6 +134,8 @@ class SimNetwork:
         return sorted(SimDeviceModel.batch_get(keys, consistent_read=True), key=lambda d: d.token) if keys else []
 
     def link_device(self, token: str, account: SimAccountModel, jid: str) -> SimDeviceModel:
+        """Link this session to `account` as companion `jid` (<phone>:<device>@s.whatsapp.net);
+        the device is what a host restores the session from."""
         device = SimDeviceModel(SimDeviceModel.key(token), token=token, phone=account.phone, jid=jid,
                                 push_name=account.push_name, linked_at=self.clock())
         device.save()
@@ -156,7 +164,8 @@ class SimNetwork:
             return False
         return bool(session.connected and session.logged_in and session.owner_host)
 
-    def _deliver(self, token: str, type: str, event: dict, extra: dict, media_key: str | None = None) -> bool:
+    def _deliver(self, token: str, type: str, event: dict[str, Any], extra: dict[str, Any],
+                 media_key: str | None = None) -> bool:
         """Publish now if the session is online; otherwise keep it in the device's inbox. True if live."""
         if self._online(token):
             self.publish(token, type, event, extra, media_key)
@@ -186,6 +195,8 @@ class SimNetwork:
 
     def send_text(self, sender_phone: str, to: str, body: str, sender_token: str | None = None,
                   message_id: str | None = None) -> dict[str, Any]:
+        """A text (WhatsApp's `conversation`) to `to` (phone or JID); returns {Id, Timestamp}.
+        DomainError 400/404 as send_message."""
         return self.send_message(sender_phone, to, {"conversation": body}, sender_token=sender_token,
                                  message_id=message_id)
 
@@ -294,6 +305,9 @@ class SimNetwork:
                 self.publish(device.token, "ChatPresence", body, {})
 
     def subscribe_presence(self, token: str, target: str) -> str:
+        """Deliver `target`'s presence changes to this session (whatsmeow's
+        SubscribePresence); returns the target's JID. DomainError 400/404 for a bad or
+        unknown number."""
         phone = self.account(parse_phone(target)).phone
         SimPresenceWatchModel(SimPresenceWatchModel.key(phone)).update(
             actions=[SimPresenceWatchModel.tokens.add({token})])

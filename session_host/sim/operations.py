@@ -10,7 +10,7 @@ A host running another driver answers 400 (it has no sim network).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from chalicelib.core import contract, ops
 from chalicelib.core.errors import DomainError
@@ -50,7 +50,7 @@ class SimOps:
             raise DomainError(500, contract.NOT_LOGGED_IN_LOGOUT)
         SessionModel(token).update(
             actions=[SessionModel.jid.remove(), SessionModel.logged_in.set(False),
-                     SessionModel.updated_at.set(datetime.now(timezone.utc))],
+                     SessionModel.updated_at.set(datetime.now(UTC))],
             condition=SessionModel.token.exists(),
         )
         return ops.Details(details="Logged out")

@@ -194,7 +194,8 @@ def test_the_deployed_zip_serves_the_api_and_the_fanout(unpacked, capsys):
                    f"this machine's Python {unpacked['version']} (NO Python {package.TARGET_PYTHON} here: the "
                    f"{package.TARGET_PYTHON} package was not run)")
             print(f"\n[lambda zip] ran on {ran}: unzipped {unpacked['size'] / package.MIB:.1f} MiB of Lambda's "
-                  f"{package.UNZIPPED_LIMIT_BYTES / package.MIB:.0f} MiB (zip {unpacked['zip'].stat().st_size / package.MIB:.1f} "
+                  f"{package.UNZIPPED_LIMIT_BYTES / package.MIB:.0f} MiB "
+                  f"(zip {unpacked['zip'].stat().st_size / package.MIB:.1f} "
                   f"MiB); handler init {api_init_ms:.0f} ms (API), {fanout_init_ms:.0f} ms (fan-out)")
     finally:
         if host is not None:

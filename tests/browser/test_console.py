@@ -238,7 +238,8 @@ def test_admin_flow_in_the_console(stack, browser, receiver):
     page.wait_for_selector("#qr", state="visible", timeout=15000)
     first_qr = page.get_attribute("#qr", "src")
     width, height = assert_real_png(first_qr)
-    shown = page.evaluate("() => [document.querySelector('#qr').naturalWidth, document.querySelector('#qr').naturalHeight]")
+    shown = page.evaluate("() => [document.querySelector('#qr').naturalWidth, "
+                          "document.querySelector('#qr').naturalHeight]")
     assert shown == [width, height] and width >= 100, (shown, width, height)
     page.wait_for_function("(first) => { const qr = document.querySelector('#qr'); "
                            "return qr.getAttribute('src') && qr.getAttribute('src') !== first; }",
@@ -356,7 +357,8 @@ def test_a_session_token_sees_only_its_session_under_a_stage_prefix_at_360px(sta
     # The call page link and every API call stayed under the stage prefix.
     assert page.get_attribute("#call-link", "href") == "call/page"
     assert page.evaluate("() => document.querySelector('#call-link').href") == f"{proxy.base}/call/page"
-    outside = [r.url for r in traffic.requests if not r.url.startswith(proxy.base + "/") and not r.url.startswith("data:")]
+    outside = [r.url for r in traffic.requests
+               if not r.url.startswith(proxy.base + "/") and not r.url.startswith("data:")]
     assert outside == []
     traffic.assert_clean("console (session token, /api prefix, 360 px)")
     page.close()

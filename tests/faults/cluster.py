@@ -197,7 +197,7 @@ class Cluster:
 
     def linked_sessions(self, tokens: list[str], phones: list[str]) -> None:
         """Create, connect (placed across the hosts) and pair each session with its sim phone number."""
-        for token, phone in zip(tokens, phones):
+        for token, phone in zip(tokens, phones, strict=True):  # one phone per session
             self.ok("/session/init", body={"Name": token, "Token": token, "Os": "Chrome"}, admin=True)
             self.ok("/session/connect", token, {"Subscribe": ["All"]})
             self.ok("/sim/scan", body={"Token": token, "Phone": phone}, admin=True)

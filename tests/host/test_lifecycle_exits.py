@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.core import ops
-from tests.host.test_session_host import _bus, _row, _session, host  # noqa: F401 - fixture
+from tests.host.test_session_host import _bus, _row, _session
 
 STATES = ("waiting for QR", "waiting for pair code", "logged in")
 EXITS = ("connect", "disconnect", "logout")

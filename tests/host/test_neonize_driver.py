@@ -432,7 +432,8 @@ def test_polls_are_built_by_go_and_edits_and_replies_parse_into_protobufs(worker
     class PollGo(FakeGo):
         def BuildPollVoteCreation(self, uuid, name, options, options_len, selectable):  # noqa: N802
             self.poll = (name.decode(), N.ArrayString.FromString(options).data, selectable)
-            built = WAMessage(pollCreationMessage=PollCreationMessage(name=name.decode(), selectableOptionsCount=selectable))
+            built = WAMessage(pollCreationMessage=PollCreationMessage(name=name.decode(),
+                                                                      selectableOptionsCount=selectable))
             return N.BuildMessageReturnFunction(Message=built).SerializePartialToString()
 
     session = _session_with_handlers(worker, "tok-poll")

@@ -225,7 +225,8 @@ def test_a_redelivered_send_command_sends_once(host, monkeypatch):
         acknowledge(receipt)
 
     monkeypatch.setattr(host.loop, "_delete", lose_the_first_acknowledgement)
-    sent = bus.command(SessionModel.get("s1", consistent_read=True), ops.SEND_TEXT, ops.SendText(to="15550007002", body="once"))
+    sent = bus.command(SessionModel.get("s1", consistent_read=True), ops.SEND_TEXT,
+                       ops.SendText(to="15550007002", body="once"))
 
     def drained() -> bool:
         attrs = host.sqs.get_queue_attributes(QueueUrl=host.queue_url, AttributeNames=[

@@ -105,7 +105,8 @@ def structure(value: Any) -> Any:
 BOB_JID = f"{BOB}@s.whatsapp.net"
 ALICE_JID = f"{ALICE}@s.whatsapp.net"
 SHA = hashlib.sha256(b"image bytes").hexdigest()
-IMAGE = {"imageMessage": {"URL": "", "mimetype": "image/png", "fileSHA256": base64.b64encode(bytes.fromhex(SHA)).decode(),
+IMAGE = {"imageMessage": {"URL": "", "mimetype": "image/png",
+                          "fileSHA256": base64.b64encode(bytes.fromhex(SHA)).decode(),
                           "fileLength": 11, "mediaKey": "", "directPath": "media/out/x/img", "caption": "look"}}
 KINDS = {  # content, and whatsmeow's (Info.Type, Info.MediaType, Info.Edit, IsEdit) for it
     "text": ({"conversation": "hi"}, ("text", "", "", False)),
@@ -228,12 +229,13 @@ def test_group_events_have_one_shape(sim):
         GroupTopic=P.GroupTopic(), GroupCreated=NOW, ParticipantVersionID="1",
         Participants=[P.GroupParticipant(JID=alice, IsAdmin=True, IsSuperAdmin=True), P.GroupParticipant(JID=bob)])
     neonize_joined = translate(P.JoinedGroup(Reason="add", Sender=alice, GroupInfo=info)).event
-    neonize_renamed = translate(P.GroupInfoEvent(JID=gjid, Sender=alice, Timestamp=NOW,
-                                                 Name=P.GroupName(Name="Renamed", NameSetAt=NOW, NameSetBy=alice))).event
+    neonize_renamed = translate(P.GroupInfoEvent(
+        JID=gjid, Sender=alice, Timestamp=NOW, Name=P.GroupName(Name="Renamed", NameSetAt=NOW, NameSetBy=alice))).event
     neonize_locked = translate(P.GroupInfoEvent(JID=gjid, Sender=alice, Timestamp=NOW,
                                                 Locked=P.GroupLocked(isLocked=True))).event
 
-    for sim_event, neonize_event, pin in ((joined, neonize_joined, JOINED_GROUP), (infos[0], neonize_renamed, GROUP_INFO),
+    for sim_event, neonize_event, pin in ((joined, neonize_joined, JOINED_GROUP),
+                                          (infos[0], neonize_renamed, GROUP_INFO),
                                           (infos[1], neonize_locked, GROUP_INFO)):
         assert conforms(sim_event, pin) == [] and conforms(neonize_event, pin) == []
         assert structure(sim_event) == structure(neonize_event)

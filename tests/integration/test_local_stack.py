@@ -155,7 +155,7 @@ def test_existing_endpoint_is_used_and_no_moto_started():
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
-        endpoint = "http://127.0.0.1:%d" % server.get_host_and_port()[1]
+        endpoint = f"http://127.0.0.1:{server.get_host_and_port()[1]:d}"
         running = Launcher({"AWS_ENDPOINT_URL": endpoint})
         try:
             running.wait_ready()

@@ -329,18 +329,18 @@ def test_kill_9_of_each_child_keeps_the_gateway_answering_and_sessions_come_back
             while time.monotonic() < deadline:
                 assert httpx.get(f"{launcher.base}/server/ok", timeout=15).status_code == 200
                 time.sleep(0.2)
-            wait_for(lambda: (now := _child_pids(launcher.process.pid)).get(role) not in (None, before[role])
+            wait_for(lambda: (now := _child_pids(launcher.process.pid)).get(role) not in (None, before[role])  # noqa: B023 - wait_for calls it in this iteration
                      and len(now) == 3, timeout=30, what=f"the {role} restarted")
             if role == "poller":  # the killed poller's last long poll (5 s) must not take the next event
                 time.sleep(max(0.0, 6 - (time.monotonic() - killed_at)))
             # Sessions come back (a killed host's are adopted by its replacement); a send with a fixed Id
             # is retried until a host holds the session again, and is sent once.
             body = {"Phone": "15550008002", "Body": f"after the {role} was killed", "Id": f"3EB0KILL{role.upper()}"}
-            sent = wait_for(lambda: (r := api.post("/send/text", headers={"token": "kim"}, json=body)).status_code
+            sent = wait_for(lambda: (r := api.post("/send/text", headers={"token": "kim"}, json=body)).status_code  # noqa: B023 - wait_for calls it in this iteration
                             == 200 and r.json()["data"], timeout=30, interval=0.5, what=f"a send after the {role} kill")
             _wait_logged_in(api, "kim")
             _wait_logged_in(api, "lee")
-            wait_for(lambda: [m for m in receiver.of("lee", "Message") if m["event"]["Info"]["ID"] == sent["Id"]],
+            wait_for(lambda: [m for m in receiver.of("lee", "Message") if m["event"]["Info"]["ID"] == sent["Id"]],  # noqa: B023 - wait_for calls it in this iteration
                      timeout=30, what=f"a message delivered after the {role} restart")
         assert launcher.process.poll() is None
         code, output = launcher.stop(signal.SIGTERM)

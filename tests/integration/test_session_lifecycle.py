@@ -89,7 +89,8 @@ def test_wago_session_lifecycle(stack):
 
     # connect: subscriptions as a comma string are normalised and stored; an unpaired session shows a QR
     started = time.monotonic()
-    connected = _data(stack.call("POST", "/session/connect", token, {"Subscribe": "message, loggedout", "Immediate": True}))
+    connected = _data(stack.call("POST", "/session/connect", token,
+                                 {"Subscribe": "message, loggedout", "Immediate": True}))
     assert connected == {"details": "Connected!", "webhook": "", "jid": "", "events": "Message,LoggedOut",
                          "connected": True, "loggedIn": False}
     qr = _data(stack.call("GET", "/session/qr", token))["QRCode"]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import wait_for
-from tests.integration.test_session_lifecycle import _data, stack  # noqa: F401 - fixture
-from tests.integration.test_sim_messaging import _login, receiver  # noqa: F401 - fixture
+from tests.integration.test_session_lifecycle import _data
+from tests.integration.test_sim_messaging import _login
 
 pytestmark = pytest.mark.integration
 
@@ -59,5 +59,7 @@ def test_sim_call_lifecycle_and_webhooks(stack, receiver):
     # WebRTC offer and playback on a finished call
     assert _data(stack.call("POST", "/call/webrtc/offer", "ben", {"callID": second, "type": "offer", "sdp": "v=0"}),
                  409) == "the call is rejected"
-    assert _data(stack.call("POST", "/call/make", "ben", {"Phone": "15550003002"}), 400) == "cannot call your own number"
-    assert _data(stack.call("POST", "/call/make", "ben", {"Phone": "15550003999"}), 404) == "15550003999 is not on WhatsApp"
+    assert _data(stack.call("POST", "/call/make", "ben", {"Phone": "15550003002"}), 400) \
+        == "cannot call your own number"
+    assert _data(stack.call("POST", "/call/make", "ben", {"Phone": "15550003999"}), 404) \
+        == "15550003999 is not on WhatsApp"

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from tests.conftest import wait_for
-from tests.integration.test_session_lifecycle import _data, stack  # noqa: F401 - fixture
-from tests.integration.test_sim_messaging import Receiver, _login, receiver  # noqa: F401 - fixture
+from tests.integration.test_session_lifecycle import _data
+from tests.integration.test_sim_messaging import Receiver, _login
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ import segno
 
 from tests.conftest import wait_for
 from tests.http_server import LocalHTTPServer
-from tests.integration.test_session_lifecycle import _data, stack  # noqa: F401 - fixture
-from tests.integration.test_sim_messaging import _login, receiver  # noqa: F401 - fixture
+from tests.integration.test_session_lifecycle import _data
+from tests.integration.test_sim_messaging import _login
 
 pytestmark = pytest.mark.integration
 
@@ -214,11 +214,14 @@ def test_link_previews_and_group_invites(stack, receiver):
     got = wait_for(lambda: (m := receiver.of("oto", "Message")) and len(m) == 3 and m, what="three messages")
     preview, ad, invite = (m["event"]["Message"] for m in got)
     assert preview["extendedTextMessage"]["matchedText"] == "https://example.org/a"
-    assert (preview["extendedTextMessage"]["title"], preview["extendedTextMessage"]["JPEGThumbnail"]) == ("Example", jpeg)
+    assert (preview["extendedTextMessage"]["title"],
+            preview["extendedTextMessage"]["JPEGThumbnail"]) == ("Example", jpeg)
     assert ad["extendedTextMessage"]["contextInfo"]["externalAdReply"]["sourceURL"] == "https://example.org/shop"
-    assert (invite["groupInviteMessage"]["inviteCode"], invite["groupInviteMessage"]["groupName"]) == ("AbCdEf123", "Team")
+    assert (invite["groupInviteMessage"]["inviteCode"],
+            invite["groupInviteMessage"]["groupName"]) == ("AbCdEf123", "Team")
     assert _data(stack.call("POST", "/send/preview", "nia", {"Phone": "15550008002", "Body": "no link"}), 400) \
         == "Missing Url in Payload: no link in Body either"
-    assert _data(stack.call("POST", "/send/groupinvite", "nia", {"Phone": "15550008002", "GroupJID": "123@s.whatsapp.net",
+    assert _data(stack.call("POST", "/send/groupinvite", "nia", {"Phone": "15550008002",
+                                                                  "GroupJID": "123@s.whatsapp.net",
                                                                   "Code": "x", "GroupName": "y"}), 400) \
         == "Invalid GroupJID in Payload: must end with @g.us"

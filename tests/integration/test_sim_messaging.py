@@ -17,7 +17,7 @@ import segno
 
 from tests.conftest import wait_for
 from tests.http_server import LocalHTTPServer
-from tests.integration.test_session_lifecycle import Stack, _data, stack  # noqa: F401 - fixture
+from tests.integration.test_session_lifecycle import Stack, _data
 
 pytestmark = pytest.mark.integration
 
@@ -184,7 +184,8 @@ def test_media_reaches_the_receiver_as_wagos_file_part_and_ids_send_once(stack, 
                                                                 "Document": "data:application/pdf;base64,JVBERg=="}),
                  400) == "Document data should start with data:application/octet-stream;base64,"
     truncated = {"Phone": "15550003002", "Image": image[:-7]}
-    assert _data(stack.call("POST", "/send/image", "fern", truncated), 400).startswith("Invalid Image in Payload: truncated base64 (")
-    assert _data(stack.call("POST", "/send/document", "fern", {"Phone": "15550003002",
-                                                                "Document": "data:application/octet-stream;base64,AA=="}),
+    assert _data(stack.call("POST", "/send/image", "fern", truncated), 400).startswith(
+        "Invalid Image in Payload: truncated base64 (")
+    assert _data(stack.call("POST", "/send/document", "fern",
+                            {"Phone": "15550003002", "Document": "data:application/octet-stream;base64,AA=="}),
                  400) == "Missing FileName in Payload"

@@ -23,11 +23,11 @@ def host_ops(aws):
     """GroupOps on the sim driver's groups: what the host runs for these operations."""
     from chalicelib.core.media import MediaStore
     from chalicelib.core.models import SessionModel
-    from session_host.sim.network import SimNetwork
     from session_host.drivers.base import ClientState
-    from session_host.sim.driver import SimDriver
     from session_host.group_ops import GroupOps
+    from session_host.sim.driver import SimDriver
     from session_host.sim.groups import SimGroups
+    from session_host.sim.network import SimNetwork
 
     network = SimNetwork(lambda *args, **kwargs: None)
     for phone in (OWNER, FRIEND):
@@ -78,7 +78,7 @@ def test_user_check_answers_every_entry_in_order(host_ops):
     assert host_ops.calls == [("check", [OWNER, STRANGER])]  # only what parses reaches WhatsApp, in one call
     assert users[0] == {"Query": OWNER, "IsInWhatsapp": True, "JID": f"{OWNER}@s.whatsapp.net", "VerifiedName": ""}
     assert users[-1]["IsInWhatsapp"] is False and "Error" not in users[-1]
-    for user, query in zip(users[1:-1], BAD):
+    for user, query in zip(users[1:-1], BAD, strict=True):
         assert user["IsInWhatsapp"] is False and user["JID"] == ""
         assert user["Error"].endswith(f": {query!r}") and user["Error"].split(":")[0] in (
             "Could not parse Phone", "Invalid Phone in Payload"), user

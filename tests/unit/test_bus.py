@@ -115,7 +115,8 @@ def test_wait_reply_returns_the_hosts_reply(aws):
     from chalicelib.core.models import ReplyModel
 
     command = Command(token="t", op="logout", deadline=time.time() + 5)
-    ReplyModel(command.command_id, token="t", body=Reply.failure(command.command_id, "No session").model_dump_json()).save()
+    ReplyModel(command.command_id, token="t",
+               body=Reply.failure(command.command_id, "No session").model_dump_json()).save()
     reply = _bus().wait_reply(command)
     assert (reply.ok, reply.error, reply.status) == (False, "No session", 500)
 

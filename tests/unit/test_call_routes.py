@@ -44,7 +44,8 @@ def test_call_id_is_required_and_must_be_tracked(session, path):
     response = session.post(path, {"CallID": "UNKNOWN"}, headers=H)
     assert (response.status_code, _body(response)) == (404, {"code": 404, "error": "call not found", "success": False})
     response = session.post(path, {"CallID": 5}, headers=H)
-    assert response.status_code == 400 and _body(response)["error"] == "Could not decode Payload: CallID must be a string"
+    assert response.status_code == 400
+    assert _body(response)["error"] == "Could not decode Payload: CallID must be a string"
     assert session.post(path, raw="{", headers=H).status_code == 400
 
 

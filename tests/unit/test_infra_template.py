@@ -91,9 +91,8 @@ def stage_settings():
 @pytest.mark.parametrize("stage", ["dev", "prod"])
 def test_stack_names_equal_what_settings_derive(stage):
     sys.path.append(str(INFRA_DIR))
-    from wago_infra.naming import Names
-
     from chalicelib.core.settings import Settings
+    from wago_infra.naming import Names
 
     env = Names(stage).environment()
     settings = Settings(stage=stage)
@@ -125,7 +124,7 @@ def test_fanout_event_source_reports_partial_batch_failures(resources):
     # The literal queue name the decorator registered is the queue this stack creates.
     queue_names = {props(q)["QueueName"] for q in of_type(resources, "AWS::SQS::Queue").values()}
     assert stage_settings().events_queue_name in queue_names
-    assert json.dumps(source["Queue"]).endswith(':%s"}' % stage_settings().events_queue_name)
+    assert json.dumps(source["Queue"]).endswith(f':{stage_settings().events_queue_name}"}}')
 
 
 def test_fanout_has_its_own_role_and_timeout_within_queue_visibility(resources):
@@ -198,7 +197,7 @@ def test_tables_are_on_demand_with_pitr_and_match_the_models(resources):
         assert p["BillingMode"] == "PAY_PER_REQUEST", name
         assert p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True, name
         assert p["KeySchema"] == [{"AttributeName": key, "KeyType": kind}
-                                  for key, kind in zip(expected_keys[name], ("HASH", "RANGE"))], name
+                                  for key, kind in zip(expected_keys[name], ("HASH", "RANGE"), strict=False)], name
         assert p["AttributeDefinitions"] == [{"AttributeName": key, "AttributeType": "S"}
                                              for key in expected_keys[name]], name
     assert tables[settings.replies_table_name]["TimeToLiveSpecification"] == {"AttributeName": "expires_at",

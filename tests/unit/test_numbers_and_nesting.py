@@ -39,8 +39,8 @@ def _send_everywhere(client, raw: str) -> list[tuple[str, int, dict]]:
 BAD_NUMBERS = {
     "a few thousand digits under an unknown key": ('{"Unknown": %s}' % ("9" * 5000), "number 99999999999999999999..."),
     "a few thousand digits in a list": ('{"Phone": ["1"], "X": [1, %s]}' % ("7" * 4400), "number 777777777777..."),
-    "one past int64": ('{"Zzz": %d}' % (INT64_MAX + 1), f"number {INT64_MAX + 1} does not fit in a 64-bit integer"),
-    "below int64": ('{"Zzz": %d}' % (-INT64_MAX - 2), f"number {-INT64_MAX - 2} does not fit in a 64-bit integer"),
+    "one past int64": (f'{{"Zzz": {INT64_MAX + 1}}}', f"number {INT64_MAX + 1} does not fit in a 64-bit integer"),
+    "below int64": (f'{{"Zzz": {-INT64_MAX - 2}}}', f"number {-INT64_MAX - 2} does not fit in a 64-bit integer"),
     "an overflowing float": ('{"Latitude": 1e999}', "number 1e999 is out of range"),
     "a long float": ('{"Zzz": 0.%s}' % ("1" * 400), "number 0.111111111111111111... (402 characters) is longer"),
     "NaN": ('{"Zzz": NaN}', "NaN is not a JSON number"),

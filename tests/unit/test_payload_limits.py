@@ -40,7 +40,8 @@ def test_the_limits_follow_from_the_aws_caps():
     assert limits.LAMBDA_SYNC_PAYLOAD_BYTES == 6_291_456 < limits.API_GATEWAY_PAYLOAD_BYTES == 10_485_760
     assert limits.REQUEST_BODY_MAX_BYTES == 6_291_456 - limits.EVENT_OVERHEAD_BYTES
     # The largest data URL's base64 plus the rest of a send still fits the request cap.
-    assert limits.DATA_URL_MAX_DECODED_BYTES * 4 // 3 + limits.DATA_URL_SEND_FIELDS_BYTES <= limits.REQUEST_BODY_MAX_BYTES
+    assert (limits.DATA_URL_MAX_DECODED_BYTES * 4 // 3 + limits.DATA_URL_SEND_FIELDS_BYTES
+            <= limits.REQUEST_BODY_MAX_BYTES)
     assert 4_600_000 < limits.DATA_URL_MAX_DECODED_BYTES < 4_700_000  # ~4.45 MiB decoded
     for stage in ("dev", "prod"):
         settings = Settings(stage=stage)

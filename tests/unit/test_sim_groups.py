@@ -14,8 +14,8 @@ OWNER, MEMBERS = "15550007000", [f"155500070{i:02d}" for i in range(1, 9)]
 @pytest.fixture
 def groups(aws):
     from chalicelib.core.models import SessionModel
-    from session_host.sim.network import SimNetwork
     from session_host.sim.groups import SimGroups
+    from session_host.sim.network import SimNetwork
 
     published: list[tuple[str, str, dict]] = []
     network = SimNetwork(lambda token, type, event, extra, media_key=None: published.append((token, type, event)))
@@ -45,7 +45,8 @@ def test_concurrent_adds_all_land_and_events_reach_online_and_offline_members(gr
     assert joined == {f"t{m}" for m in [OWNER, *MEMBERS[:-1]]}  # the creator (type new) and everyone online
     inbox = SimInboxModel.get(SimInboxModel.key(f"t{MEMBERS[-1]}"))
     queued = [json.loads(item) for item in inbox.items]
-    assert [(type, event["Reason"]) for type, event, _, _ in queued if type == "JoinedGroup"] == [("JoinedGroup", "add")]
+    assert [(type, event["Reason"]) for type, event, _, _ in queued
+            if type == "JoinedGroup"] == [("JoinedGroup", "add")]
     # the first member saw each later member join, exactly once each
     seen = [event["Join"][0] for token, type, event in groups.published
             if token == f"t{MEMBERS[0]}" and type == "GroupInfo" and event["Join"]]

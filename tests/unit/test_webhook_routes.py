@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from chalicelib.core.contract import WireEvent
 from chalicelib.core.models import DeliveryModel, SessionModel
@@ -81,7 +81,7 @@ def test_delivery_log_is_readable_newest_first_with_paging_and_ttl(client):
     assert rest["next"] is None
 
     item = next(iter(DeliveryModel.query("t1")))
-    assert item.expires_at > datetime.now(timezone.utc) + timedelta(days=6)  # TTL: 7 days by default
+    assert item.expires_at > datetime.now(UTC) + timedelta(days=6)  # TTL: 7 days by default
 
     for bad in ("0", "201", "x", "-1"):
         response = client.get(f"/webhook/deliveries?limit={bad}", headers={"token": "t1"})

@@ -311,7 +311,7 @@ def test_delivery_and_mediaurl_judge_resolved_ipv6_answers_the_same_way(monkeypa
     from session_host.media_fetch import fetch_media
 
     answers: dict[str, str] = {}
-    for index, (form, v6, v4, reason) in enumerate(_embedded_cases()):
+    for index, (_form, v6, _v4, _reason) in enumerate(_embedded_cases()):
         answers[f"h{index}.example"] = v6
 
     def fake_getaddrinfo(host, port, *args, **kwargs):

@@ -8,9 +8,9 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from typing import Callable
 from urllib.parse import parse_qs
 
 import boto3
@@ -86,7 +86,7 @@ class Receiver:
         self.port = self.server.port
         self.url = f"http://127.0.0.1:{self.port}/hook"
 
-    def __enter__(self) -> "Receiver":
+    def __enter__(self) -> Receiver:
         self.server.start()
         return self
 

@@ -7,11 +7,13 @@ Used by session hosts (they see the driver's call events and run call commands) 
 
 from __future__ import annotations
 
+import builtins
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.expressions.update import Action
 
 from chalicelib.core.calls import states
 from chalicelib.core.calls.states import InvalidTransition
@@ -22,38 +24,44 @@ MAX_RACES = 5
 
 
 class CallNotFound(LookupError):
-    pass
+    """No call with this id for this session (a call route answers 404)."""
 
 
 
 class CallRegistry:
+    """The calls table's item per (session token, call id); expires_at is set `ttl_seconds` after the
+    call opens (DynamoDB TTL, 7 days by default). `clock` gives epoch seconds."""
+
     def __init__(self, ttl_seconds: int = 7 * 86400, clock: Callable[[], float] = time.time):
         self.ttl_seconds = ttl_seconds
         self.clock = clock
 
     def get(self, token: str, call_id: str) -> CallModel | None:
+        """The call, read consistently; None when this session has no such call."""
         try:
             return CallModel.get(token, call_id, consistent_read=True)
         except CallModel.DoesNotExist:
             return None
 
     def require(self, token: str, call_id: str) -> CallModel:
+        """The call, or CallNotFound."""
         call = self.get(token, call_id)
         if call is None:
             raise CallNotFound(call_id)
         return call
 
     def list(self, token: str) -> list[CallModel]:
+        """This session's calls, newest first (by created_at epoch seconds, then call id)."""
         calls = list(CallModel.query(token, consistent_read=True))
         return sorted(calls, key=lambda c: (c.created_at or 0, c.call_id), reverse=True)
 
     def open(self, token: str, call_id: str, peer: str, direction: str, *, link_token: str | None = None,
-             ring_tokens: list[str] | None = None) -> CallModel | None:
+             ring_tokens: builtins.list[str] | None = None) -> CallModel | None:
         """A new ringing call; None if this session already tracks this call id (a repeated offer)."""
         now = self.clock()
         call = CallModel(token, call_id, peer=peer, direction=direction, state=states.RINGING, created_at=now,
                          updated_at=now, link_token=link_token, ring_tokens=list(ring_tokens or []),
-                         expires_at=datetime.fromtimestamp(now, timezone.utc) + timedelta(seconds=self.ttl_seconds))
+                         expires_at=datetime.fromtimestamp(now, UTC) + timedelta(seconds=self.ttl_seconds))
         try:
             call.save(condition=CallModel.call_id.does_not_exist())
         except PutError as exc:
@@ -70,7 +78,7 @@ class CallRegistry:
             previous = call.state
             new = states.next_state(previous, action)
             now = self.clock()
-            actions = [CallModel.state.set(new), CallModel.updated_at.set(now)]
+            actions: builtins.list[Action] = [CallModel.state.set(new), CallModel.updated_at.set(now)]
             if new == states.ACTIVE:
                 actions.append(CallModel.answered_at.set(now))
             if states.is_terminal(new):
@@ -92,7 +100,8 @@ class CallRegistry:
         """The browser leg's WebRTC state (no webhook: it is not a call transition)."""
         if leg_state not in states.LEG_STATES:
             raise ValueError(f"unknown WebRTC leg state {leg_state!r}")
-        actions = [CallModel.webrtc.set(leg_state), CallModel.webrtc_updated_at.set(self.clock())]
+        actions: builtins.list[Action] = [CallModel.webrtc.set(leg_state),
+                                          CallModel.webrtc_updated_at.set(self.clock())]
         if host_id:
             actions.append(CallModel.host_id.set(host_id))
         try:

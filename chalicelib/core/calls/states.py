@@ -45,6 +45,9 @@ LEG_STATES = ("none", "connecting", "connected", "closed", "failed")
 
 
 class InvalidTransition(ValueError):
+    """`action` is not allowed in `state`; call commands answer 409 with the message, e.g.
+    "a rejected call cannot be accepted"."""
+
     def __init__(self, state: str, action: str):
         super().__init__(f"a {state} call cannot be {_PAST.get(action, action)}")
         self.state = state
@@ -65,4 +68,5 @@ def next_state(state: str, action: str) -> str:
 
 
 def is_terminal(state: str) -> bool:
+    """True for ended, rejected and failed: no action moves such a call again."""
     return state in TERMINAL

@@ -17,7 +17,10 @@ import base64
 import hashlib
 import hmac
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chalicelib.core.settings import Settings
 
 DISABLED = "disabled"
 ENABLED = "enabled"
@@ -25,6 +28,7 @@ MISCONFIGURED = "misconfigured"
 
 
 def split_urls(value: str) -> list[str]:
+    """A comma-separated setting -> its non-empty, trimmed parts ("a, ,b" -> ["a", "b"])."""
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
@@ -35,7 +39,9 @@ def rest_credentials(secret: str, user: str, ttl_seconds: int, now: float) -> tu
     return username, base64.b64encode(digest).decode()
 
 
-def turn_status(settings) -> dict[str, Any]:
+def turn_status(settings: Settings) -> dict[str, Any]:
+    """`/call/webrtc/config`'s `turn` object: {enabled, status: disabled|enabled|misconfigured,
+    credentials?: ephemeral|static, ttl?: seconds}. WaGo answers `coming_soon` here; the states are ours."""
     urls = split_urls(settings.turn_urls)
     if not urls:
         return {"enabled": False, "status": DISABLED}
@@ -46,7 +52,7 @@ def turn_status(settings) -> dict[str, Any]:
     return {"enabled": False, "status": MISCONFIGURED}
 
 
-def ice_servers(settings, now: float | None = None) -> list[dict[str, Any]]:
+def ice_servers(settings: Settings, now: float | None = None) -> list[dict[str, Any]]:
     """RTCIceServer dicts ({urls, username?, credential?}); empty when nothing is configured."""
     servers: list[dict[str, Any]] = []
     stun = split_urls(settings.ice_stun_urls)
@@ -63,6 +69,8 @@ def ice_servers(settings, now: float | None = None) -> list[dict[str, Any]]:
     return servers
 
 
-def webrtc_config(settings, now: float | None = None) -> dict[str, Any]:
+def webrtc_config(settings: Settings, now: float | None = None) -> dict[str, Any]:
+    """`/call/webrtc/config`'s data: {iceServers (RTCIceServer dicts), turn (turn_status),
+    gatherTimeoutMs: ICE_GATHER_TIMEOUT_SECONDS in milliseconds}."""
     return {"iceServers": ice_servers(settings, now), "turn": turn_status(settings),
             "gatherTimeoutMs": int(settings.ice_gather_timeout_seconds * 1000)}

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import botocore.session
 import pynamodb.connection.base as pynamodb_connection
 
@@ -23,7 +25,7 @@ def _session_with_shared_loader() -> botocore.session.Session:
 pynamodb_connection.get_session = _session_with_shared_loader
 
 
-def table_meta(table_name: str, **extra):
+def table_meta(table_name: str, **extra: Any) -> Any:
     """A pynamodb Meta for one table: on-demand billing, region from settings.
 
     The endpoint is not set here: botocore reads AWS_ENDPOINT_URL (moto, LocalStack) by itself.

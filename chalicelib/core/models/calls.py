@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from pynamodb.attributes import ListAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute
 from pynamodb.models import Model
 
@@ -29,13 +31,14 @@ class CallModel(Model):
     answered_at = NumberAttribute(null=True)
     ended_at = NumberAttribute(null=True)
     link_token = UnicodeAttribute(null=True)  # sim driver: the session on the other end
-    ring_tokens = ListAttribute(of=UnicodeAttribute, default=list)  # sim driver: sessions an outgoing call rang
+    # sim driver: sessions an outgoing call rang (str; pynamodb types the elements as the attribute class)
+    ring_tokens: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, default=list)  # type: ignore[arg-type]
     webrtc = UnicodeAttribute(default="none")  # browser leg: none | connecting | connected | closed | failed
     webrtc_updated_at = NumberAttribute(null=True)
     host_id = UnicodeAttribute(null=True)  # host holding the browser leg
     expires_at = TTLAttribute(null=True)
 
-    def public(self) -> dict:
+    def public(self) -> dict[str, Any]:
         """The call as /call/status and webhooks show it (WaGo-style capitalised keys)."""
         return {
             "CallID": self.call_id, "Peer": self.peer, "Direction": self.direction, "State": self.state,

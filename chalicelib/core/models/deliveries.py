@@ -17,6 +17,9 @@ def delivery_sort_key(event_ts: float, event_id: str) -> str:
 
 
 class DeliveryModel(Model):
+    """One webhook delivery of one event to one session's webhook: its state and last attempt
+    (`GET /webhook/deliveries`); keyed by (token, delivery_sort_key), expired by DynamoDB TTL."""
+
     Meta = table_meta(_settings.deliveries_table_name)
 
     token = UnicodeAttribute(hash_key=True)

@@ -32,4 +32,5 @@ class HostModel(Model):
         return self.status == "up" and self.is_live(now, lease_seconds) and self.has_room()
 
     def has_room(self) -> bool:
+        """Fewer sessions than its capacity (HOST_CAPACITY)."""
         return int(self.load or 0) < int(self.capacity or 0)

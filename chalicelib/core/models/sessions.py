@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pynamodb.attributes import (
     BooleanAttribute,
@@ -18,7 +18,7 @@ _settings = get_settings()
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class SessionModel(Model):
@@ -31,7 +31,8 @@ class SessionModel(Model):
     name = UnicodeAttribute()
     os_name = UnicodeAttribute(default="")
     webhook = UnicodeAttribute(default="")
-    events = ListAttribute(of=UnicodeAttribute, default=list)
+    # pynamodb types ListAttribute(of=UnicodeAttribute)'s elements as the attribute class; they are str.
+    events: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, default=list)  # type: ignore[arg-type]
     jid = UnicodeAttribute(null=True)
     connected = BooleanAttribute(default=False)
     logged_in = BooleanAttribute(default=False)

@@ -1,9 +1,9 @@
 """The sim driver's shared "WhatsApp network": accounts, linked devices, messages, offline inboxes and
 presence subscriptions, visible to every host (written by hosts only: session_host/sim/).
 
-One table holds every kind of item (key prefixes `acct#`, `dev#`, `msg#`, `inbox#`, `presub#`, `mgrant#`). A linked device is the sim's
-counterpart of whatsmeow's device store: a host that restores a session finds it here, so no new
-QR is needed; logging out removes it.
+One table holds every kind of item (key prefixes `acct#`, `dev#`, `msg#`, `inbox#`, `presub#`, `mgrant#`). A
+linked device is the sim's counterpart of whatsmeow's device store: a host that restores a session finds it
+here, so no new QR is needed; logging out removes it.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ class SimAccountModel(Model):
 
     @staticmethod
     def key(phone: str) -> str:
+        """`acct#<digits>`: the item of the account with this phone number."""
         return ACCOUNT_PREFIX + phone
 
 
@@ -55,6 +56,7 @@ class SimDeviceModel(Model):
 
     @staticmethod
     def key(token: str) -> str:
+        """`dev#<token>`: the item of the device linked by this session."""
         return DEVICE_PREFIX + token
 
 
@@ -70,6 +72,7 @@ class SimMessageModel(Model):
 
     @staticmethod
     def key(message_id: str) -> str:
+        """`msg#<message id>`: the item of this message."""
         return MESSAGE_PREFIX + message_id
 
 
@@ -93,10 +96,12 @@ class SimInboxModel(Model):
     Meta = table_meta(_settings.sim_table_name)
 
     pk = UnicodeAttribute(hash_key=True)  # inbox#<token>
-    items = ListAttribute(of=UnicodeAttribute, default=list)  # JSON [type, event, extra]
+    # JSON [type, event, extra] strings (pynamodb types the elements as the attribute class)
+    items: ListAttribute[str] = ListAttribute(of=UnicodeAttribute, default=list)  # type: ignore[arg-type]
 
     @staticmethod
     def key(token: str) -> str:
+        """`inbox#<token>`: the offline inbox of this session's device."""
         return INBOX_PREFIX + token
 
 
@@ -110,4 +115,5 @@ class SimPresenceWatchModel(Model):
 
     @staticmethod
     def key(phone: str) -> str:
+        """`presub#<digits>`: who watches this account's presence."""
         return WATCH_PREFIX + phone

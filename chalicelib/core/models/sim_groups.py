@@ -49,4 +49,5 @@ class SimGroupModel(Model):
 
     @staticmethod
     def key(jid: str) -> str:
+        """`grp#<jid>`: the item of the group with this JID (120363...@g.us)."""
         return GROUP_PREFIX + jid
