@@ -1,7 +1,10 @@
 """Runtime settings, read once from the environment.
 
 Every process (API Lambda, fan-out Lambda, session host, local launcher) reads the same variables,
-so a name such as the sessions table is derived in exactly one place.
+so a name such as the sessions table is derived in exactly one place. A field `foo_bar` is read from
+the environment variable `FOO_BAR` (any letter case); keyword arguments win over the environment.
+Every field is a scalar, so pydantic's own lax conversion of the string suffices (pydantic-settings
+cost the Lambda ~50 ms of cold start for argparse, gettext and dotenv we never used).
 """
 
 from __future__ import annotations
@@ -10,8 +13,9 @@ import functools
 import os
 import re
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from chalicelib.core import limits
 
@@ -25,8 +29,13 @@ class ConfigurationError(RuntimeError):
     """The environment does not describe a runnable deployment; the message says what to set."""
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    def __init__(self, **values: Any):
+        fields = type(self).model_fields
+        from_env = {key.lower(): value for key, value in os.environ.items() if key.lower() in fields}
+        super().__init__(**{**from_env, **values})
 
     stage: str = Field("local", description="Deployment stage: local, test, dev or prod.")
     region: str = Field(

@@ -1,26 +1,7 @@
 from __future__ import annotations
 
-import botocore.session
-import pynamodb.connection.base as pynamodb_connection
-
+from chalicelib.core import aws  # noqa: F401 - pynamodb's sessions share one botocore loader
 from chalicelib.core.settings import get_settings
-
-_shared_loader = botocore.session.get_session().get_component("data_loader")
-
-
-def _session_with_shared_loader() -> botocore.session.Session:
-    """A botocore session whose service-model loader is shared process-wide.
-
-    pynamodb opens one botocore session per model and thread; each new session re-reads and
-    re-parses botocore's JSON service files (~0.2 s per model, i.e. ~1 s of Lambda cold start for
-    five tables). Sharing the loader parses them once. Credentials and config stay per session.
-    """
-    session = botocore.session.get_session()
-    session.register_component("data_loader", _shared_loader)
-    return session
-
-
-pynamodb_connection.get_session = _session_with_shared_loader
 
 
 def table_meta(table_name: str, **extra):
