@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
