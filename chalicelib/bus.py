@@ -7,6 +7,10 @@
   the winner's choice and uses it. Between the lease and the margin the answer is 503 (failing over).
 - Commands go to the owner's FIFO queue (message group = token, so one session's commands run in
   order; deduplication id = command id).
+- Host rows are cached per process for `Settings.host_cache_ttl` (HOST_CACHE_SECONDS, default 2 s,
+  capped at lease - heartbeat): liveness is judged from the cached heartbeat and the current clock, so
+  a live host is never taken for dead, and a dead host is seen dead at most when the uncached read
+  would (its last heartbeat + the lease). A status read is then one GetItem (the session's).
 - The reply is an item in the replies table keyed by the command id. The Lambda polls it with
   consistent reads, backing off from 10 ms by 1.25x up to 500 ms, until the command's deadline; then it answers
   WaGo's error envelope with 504 `timed out waiting for the session host`.
@@ -53,16 +57,30 @@ class Bus:
         self.sqs = sqs or aws.client("sqs")
         self.clock = clock
         self.sleep = sleep
+        self._hosts: dict[str, tuple[float, HostModel | None]] = {}  # host_id -> (read at, row or None)
 
     # -- hosts -----------------------------------------------------------------------------------
 
-    def host(self, host_id: str | None) -> HostModel | None:
+    def host(self, host_id: str | None, fresh: bool = False) -> HostModel | None:
+        """The host's row, read at most `host_cache_ttl` ago (now, with `fresh`); None if it has none."""
         if not host_id:
             return None
+        now = self.clock()
+        cached = None if fresh else self._hosts.get(host_id)
+        if cached is not None and now - cached[0] < self.settings.host_cache_ttl:
+            return cached[1]
         try:
-            return HostModel.get(host_id, consistent_read=True)
+            row = HostModel.get(host_id, consistent_read=True)
         except HostModel.DoesNotExist:
-            return None
+            row = None
+        if len(self._hosts) > 1024:  # hosts come and go: forget the old ones
+            self._hosts.clear()
+        self._hosts[host_id] = (now, row)
+        return row
+
+    def forget_hosts(self) -> None:
+        """Drop the cached host rows (tests start a fresh AWS backend)."""
+        self._hosts.clear()
 
     def is_live(self, host: HostModel | None) -> bool:
         return host is not None and host.is_live(self.clock(), self.settings.host_lease_seconds)
@@ -75,6 +93,8 @@ class Bus:
         """The host holding this session, if its heartbeat is within the lease (draining included: it
         still drives its clients until it releases them)."""
         owner = self.host(session.owner_host)
+        if not self.is_live(owner) and owner is not None:
+            owner = self.host(session.owner_host, fresh=True)  # a late heartbeat: look again before "dead"
         return owner if self.is_live(owner) else None
 
     def candidates(self, exclude: Iterable[str] = ()) -> list[HostModel]:
@@ -253,3 +273,9 @@ def get_bus() -> Bus:
     if _bus is None:
         _bus = Bus()
     return _bus
+
+
+def forget_hosts() -> None:
+    """Drop the process's cached host rows (tests start a fresh AWS backend)."""
+    if _bus is not None:
+        _bus.forget_hosts()

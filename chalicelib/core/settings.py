@@ -101,6 +101,10 @@ class Settings(BaseModel):
     )
     host_report_file: str = Field("", description="Host only: a JSON file the host rewrites several times per "
                                   "heartbeat with its own clients, held epochs and lease state (operators, fault tests).")
+    host_cache_seconds: float = Field(
+        2.0, ge=0, description="API: a host's row (liveness, queue) is reused this long before it is read again; "
+        "capped at HOST_LEASE_SECONDS - HOST_HEARTBEAT_SECONDS, so a live host is never taken for dead.",
+    )
     host_workers: int = Field(16, gt=0, description="Commands a host runs at once (one session at a time each).")
     command_timeout_seconds: float = Field(
         20.0, gt=0, description="How long an API call waits for a session host's reply (API Gateway stops at 29 s)."
@@ -275,6 +279,12 @@ class Settings(BaseModel):
         if self.enforce_lambda_limits:
             return min(self.media_max_bytes, limits.DATA_URL_MAX_DECODED_BYTES)
         return self.media_max_bytes
+
+    @property
+    def host_cache_ttl(self) -> float:
+        """HOST_CACHE_SECONDS within its bound: a cached heartbeat is then at most one heartbeat interval
+        plus this old, which stays within the lease while the host keeps beating."""
+        return max(0.0, min(self.host_cache_seconds, self.host_lease_seconds - self.host_heartbeat_seconds))
 
     @property
     def is_local(self) -> bool:
