@@ -12,8 +12,11 @@
   a live host is never taken for dead, and a dead host is seen dead at most when the uncached read
   would (its last heartbeat + the lease). A status read is then one GetItem (the session's).
 - The reply is an item in the replies table keyed by the command id. The Lambda polls it with
-  consistent reads, backing off from 10 ms by 1.25x up to 500 ms, until the command's deadline; then it answers
-  WaGo's error envelope with 504 `timed out waiting for the session host`.
+  consistent reads from when the reply is due: per operation it keeps a moving average of how long
+  replies took (the host's `created_at` minus the send time) and sleeps 80% of that before the first
+  read, then polls every 10% of it (at least 10 ms), backing off by 1.25x up to 500 ms, until the
+  command's deadline; then it answers WaGo's error envelope with 504 `timed out waiting for the
+  session host`. With no history yet (a new process, an operation not seen) polls start at 10 ms.
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ FAILING_OVER = "the session's host stopped answering; it is failing over to anot
 PLACEMENT_ATTEMPTS = 4
 FIRST_POLL_DELAY = 0.01
 MAX_POLL_DELAY = 0.5
+#: Weight of the newest reply in the per-operation moving average of reply times.
+DUE_WEIGHT = 0.25
+#: The first read comes at this share of the expected reply time, later ones at POLL_STEP of it.
+DUE_SHARE, POLL_STEP = 0.8, 0.1
 _GONE_QUEUE_CODES = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
 
 
@@ -58,6 +65,7 @@ class Bus:
         self.clock = clock
         self.sleep = sleep
         self._hosts: dict[str, tuple[float, HostModel | None]] = {}  # host_id -> (read at, row or None)
+        self._reply_seconds: dict[str, float] = {}  # op -> moving average of its reply time
 
     # -- hosts -----------------------------------------------------------------------------------
 
@@ -178,27 +186,46 @@ class Bus:
                 raise HostGone(host.host_id) from None
             raise
 
-    def wait_reply(self, command: Command) -> Reply:
-        """Poll the replies table (consistent reads, backed off) until the reply or the deadline."""
+    def wait_reply(self, command: Command, sent_at: float | None = None) -> Reply:
+        """Read the replies table (consistent reads) from when the reply is due until it is there or
+        the deadline passes (504). `sent_at`: when the command was sent (this Bus's clock)."""
+        expected = self._reply_seconds.get(command.op)
         delay = FIRST_POLL_DELAY
+        if expected is not None and sent_at is not None:
+            delay = max(FIRST_POLL_DELAY, expected * POLL_STEP)
+            due = sent_at + expected * DUE_SHARE - self.clock()
+            if due > 0:
+                self.sleep(min(due, max(0.0, command.deadline - self.clock())))
         while True:
             try:
                 item = ReplyModel.get(command.command_id, consistent_read=True)
-                return Reply.model_validate_json(item.body)
             except ReplyModel.DoesNotExist:
                 pass
+            else:
+                if sent_at is not None and item.created_at:
+                    self._learn(command.op, float(item.created_at) - sent_at)
+                return Reply.model_validate_json(item.body)
             remaining = command.deadline - self.clock()
             if remaining <= 0:
                 raise DomainError(504, HOST_TIMEOUT)
             self.sleep(min(delay, remaining))
             delay = min(delay * 1.25, MAX_POLL_DELAY)
 
+    def _learn(self, op: str, seconds: float) -> None:
+        """Fold one reply time into the operation's moving average (implausible values are skipped:
+        the host's clock is another machine's)."""
+        if not 0 <= seconds <= MAX_POLL_DELAY * 4:
+            return
+        previous = self._reply_seconds.get(op)
+        self._reply_seconds[op] = seconds if previous is None else previous + DUE_WEIGHT * (seconds - previous)
+
     def call(self, host: HostModel, token: str, op: ops.Operation[Any, Any], args: ops.Args | None = None,
              timeout: float | None = None) -> Reply:
         timeout = self.settings.command_timeout_seconds if timeout is None else timeout
         command = Command(token=token, op=op.name, args=_wire_args(op, args), deadline=self.clock() + timeout)
+        sent_at = self.clock()
         self.send(host, command)
-        return self.wait_reply(command)
+        return self.wait_reply(command, sent_at)
 
     def dispatch(self, session: SessionModel, op: ops.Operation[Any, Any], args: ops.Args | None = None) -> str:
         """Send `op` to the session's host without waiting (async mode); its reply is not stored.

@@ -2,7 +2,8 @@
 
 Every botocore client (boto3's, pynamodb's, ours) sends through `botocore.endpoint.Endpoint.make_request`,
 before any stub or HTTP: moto in-process and a moto server are counted alike. Retries of one call
-are one call.
+are one call. An SQS ReceiveMessage that got nothing (an idle poll) is counted as
+`ReceiveMessage(empty)`, apart from the calls that carried work. A call that raised is not counted.
 """
 
 from __future__ import annotations
@@ -20,18 +21,32 @@ _original = botocore.endpoint.Endpoint.make_request
 
 
 def _counting(self, operation_model, request_dict):
+    result = _original(self, operation_model, request_dict)
     key = (operation_model.service_model.service_name, operation_model.name)
+    if key == ("sqs", "ReceiveMessage") and not (result[1] or {}).get("Messages"):
+        key = ("sqs", "ReceiveMessage(empty)")  # an idle poll: counted apart from the calls that carry work
     with _lock:
         for counter in _active:
             counter[key] += 1
-    return _original(self, operation_model, request_dict)
+            if counter.trace is not None:
+                counter.trace.append((threading.current_thread().name, *key))
+    return result
 
 
 class Calls(Counter):
-    """(service, operation) -> calls; helpers for the usual questions."""
+    """(service, operation) -> calls; helpers for the usual questions. With `trace`, also the calls in
+    order as (thread name, service, operation)."""
+
+    def __init__(self, trace: bool = False):
+        super().__init__()
+        self.trace: list[tuple[str, str, str]] | None = [] if trace else None
 
     def total(self) -> int:
-        return sum(self.values())
+        """Calls that carried work (idle polls that received nothing are left out: see `idle`)."""
+        return sum(n for (_, op), n in self.items() if op != "ReceiveMessage(empty)")
+
+    def idle(self) -> int:
+        return self[("sqs", "ReceiveMessage(empty)")]
 
     def writes(self) -> int:
         """Calls that change state (DynamoDB/SQS/S3 writes, deletes, sends)."""
@@ -44,9 +59,9 @@ class Calls(Counter):
 
 
 @contextlib.contextmanager
-def count_aws_calls() -> Iterator[Calls]:
+def count_aws_calls(trace: bool = False) -> Iterator[Calls]:
     """Count every AWS call made (by any thread) while the block runs."""
-    calls = Calls()
+    calls = Calls(trace)
     with _lock:
         if not _active:
             botocore.endpoint.Endpoint.make_request = _counting

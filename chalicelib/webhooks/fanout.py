@@ -44,7 +44,8 @@ from pydantic import ValidationError
 
 from chalicelib.core import aws
 from chalicelib.core.contract import WireEvent
-from chalicelib.core.models import SessionModel
+from chalicelib.core.models import DeliveryModel, SessionModel
+from chalicelib.core.models.base import batch_get
 from chalicelib.core.models.deliveries import delivery_sort_key
 from chalicelib.core.observability import logger, metrics
 from chalicelib.core.settings import Settings, get_settings
@@ -56,9 +57,6 @@ from chalicelib.webhooks.subscriptions import is_subscribed
 
 #: Deliveries in flight at once per invocation (the SQS batch size).
 CONCURRENCY = 10
-#: Rounds of BatchGetItem for keys DynamoDB left unprocessed (throttling) before giving up on them.
-PREFETCH_ROUNDS = 4
-
 _executor = ThreadPoolExecutor(max_workers=CONCURRENCY, thread_name_prefix="webhook")
 
 
@@ -117,34 +115,12 @@ class _Batch:
         events = [e for e in self.events.values() if e is not None]
         if not events:
             return
-        settings = self.settings
-        sessions_table, log_table = settings.sessions_table_name, settings.deliveries_table_name
         tokens = sorted({e.token for e in events})
         log_keys = sorted({(e.token, delivery_sort_key(e.ts, e.event_id)) for e in events})
-        request: dict[str, Any] = {
-            sessions_table: {"Keys": [{"token": {"S": t}} for t in tokens], "ConsistentRead": True},
-            log_table: {"Keys": [{"token": {"S": t}, "sk": {"S": sk}} for t, sk in log_keys],
-                        "ConsistentRead": True, "ProjectionExpression": "event_id, #s",
-                        "ExpressionAttributeNames": {"#s": "state"}},
-        }
-        found: dict[str, list[dict]] = {sessions_table: [], log_table: []}
-        for _ in range(PREFETCH_ROUNDS):  # BatchGetItem takes 100 keys: 10 records need at most 20
-            answer = aws.client("dynamodb").batch_get_item(RequestItems=request)
-            for table, items in answer.get("Responses", {}).items():
-                found[table].extend(items)
-            request = answer.get("UnprocessedKeys") or {}
-            if not request:
-                break
+        sessions, entries = batch_get((SessionModel, tokens), (DeliveryModel, log_keys))
         self.sessions.update({t: None for t in tokens})
-        for item in found[sessions_table]:
-            session = SessionModel.from_raw_data(item)
-            self.sessions[session.token] = session
-        for item in found[log_table]:
-            if item.get("state", {}).get("S") == log.DELIVERED:
-                self.delivered.add(item["event_id"]["S"])
-        if request:  # still unprocessed: those records read their session themselves, and are not known
-            for key in request.get(sessions_table, {}).get("Keys", []):  # as delivered
-                self.sessions.pop(key["token"]["S"], None)
+        self.sessions.update({s.token: s for s in sessions})
+        self.delivered.update(e.event_id for e in entries if e.state == log.DELIVERED)
 
     def session(self, token: str) -> SessionModel | None:
         with self.lock:
