@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from chalicelib.core import aws  # noqa: F401 - pynamodb's sessions share one botocore loader
+from chalicelib.core import aws  # also: pynamodb's sessions share one botocore loader
 from chalicelib.core.settings import get_settings
 
 
@@ -31,8 +31,6 @@ def batch_get(*groups: tuple[type, list]) -> list[list]:
     Keys DynamoDB leaves unprocessed are asked again, up to BATCH_GET_ROUNDS calls; then the call raises
     RuntimeError, so no caller mistakes an unread item for a missing one.
     """
-    from chalicelib.core import aws
-
     request: dict[str, dict] = {}
     for model, keys in groups:
         table = model.Meta.table_name
