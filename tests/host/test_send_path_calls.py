@@ -10,27 +10,15 @@ from collections import Counter
 import pytest
 
 from chalicelib.core import ops
-from local_gateway.aws_calls import count_aws_calls
+from local_gateway.aws_calls import by_role, count_aws_calls
 from tests.conftest import wait_for
-from tests.host.test_session_host import _bus, _session, host  # noqa: F401 - fixture
+from tests.host.test_session_host import _bus, _session, host
 
 __all__ = ["host"]
 
 
-def _by_role(trace: list[tuple[str, str, str]]) -> dict[str, Counter]:
-    """Calls per role, from the thread that made them (idle polls and the heartbeat left out)."""
-    roles: dict[str, Counter] = {}
-    for thread, service, op in trace:
-        if op == "ReceiveMessage(empty)" or thread == "heartbeat":
-            continue
-        role = ("api" if thread == "MainThread" else "host" if thread == "commands" or thread.startswith("command_")
-                else "delivery" if thread.startswith("sim-delivery") else "receipt")
-        roles.setdefault(role, Counter())[f"{service}.{op}"] += 1
-    return roles
-
-
 @pytest.mark.parametrize("with_id", [True, False])
-def test_a_text_send_makes_at_most_8_aws_calls_on_its_path(host, client, with_id):  # noqa: F811
+def test_a_text_send_makes_at_most_8_aws_calls_on_its_path(host, client, with_id):
     from chalicelib.core.models import SessionModel
 
     bus = _bus()
@@ -52,14 +40,14 @@ def test_a_text_send_makes_at_most_8_aws_calls_on_its_path(host, client, with_id
         response = client.post("/send/text", {**body, "Id": "counted"} if with_id else body, headers=headers)
         assert response.status_code == 200, response.json_body
         answered = len(calls.trace)
-        wait_for(lambda: _by_role(calls.trace).get("receipt", {}).get("sqs.SendMessage"), timeout=10,
+        wait_for(lambda: by_role(calls.trace).get("receipt", {}).get("sqs.SendMessage"), timeout=10,
                  what="the Delivered receipt")
         host.driver._deliveries.wait_idle(5)
-        wait_for(lambda: _by_role(calls.trace).get("host", {}).get("sqs.DeleteMessage"), timeout=10,
+        wait_for(lambda: by_role(calls.trace).get("host", {}).get("sqs.DeleteMessage"), timeout=10,
                  what="the command's acknowledgement")
 
-    roles = _by_role(calls.trace)
-    path = _by_role(calls.trace[:answered])
+    roles = by_role(calls.trace)
+    path = by_role(calls.trace[:answered])
     api, host_path = path["api"], path.get("host", Counter())
     reply_reads = api["dynamodb.GetItem"] - 1  # the first GetItem is the session (auth)
     assert reply_reads >= 1 and api["sqs.SendMessage"] == 1 and sum(api.values()) == 2 + reply_reads

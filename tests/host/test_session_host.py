@@ -180,7 +180,7 @@ def test_graceful_stop_releases_sessions_for_another_host(aws):
     queue_url = running.queue_url
     running.stop(grace_seconds=5)
     row = _row("t9")
-    assert (row.owner_host, row.connected, row.logged_in, row.auto_connect) == (None, False, False, True)
+    assert (row.owner_host, row.connected, row.logged_in, row.auto_connect) == ("released", False, False, True)
     assert row.jid.startswith("15550008888:")
     with pytest.raises(HostModel.DoesNotExist):
         HostModel.get("host-leaving", consistent_read=True)
