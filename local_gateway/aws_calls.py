@@ -73,3 +73,26 @@ def count_aws_calls(trace: bool = False) -> Iterator[Calls]:
             _active.remove(calls)
             if not _active:
                 botocore.endpoint.Endpoint.make_request = _original
+
+
+def by_role(trace: list[tuple[str, str, str]]) -> dict[str, Counter]:
+    """A trace's calls per role of the thread that made them, for an in-process API + session host:
+    `api` (the request's thread), `host` (the command loop and its lanes), `delivery` (the sim
+    network's background delivery), `receipt` (receipt timers), `other`. Idle polls and the heartbeat
+    are left out."""
+    roles: dict[str, Counter] = {}
+    for thread, service, op in trace:
+        if op == "ReceiveMessage(empty)" or thread == "heartbeat":
+            continue
+        if thread == "MainThread":
+            role = "api"
+        elif thread == "commands" or thread.startswith("command_"):
+            role = "host"
+        elif thread.startswith("sim-delivery"):
+            role = "delivery"
+        elif thread.startswith("Thread-"):  # threading.Timer: the sim's receipts
+            role = "receipt"
+        else:
+            role = "other"
+        roles.setdefault(role, Counter())[f"{service}.{op}"] += 1
+    return roles
