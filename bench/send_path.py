@@ -80,9 +80,12 @@ def floor_samples(endpoint: str, rounds: int) -> list[float]:
 
 def count_calls(sends: int) -> None:
     """AWS calls per /send/text with an Id, by role, median over `sends` (see the module doc)."""
+    import logging
     import threading
 
     from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
@@ -144,9 +147,12 @@ def count_calls(sends: int) -> None:
                 after.append(total - answered)
                 for role, counter in roles.items():
                     per_role.setdefault(role, []).append(dict(counter))
+        reads = [sample.get("dynamodb.GetItem", 0) - 1 for sample in per_role["api"]]  # but the auth read
         print(f"AWS calls per /send/text with an Id (median of {sends}; counted in process, sim driver):")
         print(f"  on the request's path (API + host until the answer): {statistics.median(on_path):.0f} "
-              f"(min {min(on_path)}, max {max(on_path)}; target <= 8)")
+              f"(min {min(on_path)}, max {max(on_path)}; target <= 8), of which reply reads "
+              f"{statistics.median(reads):.0f} (min {min(reads)}): {statistics.median(on_path) - statistics.median(reads) + 1:.0f} "
+              f"with one reply read")
         print(f"  after the answer (acknowledgement, delivery, receipt): {statistics.median(after):.0f}")
         for role, samples in sorted(per_role.items()):
             ops_seen = sorted({op for sample in samples for op in sample})

@@ -11,16 +11,18 @@
   capped at lease - heartbeat): liveness is judged from the cached heartbeat and the current clock, so
   a live host is never taken for dead, and a dead host is seen dead at most when the uncached read
   would (its last heartbeat + the lease). A status read is then one GetItem (the session's).
-- The reply is an item in the replies table keyed by the command id. The Lambda polls it with
-  consistent reads from when the reply is due: per operation it keeps a moving average of how long
-  replies took (the host's `created_at` minus the send time) and sleeps 80% of that before the first
-  read, then polls every 10% of it (at least 10 ms), backing off by 1.25x up to 500 ms, until the
-  command's deadline; then it answers WaGo's error envelope with 504 `timed out waiting for the
-  session host`. With no history yet (a new process, an operation not seen) polls start at 10 ms.
+- The reply is an item in the replies table keyed by the command id. The Lambda reads it with
+  consistent reads from when the reply is due: per operation it keeps the last REPLY_WINDOW reply
+  times (the host's `created_at` minus the send time), sleeps until their 10th percentile before the
+  first read, then reads every quarter of their 10th-90th percentile spread (at least 10 ms), backing
+  off by 1.25x up to 500 ms, until the command's deadline; then it answers WaGo's error envelope with
+  504 `timed out waiting for the session host`. With no history yet (a new process, an operation not
+  seen) reads start at 10 ms.
 """
 
 from __future__ import annotations
 
+import collections
 import random
 import time
 from typing import Any, Callable, Iterable
@@ -40,10 +42,8 @@ FAILING_OVER = "the session's host stopped answering; it is failing over to anot
 PLACEMENT_ATTEMPTS = 4
 FIRST_POLL_DELAY = 0.01
 MAX_POLL_DELAY = 0.5
-#: Weight of the newest reply in the per-operation moving average of reply times.
-DUE_WEIGHT = 0.25
-#: The first read comes at this share of the expected reply time, later ones at POLL_STEP of it.
-DUE_SHARE, POLL_STEP = 0.8, 0.1
+#: Reply times remembered per operation (they say when the next reply is due).
+REPLY_WINDOW = 20
 _GONE_QUEUE_CODES = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
 
 
@@ -65,7 +65,7 @@ class Bus:
         self.clock = clock
         self.sleep = sleep
         self._hosts: dict[str, tuple[float, HostModel | None]] = {}  # host_id -> (read at, row or None)
-        self._reply_seconds: dict[str, float] = {}  # op -> moving average of its reply time
+        self._reply_seconds: dict[str, collections.deque[float]] = {}  # op -> its last reply times
 
     # -- hosts -----------------------------------------------------------------------------------
 
@@ -189,11 +189,12 @@ class Bus:
     def wait_reply(self, command: Command, sent_at: float | None = None) -> Reply:
         """Read the replies table (consistent reads) from when the reply is due until it is there or
         the deadline passes (504). `sent_at`: when the command was sent (this Bus's clock)."""
-        expected = self._reply_seconds.get(command.op)
+        history = sorted(self._reply_seconds.get(command.op) or ())
         delay = FIRST_POLL_DELAY
-        if expected is not None and sent_at is not None:
-            delay = max(FIRST_POLL_DELAY, expected * POLL_STEP)
-            due = sent_at + expected * DUE_SHARE - self.clock()
+        if history and sent_at is not None:
+            early, late = history[len(history) // 10], history[(len(history) * 9) // 10]
+            delay = max(FIRST_POLL_DELAY, (late - early) / 4)
+            due = sent_at + early - self.clock()
             if due > 0:
                 self.sleep(min(due, max(0.0, command.deadline - self.clock())))
         while True:
@@ -212,12 +213,11 @@ class Bus:
             delay = min(delay * 1.25, MAX_POLL_DELAY)
 
     def _learn(self, op: str, seconds: float) -> None:
-        """Fold one reply time into the operation's moving average (implausible values are skipped:
-        the host's clock is another machine's)."""
+        """Remember one reply time of `op` (implausible values are skipped: the host's clock is another
+        machine's, and a reply that waited for a person, such as a QR scan, says nothing about the next)."""
         if not 0 <= seconds <= MAX_POLL_DELAY * 4:
             return
-        previous = self._reply_seconds.get(op)
-        self._reply_seconds[op] = seconds if previous is None else previous + DUE_WEIGHT * (seconds - previous)
+        self._reply_seconds.setdefault(op, collections.deque(maxlen=REPLY_WINDOW)).append(seconds)
 
     def call(self, host: HostModel, token: str, op: ops.Operation[Any, Any], args: ops.Args | None = None,
              timeout: float | None = None) -> Reply:
