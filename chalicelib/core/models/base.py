@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+from typing import Any
+
+from pynamodb.models import Model
+
 from chalicelib.core import aws  # also: pynamodb's sessions share one botocore loader
 from chalicelib.core.settings import get_settings
 
@@ -24,14 +28,14 @@ def condition_failed(exc: Exception) -> bool:
 BATCH_GET_ROUNDS = 4
 
 
-def batch_get(*groups: tuple[type, list]) -> list[list]:
+def batch_get(*groups: tuple[type[Model], list[Any]]) -> list[list[Any]]:
     """Items of several tables in ONE BatchGetItem (consistent reads), where pynamodb's batch_get reads
     one model at a time. Each group is (model class, keys): a hash key value, or a (hash, range) tuple.
     Returns, per group, the items found (missing ones are left out; ≤ 100 keys in all, DynamoDB's limit).
     Keys DynamoDB leaves unprocessed are asked again, up to BATCH_GET_ROUNDS calls; then the call raises
     RuntimeError, so no caller mistakes an unread item for a missing one.
     """
-    request: dict[str, dict] = {}
+    request: dict[str, dict[str, Any]] = {}
     for model, keys in groups:
         table = model.Meta.table_name
         hash_attr, range_attr = model._hash_key_attribute(), model._range_key_attribute()
@@ -44,7 +48,7 @@ def batch_get(*groups: tuple[type, list]) -> list[list]:
             if item not in entry["Keys"]:
                 entry["Keys"].append(item)
     request = {table: entry for table, entry in request.items() if entry["Keys"]}
-    raw: dict[str, list[dict]] = {}
+    raw: dict[str, list[dict[str, Any]]] = {}
     client = aws.client("dynamodb")
     for _ in range(BATCH_GET_ROUNDS):
         if not request:
@@ -67,7 +71,7 @@ def batch_get(*groups: tuple[type, list]) -> list[list]:
     return out
 
 
-def _raw_key(model: type, item: dict) -> tuple:
+def _raw_key(model: type[Model], item: dict[str, Any]) -> tuple[Any, Any]:
     hash_attr, range_attr = model._hash_key_attribute(), model._range_key_attribute()
     raw_hash = item.get(model._hash_keyname, {}).get(hash_attr.attr_type)
     hash_value = hash_attr.deserialize(raw_hash) if raw_hash is not None else None
