@@ -28,23 +28,31 @@ def condition_failed(exc: Exception) -> bool:
 BATCH_GET_ROUNDS = 4
 
 
+def _key_schema(model: type[Model]) -> tuple[str, Any, str | None, Any]:
+    """(hash key name, its attribute, range key name or None, its attribute or None) of a model."""
+    hash_attr = getattr(model, "_hash_key_attribute")()  # pynamodb's accessors are untyped
+    range_attr = getattr(model, "_range_key_attribute")()
+    return str(model._hash_keyname), hash_attr, model._range_keyname, range_attr
+
+
 def batch_get(*groups: tuple[type[Model], list[Any]]) -> list[list[Any]]:
     """Items of several tables in ONE BatchGetItem (consistent reads), where pynamodb's batch_get reads
     one model at a time. Each group is (model class, keys): a hash key value, or a (hash, range) tuple.
-    Returns, per group, the items found (missing ones are left out; ≤ 100 keys in all, DynamoDB's limit).
+    Returns, per group, the items found (missing ones are left out; <= 100 keys in all, DynamoDB's limit).
     Keys DynamoDB leaves unprocessed are asked again, up to BATCH_GET_ROUNDS calls; then the call raises
     RuntimeError, so no caller mistakes an unread item for a missing one.
     """
     request: dict[str, dict[str, Any]] = {}
+    wanted: list[set[tuple[Any, Any]]] = []
     for model, keys in groups:
-        table = model.Meta.table_name
-        hash_attr, range_attr = model._hash_key_attribute(), model._range_key_attribute()
-        entry = request.setdefault(table, {"Keys": [], "ConsistentRead": True})
-        for key in keys:
-            hash_value, range_value = key if range_attr is not None else (key, None)
-            item = {model._hash_keyname: {hash_attr.attr_type: hash_attr.serialize(hash_value)}}
-            if range_attr is not None:
-                item[model._range_keyname] = {range_attr.attr_type: range_attr.serialize(range_value)}
+        hash_name, hash_attr, range_name, range_attr = _key_schema(model)
+        entry = request.setdefault(model.Meta.table_name, {"Keys": [], "ConsistentRead": True})
+        pairs = {tuple(key) if range_attr is not None else (key, None) for key in keys}
+        wanted.append(pairs)
+        for hash_value, range_value in sorted(pairs, key=repr):
+            item = {hash_name: {hash_attr.attr_type: hash_attr.serialize(hash_value)}}
+            if range_name is not None:
+                item[range_name] = {range_attr.attr_type: range_attr.serialize(range_value)}
             if item not in entry["Keys"]:
                 entry["Keys"].append(item)
     request = {table: entry for table, entry in request.items() if entry["Keys"]}
@@ -59,23 +67,15 @@ def batch_get(*groups: tuple[type[Model], list[Any]]) -> list[list[Any]]:
         request = answer.get("UnprocessedKeys") or {}
     if request:
         raise RuntimeError("BatchGetItem left keys unprocessed (throttled)")
-    out = []
-    for model, keys in groups:
-        wanted = {tuple(key) if model._range_key_attribute() is not None else (key, None) for key in keys}
-        found = []
-        for item in raw.get(model.Meta.table_name, []):
-            instance_key = _raw_key(model, item)
-            if instance_key in wanted:
-                found.append(model.from_raw_data(item))
-        out.append(found)
-    return out
+    return [[model.from_raw_data(item) for item in raw.get(model.Meta.table_name, []) if _raw_key(model, item) in pairs]
+            for (model, _), pairs in zip(groups, wanted)]
 
 
 def _raw_key(model: type[Model], item: dict[str, Any]) -> tuple[Any, Any]:
-    hash_attr, range_attr = model._hash_key_attribute(), model._range_key_attribute()
-    raw_hash = item.get(model._hash_keyname, {}).get(hash_attr.attr_type)
+    hash_name, hash_attr, range_name, range_attr = _key_schema(model)
+    raw_hash = item.get(hash_name, {}).get(hash_attr.attr_type)
     hash_value = hash_attr.deserialize(raw_hash) if raw_hash is not None else None
-    if range_attr is None:
+    if range_name is None:
         return (hash_value, None)
-    raw_range = item.get(model._range_keyname, {}).get(range_attr.attr_type)
+    raw_range = item.get(range_name, {}).get(range_attr.attr_type)
     return (hash_value, range_attr.deserialize(raw_range) if raw_range is not None else None)

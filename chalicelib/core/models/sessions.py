@@ -27,11 +27,12 @@ def _now() -> datetime:
 RELEASED = "released"
 
 
-class OwnerIndex(GlobalSecondaryIndex):
+class OwnerIndex(GlobalSecondaryIndex["SessionModel"]):  # type: ignore[no-untyped-call]
     """Sessions by owner_host (sparse: unowned sessions are not in it), with auto_connect and epoch projected.
 
-    Hosts find orphans through it: the sessions of each dead host, and those released to RELEASED,
-    so a heartbeat's cost depends on the number of hosts, not on the fleet's sessions."""
+    Hosts find orphans through it: the sessions of each dead host, those released to RELEASED, and
+    their own (to take back after a fence), so a heartbeat's cost depends on the number of hosts, not
+    on the sessions other hosts hold."""
 
     class Meta:
         index_name = "by-owner"
