@@ -30,8 +30,8 @@ BATCH_GET_ROUNDS = 4
 
 def _key_schema(model: type[Model]) -> tuple[str, Any, str | None, Any]:
     """(hash key name, its attribute, range key name or None, its attribute or None) of a model."""
-    hash_attr = getattr(model, "_hash_key_attribute")()  # pynamodb's accessors are untyped
-    range_attr = getattr(model, "_range_key_attribute")()
+    hash_attr = getattr(model, "_hash_key_attribute")()  # noqa: B009 - pynamodb types it untyped
+    range_attr = getattr(model, "_range_key_attribute")()  # noqa: B009 - (mypy: a call of an untyped def)
     return str(model._hash_keyname), hash_attr, model._range_keyname, range_attr
 
 
