@@ -53,7 +53,8 @@ def test_a_text_send_makes_at_most_8_aws_calls_on_its_path(host, client, with_id
     assert reply_reads >= 1 and api["sqs.SendMessage"] == 1 and sum(api.values()) == 2 + reply_reads
     host_path.pop("sqs.DeleteMessage", None)  # the acknowledgement may land before or after the answer
     claim = 1 if with_id else 0
-    assert host_path == Counter({"sqs.ReceiveMessage": 1, "dynamodb.PutItem": 1 + claim,  # claim, reply
+    # claim and reply: each a transaction with a condition check on the session row (fencing, issue 13)
+    assert host_path == Counter({"sqs.ReceiveMessage": 1, "dynamodb.TransactWriteItems": 1 + claim,
                                  "dynamodb.BatchGetItem": 1, "dynamodb.UpdateItem": 1})  # accounts, record
     on_path = 2 + 1 + sum(host_path.values())  # auth + command + the reply read when due + the host's
     assert on_path <= 8
