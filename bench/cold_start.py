@@ -1,10 +1,13 @@
 """Lambda cold start: `import app` vs `import boto3`, both from the Lambda package's own contents.
 
-The package is what Chalice zips: the pinned requirements.txt installed with `pip install --target`
-(plus boto3, which the Lambda runtime provides), Chalice's runtime module (`chalice/app.py`,
-`chalice/__init__.py`), `app.py` and `chalicelib/`. The dev venv is not on the path: each sample is a
-fresh `python -S -E` process whose only import path is that directory and the standard library, so
-a package the zip lacks fails here as it would in Lambda.
+The package is the deployment zip the CDK stack deploys (`infra/wago_infra/package.py`
+`build_lambda_zip`: requirements.txt installed for the Lambda runtime's CPython 3.13, Chalice's
+runtime files, `app.py`, `chalicelib/`), unpacked, followed on the path by what Lambda's runtime adds
+(boto3 and botocore, `runtime_libraries`), run by a CPython 3.13 (`find_interpreter`). Without a 3.13
+on this machine the bench falls back to the same contents built for the running Python (`pip install
+--target` of requirements.txt + boto3, Chalice's runtime files, app.py, chalicelib/) and says so.
+The dev venv is never on the path: each sample is a fresh `python -S -E` process whose import path is
+those directories and the standard library, so a package the zip lacks fails here as in Lambda.
 
 Per round, interleaved (so machine noise hits both alike):
   baseline   `import boto3` (what every Python Lambda pays anyway)
@@ -34,7 +37,7 @@ DEFAULT_CACHE = Path(tempfile.gettempdir()) / "wago-lambda-package"
 
 _TIMED = """
 import sys, time
-sys.path.insert(0, {path!r})
+sys.path[:0] = {path!r}
 started = time.perf_counter()
 import {module}
 print(time.perf_counter() - started)
@@ -43,7 +46,7 @@ print(time.perf_counter() - started)
 # Count AWS requests made while importing app: every botocore request goes through Endpoint.make_request.
 _COUNT_CALLS = """
 import sys
-sys.path.insert(0, {path!r})
+sys.path[:0] = {path!r}
 import botocore.endpoint
 calls = []
 original = botocore.endpoint.Endpoint.make_request
@@ -54,6 +57,25 @@ botocore.endpoint.Endpoint.make_request = counting
 import app
 print(len(calls), ",".join(calls))
 """
+
+
+def lambda_package(cache: Path) -> tuple[str, list[str], str]:
+    """(interpreter, import path, what it is): the deployed zip on CPython 3.13 when this machine has
+    one, else the same contents for the running interpreter."""
+    sys.path.insert(0, str(PROJECT_DIR / "infra"))
+    from wago_infra import package
+
+    interpreter = package.find_interpreter()
+    if interpreter is None:
+        built = build_package(cache)
+        return sys.executable, [str(built)], f"{built} (fallback: no CPython {package.TARGET_PYTHON} here)"
+    zip_path = package.build_lambda_zip()
+    unpacked = cache / f"zip-{zip_path.stat().st_mtime_ns}"
+    if not unpacked.exists():
+        package.unpack(zip_path, unpacked)
+        subprocess.run([interpreter, "-m", "compileall", "-q", str(unpacked)], check=True)
+    runtime = package.runtime_libraries()
+    return interpreter, [str(unpacked), str(runtime)], f"{zip_path.name} unpacked, CPython {package.TARGET_PYTHON}"
 
 
 def build_package(cache: Path) -> Path:
@@ -97,22 +119,22 @@ def _env() -> dict[str, str]:
     return env
 
 
-def timed_import(package: Path, module: str) -> float:
-    out = subprocess.run([sys.executable, "-S", "-E", "-c", _TIMED.format(path=str(package), module=module)],
-                         env=_env(), cwd=package, capture_output=True, text=True, check=True)
+def timed_import(python: str, path: list[str], module: str) -> float:
+    out = subprocess.run([python, "-S", "-E", "-c", _TIMED.format(path=path, module=module)],
+                         env=_env(), cwd=path[0], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1]) * 1000
 
 
-def import_calls(package: Path) -> str:
-    out = subprocess.run([sys.executable, "-S", "-E", "-c", _COUNT_CALLS.format(path=str(package))],
-                         env=_env(), cwd=package, capture_output=True, text=True, check=True)
+def import_calls(python: str, path: list[str]) -> str:
+    out = subprocess.run([python, "-S", "-E", "-c", _COUNT_CALLS.format(path=path)],
+                         env=_env(), cwd=path[0], capture_output=True, text=True, check=True)
     return out.stdout.strip().splitlines()[-1]
 
 
-def slowest_imports(package: Path, top: int) -> list[tuple[int, str]]:
-    out = subprocess.run([sys.executable, "-S", "-E", "-X", "importtime", "-c",
-                          f"import sys; sys.path.insert(0, {str(package)!r}); import app"],
-                         env=_env(), cwd=package, capture_output=True, text=True, check=True)
+def slowest_imports(python: str, path: list[str], top: int) -> list[tuple[int, str]]:
+    out = subprocess.run([python, "-S", "-E", "-X", "importtime", "-c",
+                          f"import sys; sys.path[:0] = {path!r}; import app"],
+                         env=_env(), cwd=path[0], capture_output=True, text=True, check=True)
     rows = []
     for line in out.stderr.splitlines():
         if not line.startswith("import time:") or "cumulative" in line:
@@ -131,23 +153,23 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=12, help="slowest imports of app to list")
     args = parser.parse_args()
 
-    package = build_package(args.cache)
-    timed_import(package, "app")  # warm the page cache for both
-    timed_import(package, "boto3")
+    python, path, what = lambda_package(args.cache)
+    timed_import(python, path, "app")  # warm the page cache for both
+    timed_import(python, path, "boto3")
     baseline, app = [], []
     for _ in range(args.rounds):
-        baseline.append(timed_import(package, "boto3"))
-        app.append(timed_import(package, "app"))
+        baseline.append(timed_import(python, path, "boto3"))
+        app.append(timed_import(python, path, "app"))
     b, a = statistics.median(baseline), statistics.median(app)
-    calls = import_calls(package)
+    calls = import_calls(python, path)
 
-    print(f"Lambda cold start (imports only), package dir {package}, {args.rounds} fresh processes each")
+    print(f"Lambda cold start (imports only), {what}, {args.rounds} fresh processes each")
     print(f"baseline  import boto3 {b:8.1f} ms (median; min {min(baseline):.1f})")
     print(f"app       import app   {a:8.1f} ms (median; min {min(app):.1f})")
     print(f"ratio     {a / b:8.2f}x (target <= 1.5x)")
     print(f"AWS calls at import: {calls.split(' ', 1)[0]}")
     print("slowest imports under app (cumulative ms, one sample):")
-    for cumulative, name in slowest_imports(package, args.top):
+    for cumulative, name in slowest_imports(python, path, args.top):
         print(f"  {cumulative / 1000:7.1f}  {name}")
     return 0
 
