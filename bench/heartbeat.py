@@ -68,7 +68,7 @@ def main() -> int:
                 hosts_read = HostModel.scan(consistent_read=True)
                 list(hosts_read)
                 with count_aws_calls() as scan_calls:
-                    scan = SessionModel.scan(filter_condition=SessionModel.auto_connect == True,  # noqa: E712
+                    scan = SessionModel.scan(filter_condition=SessionModel.auto_connect == True,
                                              consistent_read=True)
                     started = time.perf_counter()
                     list(scan)
