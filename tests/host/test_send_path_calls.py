@@ -52,11 +52,14 @@ def test_a_text_send_makes_at_most_8_aws_calls_on_its_path(host, client, with_id
     reply_reads = api["dynamodb.GetItem"] - 1  # the first GetItem is the session (auth)
     assert reply_reads >= 1 and api["sqs.SendMessage"] == 1 and sum(api.values()) == 2 + reply_reads
     host_path.pop("sqs.DeleteMessage", None)  # the acknowledgement may land before or after the answer
+    # The receive that carries the command: an idle host's long poll may have begun before counting did
+    # (an in-flight call is not counted), so it is counted as one either way.
+    assert host_path.pop("sqs.ReceiveMessage", 0) <= 1
     claim = 1 if with_id else 0
     # claim and reply: each a transaction with a condition check on the session row (fencing, issue 13)
-    assert host_path == Counter({"sqs.ReceiveMessage": 1, "dynamodb.TransactWriteItems": 1 + claim,
+    assert host_path == Counter({"dynamodb.TransactWriteItems": 1 + claim,
                                  "dynamodb.BatchGetItem": 1, "dynamodb.UpdateItem": 1})  # accounts, record
-    on_path = 2 + 1 + sum(host_path.values())  # auth + command + the reply read when due + the host's
+    on_path = 2 + 1 + 1 + sum(host_path.values())  # auth + command + the reply read when due + receive + the host's
     assert on_path <= 8
     assert roles["host"]["sqs.DeleteMessage"] == 1
     # After the answer: the recipient's delivery, then the sender's Delivered receipt.
