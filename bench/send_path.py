@@ -6,6 +6,11 @@ against /send/text in the same run.
 
 Runs `python -m local_gateway` (moto server, API, one sim session host, poller) on free 127.0.0.1 ports.
 Prints medians and p95 in milliseconds and the ratio of the send's p50 to the floor's.
+
+Then counts the AWS calls of one send (deterministic, not timed): the same code in this process (the
+Chalice app, a sim session host's threads) on an in-process moto server, every botocore call counted
+by the thread that made it: the request's path (API + host until the answer), then what follows it
+(the command's acknowledgement, the recipient's delivery, the Delivered receipt).
 """
 
 from __future__ import annotations
@@ -73,11 +78,106 @@ def floor_samples(endpoint: str, rounds: int) -> list[float]:
     return samples
 
 
+def count_calls(sends: int) -> None:
+    """AWS calls per /send/text with an Id, by role, median over `sends` (see the module doc)."""
+    import logging
+    import threading
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    saved = dict(os.environ)
+    os.environ.update(STAGE="local", AWS_ENDPOINT_URL=f"http://127.0.0.1:{moto.get_host_and_port()[1]}",
+                      AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
+                      POWERTOOLS_LOG_LEVEL="WARNING", LOG_LEVEL="WARNING", POWERTOOLS_METRICS_DISABLED="true")
+    sys.path.insert(0, str(PROJECT_DIR))
+    host = None
+    try:
+        from chalice.test import Client
+
+        from app import app
+        from chalicelib.bus import Bus
+        from chalicelib.core import ops, outbox
+        from chalicelib.core.models import SessionModel
+        from chalicelib.core.settings import get_settings
+        from chalicelib.sessions import create_session
+        from local_gateway import provision
+        from local_gateway.aws_calls import by_role, count_aws_calls
+        from session_host.host import SessionHost
+
+        provision.ensure_all()
+        settings = get_settings().model_copy(update={"whatsapp_driver": "sim"})
+        host = SessionHost(settings, host_id="bench-count")
+        host.start()
+        bus = Bus(settings=settings)
+        for token, phone in (("count-a", "15558000001"), ("count-b", "15558000002")):
+            create_session(token, token, "Chrome")
+            bus.command(SessionModel.get(token), ops.CONNECT, ops.Connect(), place=True)
+            bus.command(SessionModel.get(token, consistent_read=True), ops.SIM_SCAN, ops.SimScan(phone=phone))
+        on_path, after, reads = [], [], []
+        per_role: dict[str, list[dict]] = {}
+        with Client(app) as client:
+            def settle(message_id: str) -> None:
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    record = outbox.status_of("count-a", message_id)
+                    timers = [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
+                    if record is not None and record.status == "delivered" and not timers \
+                            and host.loop.lanes.pending() == 0:
+                        return
+                    time.sleep(0.01)
+                raise SystemExit("bench: a counted send did not settle")
+
+            for n in range(sends + 3):
+                message_id = f"count-{n}"
+                with count_aws_calls(trace=True) as calls:
+                    headers = {"token": "count-a", "Content-Type": "application/json"}
+                    response = client.http.post("/send/text", headers=headers,
+                                                body=f'{{"Phone":"15558000002","Body":"bench","Id":"{message_id}"}}')
+                    assert response.status_code == 200, response.body
+                    answered = len(calls.trace)
+                    settle(message_id)
+                if n < 3:
+                    continue  # warm-up: clients, the host-row cache, the reply timing
+                roles = by_role(calls.trace)
+                path = by_role(calls.trace[:answered])  # what the API and the host did until the answer
+                api, host_path = path.get("api", {}), dict(path.get("host", {}))
+                host_path.pop("sqs.DeleteMessage", None)  # the acknowledgement follows the reply
+                reads.append(api.get("dynamodb.GetItem", 0) - 1)  # but the session's (auth)
+                on_path.append(sum(api.values()) + sum(host_path.values()))
+                background = sum(sum(c.values()) for role, c in roles.items() if role != "api")
+                after.append(background - sum(host_path.values()))  # the host's after the answer, delivery, receipt
+                for role, counter in roles.items():
+                    if role != "api":
+                        per_role.setdefault(role, []).append(dict(counter))
+                per_role.setdefault("api", []).append(dict(api))  # (the settle loop's own reads left out)
+        print(f"AWS calls per /send/text with an Id (median of {sends}; counted in process, sim driver):")
+        print(f"  on the request's path (API + host until the answer): {statistics.median(on_path):.0f} "
+              f"(min {min(on_path)}, max {max(on_path)}; target <= 8), of which reply reads "
+              f"{statistics.median(reads):.0f} (min {min(reads)}): "
+              f"{statistics.median(on_path) - statistics.median(reads) + 1:.0f} with one reply read")
+        print(f"  after the answer (acknowledgement, delivery, receipt): {statistics.median(after):.0f}")
+        for role, samples in sorted(per_role.items()):
+            ops_seen = sorted({op for sample in samples for op in sample})
+            detail = ", ".join(f"{op} {statistics.median([s.get(op, 0) for s in samples]):g}" for op in ops_seen)
+            print(f"  {role:<9} {detail}")
+    finally:
+        if host is not None:
+            host.stop(grace_seconds=5)
+        moto.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--sessions", type=int, default=8, help="sessions sending at once for the host figure")
     parser.add_argument("--per-session", type=int, default=25)
+    parser.add_argument("--count-sends", type=int, default=10, help="sends whose AWS calls are counted")
     args = parser.parse_args()
 
     import httpx
@@ -144,6 +244,7 @@ def main() -> int:
             gateway.wait(30)
         except subprocess.TimeoutExpired:
             gateway.kill()
+    count_calls(args.count_sends)
     return 0
 
 

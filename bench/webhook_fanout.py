@@ -1,12 +1,15 @@
 """Webhook fan-out throughput: events/s delivered by one worker vs a bare async POST loop.
 
-Same run, same receiver (an asyncio HTTP/1.1 server on 127.0.0.1 in its own process, answering 200):
-  worker     events put on the events queue (moto server on loopback, its own process), drained by
-             the local poller calling the fan-out handler Lambda runs: SQS receive, session read,
-             idempotency record, POST (form fields token + jsonData, signed), delivery log, delete;
+Same run, same receiver (an asyncio HTTP/1.1 server on 127.0.0.1 in its own process, answering 200,
+counting TCP connections), moto server on loopback in its own process:
+  handler    the fan-out handler alone, called with batches of 10 records as Lambda gives them
+             (received from the events queue beforehand, not timed): batch read of sessions and
+             delivery log, POST (form fields token + jsonData, signed), delivery log write;
+  worker     the same handler fed by the local poller (SQS receive and delete included), as `make run`;
   baseline   httpx.AsyncClient POSTing the same form bodies, with the same number in flight as the
-             worker's batch (10), nothing else.
-Prints the median events/s of each over several rounds and the ratio worker/baseline.
+             handler's batch (10), nothing else.
+Prints the median events/s of each over several rounds, the ratios to the baseline, the AWS calls
+per event of the handler (counted, by operation) and the receiver's new TCP connections per event.
 """
 
 from __future__ import annotations
@@ -31,10 +34,13 @@ CONCURRENCY = 10
 
 
 
-def receiver_main(port: int, counter, ready) -> None:
-    """Minimal keep-alive HTTP/1.1 server: reads each request's body, answers 200, counts POSTs."""
+def receiver_main(port: int, counter, connections, ready) -> None:
+    """Minimal keep-alive HTTP/1.1 server: reads each request's body, answers 200, counts POSTs and
+    connections."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with connections.get_lock():
+            connections.value += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -70,9 +76,11 @@ def main() -> int:
     args = parser.parse_args()
 
     counter = multiprocessing.Value("l", 0)
+    connections = multiprocessing.Value("l", 0)
     ready = multiprocessing.Event()
     receiver_port = free_port()
-    receiver = multiprocessing.Process(target=receiver_main, args=(receiver_port, counter, ready), daemon=True)
+    receiver = multiprocessing.Process(target=receiver_main, args=(receiver_port, counter, connections, ready),
+                                       daemon=True)
     receiver.start()
     ready.wait(10)
 
@@ -93,14 +101,24 @@ def main() -> int:
         from chalicelib.core.settings import get_settings
         from chalicelib.webhooks.delivery import form_fields
         from local_gateway import provision
-        from local_gateway.poller import QueuePoller
+        from local_gateway.aws_calls import count_aws_calls
+        from local_gateway.poller import LambdaContext, QueuePoller, to_lambda_event
 
         provision.ensure_all()
         url = f"http://127.0.0.1:{receiver_port}/hook"
         SessionModel("bench", id=1, name="bench", webhook=url, events=["All"],
                      webhook_secret="bench-secret-0123456789").save()
         settings = get_settings()
-        poller = QueuePoller(settings.events_queue_name, deliver_events, "deliver_events", wait_seconds=0)
+        in_handler = [0.0]
+
+        def timed_handler(event, context):
+            started = time.perf_counter()
+            try:
+                return deliver_events(event, context)
+            finally:
+                in_handler[0] += time.perf_counter() - started
+
+        poller = QueuePoller(settings.events_queue_name, timed_handler, "deliver_events", wait_seconds=0)
         sqs = poller.sqs
 
         def make_events(n: int) -> list[str]:
@@ -108,12 +126,16 @@ def main() -> int:
                                 "type": "Message", "event": {"Info": {"ID": f"M{i}"}, "Message": {"text": "hi"}},
                                 "extra": {}}) for i in range(n)]
 
-        def worker_round(n: int) -> float:
+        def enqueue(n: int) -> None:
             bodies = make_events(n)
             for start in range(0, n, 10):
                 sqs.send_message_batch(QueueUrl=poller.queue_url, Entries=[
                     {"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start:start + 10])])
+
+        def worker_round(n: int) -> float:
+            enqueue(n)
             target = counter.value + n
+            in_handler[0] = 0.0
             started = time.perf_counter()
             deadline = time.monotonic() + 600
             while counter.value < target and time.monotonic() < deadline:
@@ -121,6 +143,34 @@ def main() -> int:
             elapsed = time.perf_counter() - started
             if counter.value < target:
                 raise SystemExit(f"worker delivered {n - (target - counter.value)} of {n}")
+            outside.append(1 - in_handler[0] / elapsed)
+            return n / elapsed
+
+        def handler_round(n: int, calls_out: list | None = None) -> float:
+            enqueue(n)
+            batches, handles = [], []
+            deadline = time.monotonic() + 120
+            while sum(len(b["Records"]) for b in batches) < n and time.monotonic() < deadline:
+                messages = sqs.receive_message(QueueUrl=poller.queue_url, MaxNumberOfMessages=10,
+                                               VisibilityTimeout=600, AttributeNames=["All"]).get("Messages", [])
+                if messages:
+                    batches.append(to_lambda_event(messages, poller.queue_arn, settings.region))
+                    handles += [m["ReceiptHandle"] for m in messages]
+            target = counter.value + n
+            with count_aws_calls() as calls:
+                started = time.perf_counter()
+                for batch in batches:
+                    response = deliver_events(batch, LambdaContext("deliver_events"))
+                    if response["batchItemFailures"]:
+                        raise SystemExit(f"handler failed records: {response}")
+                elapsed = time.perf_counter() - started
+            if counter.value < target:
+                raise SystemExit(f"handler delivered {n - (target - counter.value)} of {n}")
+            for start in range(0, len(handles), 10):  # as Lambda does after a successful batch (not timed)
+                sqs.delete_message_batch(QueueUrl=poller.queue_url, Entries=[
+                    {"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles[start:start + 10])])
+            if calls_out is not None:
+                calls_out.append(calls)
             return n / elapsed
 
         def baseline_round(n: int) -> float:
@@ -141,24 +191,40 @@ def main() -> int:
 
             return n / asyncio.run(run())
 
-        worker_round(20)  # warm up both paths (connections, imports, tables)
+        outside: list[float] = []
+        worker_round(20)  # warm up every path (connections, imports, tables)
+        handler_round(20)
         baseline_round(20)
-        worker, baseline = [], []
-        for _ in range(args.rounds):  # interleaved, so machine noise hits both alike
-            worker.append(worker_round(args.events))
+        connections_before = connections.value
+        counted: list = []
+        handler_round(args.events, counted)
+        new_connections = connections.value - connections_before
+        worker, handler, baseline, outside = [], [], [], []
+        for _ in range(args.rounds):  # interleaved, so machine noise hits all alike
+            handler.append(handler_round(args.events))
             baseline.append(baseline_round(args.events))
+            worker.append(worker_round(args.events))
     finally:
         moto.terminate()
         moto.wait(timeout=10)
         receiver.terminate()
         receiver.join(timeout=10)
 
-    w, b = statistics.median(worker), statistics.median(baseline)
+    h, w, b = statistics.median(handler), statistics.median(worker), statistics.median(baseline)
+    [calls] = counted
     print(f"webhook fan-out, {args.events} events x {args.rounds} rounds, receiver and moto server on 127.0.0.1, "
           f"{CONCURRENCY} in flight")
-    print(f"worker    {w:9.1f} events/s (median; rounds: {', '.join(f'{x:.0f}' for x in worker)})")
+    print(f"handler   {h:9.1f} events/s (median; rounds: {', '.join(f'{x:.0f}' for x in handler)})")
+    print(f"worker    {w:9.1f} events/s (median; rounds: {', '.join(f'{x:.0f}' for x in worker)}; poller's SQS "
+          f"receive + delete included)")
     print(f"baseline  {b:9.1f} events/s (median; rounds: {', '.join(f'{x:.0f}' for x in baseline)})")
-    print(f"ratio     {w / b:9.3f} (worker / bare async POST loop)")
+    print(f"ratio     {h / b:9.3f} handler / bare async POST loop (target >= 0.5)")
+    print(f"ratio     {w / b:9.3f} worker / bare async POST loop; {statistics.median(outside):.0%} of the worker's "
+          f"time is the poller's SQS receive + delete on moto (moto scans the whole queue per receive)")
+    per_event = {f"{svc}.{op}": round(n / args.events, 3) for (svc, op), n in sorted(calls.items())}
+    print(f"AWS calls per event (handler): {calls.total() / args.events:.3f} "
+          f"(writes {calls.writes() / args.events:.3f}) {per_event}")
+    print(f"receiver TCP connections per event (handler, after warm-up): {new_connections / args.events:.3f}")
     return 0
 
 

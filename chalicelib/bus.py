@@ -7,13 +7,22 @@
   the winner's choice and uses it. Between the lease and the margin the answer is 503 (failing over).
 - Commands go to the owner's FIFO queue (message group = token, so one session's commands run in
   order; deduplication id = command id).
-- The reply is an item in the replies table keyed by the command id. The Lambda polls it with
-  consistent reads, backing off from 10 ms by 1.25x up to 500 ms, until the command's deadline; then it answers
-  WaGo's error envelope with 504 `timed out waiting for the session host`.
+- Host rows are cached per process for `Settings.host_cache_ttl` (HOST_CACHE_SECONDS, default 2 s,
+  capped at lease - heartbeat): liveness is judged from the cached heartbeat and the current clock, so
+  a live host is never taken for dead, and a dead host is seen dead at most when the uncached read
+  would (its last heartbeat + the lease). A status read is then one GetItem (the session's).
+- The reply is an item in the replies table keyed by the command id. The Lambda reads it with
+  consistent reads from when the reply is due: per operation it keeps the last REPLY_WINDOW reply
+  times (the host's `created_at` minus the send time), sleeps until their 10th percentile before the
+  first read, then reads every quarter of their 10th-90th percentile spread (at least 10 ms), backing
+  off by 1.25x up to 500 ms, until the command's deadline; then it answers WaGo's error envelope with
+  504 `timed out waiting for the session host`. With no history yet (a new process, an operation not
+  seen) reads start at 10 ms.
 """
 
 from __future__ import annotations
 
+import collections
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -34,6 +43,8 @@ FAILING_OVER = "the session's host stopped answering; it is failing over to anot
 PLACEMENT_ATTEMPTS = 4
 FIRST_POLL_DELAY = 0.01
 MAX_POLL_DELAY = 0.5
+#: Reply times remembered per operation (they say when the next reply is due).
+REPLY_WINDOW = 20
 _GONE_QUEUE_CODES = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
 
 
@@ -54,16 +65,31 @@ class Bus:
         self.sqs = sqs or aws.client("sqs")
         self.clock = clock
         self.sleep = sleep
+        self._hosts: dict[str, tuple[float, HostModel | None]] = {}  # host_id -> (read at, row or None)
+        self._reply_seconds: dict[str, collections.deque[float]] = {}  # op -> its last reply times
 
     # -- hosts -----------------------------------------------------------------------------------
 
-    def host(self, host_id: str | None) -> HostModel | None:
+    def host(self, host_id: str | None, fresh: bool = False) -> HostModel | None:
+        """The host's row, read at most `host_cache_ttl` ago (now, with `fresh`); None if it has none."""
         if not host_id:
             return None
+        now = self.clock()
+        cached = None if fresh else self._hosts.get(host_id)
+        if cached is not None and now - cached[0] < self.settings.host_cache_ttl:
+            return cached[1]
         try:
-            return HostModel.get(host_id, consistent_read=True)
+            row = HostModel.get(host_id, consistent_read=True)
         except HostModel.DoesNotExist:
-            return None
+            row = None
+        if len(self._hosts) > 1024:  # hosts come and go: forget the old ones
+            self._hosts.clear()
+        self._hosts[host_id] = (now, row)
+        return row
+
+    def forget_hosts(self) -> None:
+        """Drop the cached host rows (tests start a fresh AWS backend)."""
+        self._hosts.clear()
 
     def is_live(self, host: HostModel | None) -> bool:
         return host is not None and host.is_live(self.clock(), self.settings.host_lease_seconds)
@@ -76,6 +102,8 @@ class Bus:
         """The host holding this session, if its heartbeat is within the lease (draining included: it
         still drives its clients until it releases them)."""
         owner = self.host(session.owner_host)
+        if not self.is_live(owner) and owner is not None:
+            owner = self.host(session.owner_host, fresh=True)  # a late heartbeat: look again before "dead"
         return owner if self.is_live(owner) else None
 
     def candidates(self, exclude: Iterable[str] = ()) -> list[HostModel]:
@@ -159,27 +187,46 @@ class Bus:
                 raise HostGone(host.host_id) from None
             raise
 
-    def wait_reply(self, command: Command) -> Reply:
-        """Poll the replies table (consistent reads, backed off) until the reply or the deadline."""
+    def wait_reply(self, command: Command, sent_at: float | None = None) -> Reply:
+        """Read the replies table (consistent reads) from when the reply is due until it is there or
+        the deadline passes (504). `sent_at`: when the command was sent (this Bus's clock)."""
+        history = sorted(self._reply_seconds.get(command.op) or ())
         delay = FIRST_POLL_DELAY
+        if history and sent_at is not None:
+            early, late = history[len(history) // 10], history[(len(history) * 9) // 10]
+            delay = max(FIRST_POLL_DELAY, (late - early) / 4)
+            due = sent_at + early - self.clock()
+            if due > 0:
+                self.sleep(min(due, max(0.0, command.deadline - self.clock())))
         while True:
             try:
                 item = ReplyModel.get(command.command_id, consistent_read=True)
-                return Reply.model_validate_json(item.body)
             except ReplyModel.DoesNotExist:
                 pass
+            else:
+                if sent_at is not None and item.created_at:
+                    self._learn(command.op, float(item.created_at) - sent_at)
+                return Reply.model_validate_json(item.body)
             remaining = command.deadline - self.clock()
             if remaining <= 0:
                 raise DomainError(504, HOST_TIMEOUT)
             self.sleep(min(delay, remaining))
             delay = min(delay * 1.25, MAX_POLL_DELAY)
 
+    def _learn(self, op: str, seconds: float) -> None:
+        """Remember one reply time of `op` (implausible values are skipped: the host's clock is another
+        machine's, and a reply that waited for a person, such as a QR scan, says nothing about the next)."""
+        if not 0 <= seconds <= MAX_POLL_DELAY * 4:
+            return
+        self._reply_seconds.setdefault(op, collections.deque(maxlen=REPLY_WINDOW)).append(seconds)
+
     def call(self, host: HostModel, token: str, op: ops.Operation[Any, Any], args: ops.Args | None = None,
              timeout: float | None = None) -> Reply:
         timeout = self.settings.command_timeout_seconds if timeout is None else timeout
         command = Command(token=token, op=op.name, args=_wire_args(op, args), deadline=self.clock() + timeout)
+        sent_at = self.clock()
         self.send(host, command)
-        return self.wait_reply(command)
+        return self.wait_reply(command, sent_at)
 
     def dispatch(self, session: SessionModel, op: ops.Operation[Any, Any], args: ops.Args | None = None) -> str:
         """Send `op` to the session's host without waiting (async mode); its reply is not stored.
@@ -255,3 +302,9 @@ def get_bus() -> Bus:
     if _bus is None:
         _bus = Bus()
     return _bus
+
+
+def forget_hosts() -> None:
+    """Drop the process's cached host rows (tests start a fresh AWS backend)."""
+    if _bus is not None:
+        _bus.forget_hosts()

@@ -52,7 +52,8 @@ _TYPE_WORDS = {
 class WagoModel(BaseModel):
     """Base of every request and response body: WaGo's casing out, any casing in."""
 
-    model_config = ConfigDict(extra="ignore", strict=True, populate_by_name=True)
+    # defer_build: validators are built on first use, not at import (Lambda cold start).
+    model_config = ConfigDict(extra="ignore", strict=True, populate_by_name=True, defer_build=True)
 
     @model_validator(mode="before")
     @classmethod

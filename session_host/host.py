@@ -5,16 +5,18 @@ Lifecycle:
   URL, capacity, driver), start the command loop, the heartbeat loop and the lease watchdog.
 - heartbeat loop: one adoption pass at start (WaGo's connectstartup: sessions come back without
   waiting for a beat), then every `host_heartbeat_seconds`: renew the lease (heartbeat_at, load), which
-  moves the local monotonic deadline (session_host/fencing.py); then one pass over sessions that should be
-  connected (auto_connect): adopt those whose owner is missing or whose heartbeat is older than
-  `lease + margin` (epoch raised by a conditional write), and take back, under a raised epoch, those
-  still recorded as ours that this host no longer holds (after a fence); restore both through the
-  driver (a linked device needs no QR). Remove rows and queues of hosts dead for ten leases.
+  moves the local monotonic deadline (session_host/fencing.py); then look for sessions that should be
+  connected (auto_connect) through the sessions table's owner index, never a scan of every session:
+  adopt those of owner RELEASED or of a host whose heartbeat is older than `lease + margin` (epoch
+  raised by a conditional write), and take back, under a raised epoch, those still recorded as ours
+  that this host no longer holds (after a fence); restore both through the driver (a linked device
+  needs no QR). Remove rows and queues of hosts dead for ten leases once none of their sessions awaits
+  adoption.
 - watchdog, several times per heartbeat: once the local lease deadline has passed (pause, stall, a
   heartbeat that hangs), or after a renewal that opened a new lease term, stop every client held under
   the old term before anything else runs (fencing). It also rewrites `HOST_REPORT_FILE`, if set.
 - stop (SIGTERM): mark the row draining (no new placements), stop receiving, finish in-flight
-  commands, answer still-queued ones with 503, release every session (owner cleared, auto_connect
+  commands, answer still-queued ones with 503, release every session (owner RELEASED, auto_connect
   kept so another host restores it), delete the queue and the row.
 """
 
@@ -33,6 +35,7 @@ from chalicelib.core import aws
 from chalicelib.core.errors import DomainError
 from chalicelib.core.models import HostModel, SessionModel
 from chalicelib.core.models.base import condition_failed
+from chalicelib.core.models.sessions import RELEASED
 from chalicelib.core.observability import logger
 from session_host.commands import CommandLoop, ReplyStore
 from session_host.drivers import load_driver
@@ -218,8 +221,14 @@ class SessionHost:
     # -- failover ----------------------------------------------------------------------------------
 
     def adopt_orphans(self) -> list[str]:
-        """Take over sessions that should be connected but have no live owner (heartbeat older than the
-        lease plus the margin), and take back our own that we no longer hold; restore both."""
+        """Take over sessions that should be connected but have no live owner (owner RELEASED, or a host
+        whose heartbeat is older than the lease plus the margin), and take back our own that we no longer
+        hold; restore both.
+
+        Orphans are found from owners, not by scanning sessions: the hosts table (one row per host) says
+        which hosts are dead, and the sessions table's owner index lists the sessions of RELEASED, of each
+        dead host and of this one. Idle cost: the hosts scan and two index queries, whatever the number of
+        sessions other hosts hold."""
         if self.stopping.is_set() or self.loop is None:
             return []
         room = self.settings.host_capacity - self.sessions.lifecycle.load()
@@ -227,32 +236,31 @@ class SessionHost:
         lease = self.settings.host_lease_seconds
         patience = lease + self.settings.lease_margin_seconds
         hosts = {h.host_id: h for h in HostModel.scan(consistent_read=True)}
+        dead = sorted(h.host_id for h in hosts.values() if h.host_id != self.host_id and not h.is_live(now, patience))
         adopted: list[str] = []
-        if room > 0:
-            for session in SessionModel.scan(filter_condition=SessionModel.auto_connect == True,  # noqa: E712
-                                             consistent_read=True):
-                owner = session.owner_host
-                if owner == self.host_id:
-                    if self.holdings.held(session.token):
-                        continue
-                elif owner in hosts and hosts[owner].is_live(now, patience):
+        for owner in [RELEASED, *dead, self.host_id]:
+            if room <= 0:
+                break
+            for entry in SessionModel.by_owner.query(owner, filter_condition=SessionModel.auto_connect == True,  # noqa: E712 - a pynamodb condition, not a truth test
+                                                     limit=None if owner == self.host_id else room):
+                if owner == self.host_id and self.holdings.held(entry.token):
                     continue
                 if not self.lease.valid():
+                    room = 0
                     break
-                seen = int(session.epoch or 0)
-                condition = (SessionModel.auto_connect == True) & epoch_is(seen) & (  # noqa: E712
-                    SessionModel.owner_host.does_not_exist() if not owner else SessionModel.owner_host == owner
-                )
+                seen = int(entry.epoch or 0)
+                condition = (SessionModel.auto_connect == True) & epoch_is(seen) & (SessionModel.owner_host == owner)  # noqa: E712 - a pynamodb condition, not a truth test
+                session = SessionModel(entry.token)
                 try:
                     session.update(actions=[SessionModel.owner_host.set(self.host_id), SessionModel.epoch.add(1)],
                                    condition=condition)
                 except UpdateError:
                     continue  # someone else took it, or it was disconnected meanwhile
-                self.holdings.hold(session.token, int(session.epoch))
+                self.holdings.hold(entry.token, int(session.epoch))
                 logger.info("adopting session" if owner != self.host_id else "taking back session",
-                            extra={"token": session.token, "previous_owner": owner, "epoch": int(session.epoch)})
-                self.loop.lanes.submit(session.token, functools.partial(self.sessions.lifecycle.restore, session.token))
-                adopted.append(session.token)
+                            extra={"token": entry.token, "previous_owner": owner, "epoch": int(session.epoch)})
+                self.loop.lanes.submit(entry.token, functools.partial(self.sessions.lifecycle.restore, entry.token))
+                adopted.append(entry.token)
                 room -= 1
                 if room <= 0:
                     break
@@ -260,10 +268,15 @@ class SessionHost:
         return adopted
 
     def _reap_dead_hosts(self, hosts, now: float) -> None:
+        """Remove hosts dead for DEAD_HOST_LEASES leases, once none of their sessions awaits adoption
+        (their row is how those sessions are found)."""
         for host in hosts:
             if (host.host_id == self.host_id
                     or float(host.heartbeat_at or 0) >= now - DEAD_HOST_LEASES * self.settings.host_lease_seconds):
                 continue
+            if next(iter(SessionModel.by_owner.query(host.host_id, filter_condition=SessionModel.auto_connect == True,  # noqa: E712 - a pynamodb condition, not a truth test
+                                                      limit=1)), None) is not None:
+                continue  # sessions still wait for a host with room: keep the row that leads to them
             try:
                 host.delete(condition=HostModel.heartbeat_at == host.heartbeat_at)
             except Exception:

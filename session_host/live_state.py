@@ -16,6 +16,7 @@ from pynamodb.exceptions import UpdateError
 
 from chalicelib.core.models import SessionModel
 from chalicelib.core.models.base import condition_failed
+from chalicelib.core.models.sessions import RELEASED
 from session_host.drivers.base import ClientState
 from session_host.fencing import Fenced, Holdings
 from session_host.qr import qr_data_url
@@ -30,11 +31,14 @@ class LiveState:
         self.host_id = host_id
         self.holdings = holdings
 
-    def write(self, token: str, actions: list[Any], release: bool = False) -> None:
-        """Apply `actions` to the session row if this host owns it; `release` also clears the owner.
+    def write(self, token: str, actions: list[Any], release: bool = False, hand_over: bool = False) -> None:
+        """Apply `actions` to the session row if this host owns it; `release` also clears the owner,
+        `hand_over` sets it to RELEASED (another host finds it through the owner index and restores it).
         OwnershipLost when it does not."""
         actions = [*actions, SessionModel.updated_at.set(datetime.now(UTC))]
-        if release:
+        if hand_over:
+            actions.append(SessionModel.owner_host.set(RELEASED))
+        elif release:
             actions.append(SessionModel.owner_host.remove())
         try:
             condition = self.holdings.condition(token)
@@ -55,8 +59,9 @@ class LiveState:
 
     def stopped(self, token: str, logged_out: bool = False, reason: str | None = None,
                 keep_auto_connect: bool = False) -> None:
-        """The client is gone: not connected, no QR or pair code; the row is released for placement.
-        `logged_out` also forgets the device's JID and push name."""
+        """The client is gone: not connected, no QR or pair code; the row is released for placement
+        (`keep_auto_connect`: handed over to RELEASED, for another host to restore). `logged_out` also
+        forgets the device's JID and push name."""
         actions = [SessionModel.connected.set(False), SessionModel.logged_in.set(False),
                    SessionModel.qr_code.remove(), SessionModel.qr_expires_at.remove(),
                    SessionModel.pair_code.remove()]
@@ -66,7 +71,7 @@ class LiveState:
             actions.append(SessionModel.last_error.set(reason))
         if logged_out:
             actions += [SessionModel.jid.remove(), SessionModel.push_name.remove()]
-        self.write(token, actions, release=True)
+        self.write(token, actions, release=True, hand_over=keep_auto_connect)
 
 
 def state_actions(state: ClientState) -> list[Any]:

@@ -54,8 +54,10 @@ def aws():
     """A fresh in-process AWS (moto) with every table, queue and bucket provisioned."""
     with mock_aws():
         reset_pynamodb_connections()
+        from chalicelib.bus import forget_hosts
         from local_gateway import provision
 
+        forget_hosts()
         provision.ensure_all()
         yield
     reset_pynamodb_connections()

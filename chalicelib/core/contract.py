@@ -24,7 +24,7 @@ ALL_EVENTS = "All"
 class WireEvent(BaseModel):
     """One WhatsApp event as published by a session host."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     v: Literal[1] = CONTRACT_VERSION
     event_id: str = Field(min_length=1, description="Unique id; receivers may de-duplicate on it.")
@@ -58,7 +58,7 @@ COMMAND_EXPIRED = "command expired before the session host ran it"
 class Command(BaseModel):
     """One request to the session host that owns `token`; ordered per token, answered by a Reply."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     v: Literal[1] = CONTRACT_VERSION
     command_id: str = Field(default_factory=lambda: uuid.uuid4().hex, min_length=1, max_length=128)
@@ -78,7 +78,7 @@ class Command(BaseModel):
 class Reply(BaseModel):
     """A host's answer to one Command: WaGo's `data` on success, WaGo's error text and status otherwise."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     v: Literal[1] = CONTRACT_VERSION
     command_id: str = Field(min_length=1)

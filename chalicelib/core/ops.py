@@ -26,13 +26,13 @@ class Args(BaseModel):
     """Base of every argument model: unknown keys are refused (a host and an API of different releases
     disagree loudly, not silently)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # built on first use (cold start)
 
 
 class Result(BaseModel):
     """Base of every reply model: WaGo's keys as aliases; extra keys are kept (additive fields)."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
 
 
 class Json(RootModel[dict[str, Any]]):

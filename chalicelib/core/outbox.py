@@ -23,10 +23,12 @@ from typing import Any
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
+from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.core.errors import DomainError
 from chalicelib.core.models import MessageModel, SessionModel
+from chalicelib.core.models.base import condition_failed
 from chalicelib.core.models.messages import STATUS_ORDER
 from chalicelib.core.settings import get_settings
 
@@ -194,19 +196,20 @@ def _take_over(existing: MessageModel, now: float, epoch: int | None, host_id: s
 
 
 def _record_sent(token: str, key: str, kind: str, to: str, whatsapp_id: str, sent_at: str) -> None:
-    """Upsert the record, then move it to `sent` unless a receipt already moved it further (the sim
-    network, for one, delivers before the send call returns)."""
+    """One write: the record's send fields and status `sent`, unless a receipt already moved it further
+    (the sim network, for one, can deliver before the send call returns); then, and only then, a second
+    write stores the send fields without touching the status."""
+    fields: list[Action] = [MessageModel.kind.set(kind), MessageModel.to.set(to), MessageModel.sent_at.set(sent_at),
+              MessageModel.whatsapp_id.set(whatsapp_id), MessageModel.updated_at.set(time.time()),
+              MessageModel.expires_at.set(_expiry())]
     record = MessageModel(token, key)
-    record.update(actions=[MessageModel.kind.set(kind), MessageModel.to.set(to), MessageModel.sent_at.set(sent_at),
-                           MessageModel.whatsapp_id.set(whatsapp_id), MessageModel.updated_at.set(time.time()),
-                           MessageModel.expires_at.set(_expiry()),
-                           MessageModel.rank.set(MessageModel.rank | STATUS_ORDER["sending"]),
-                           MessageModel.status.set(MessageModel.status | "sending")])
     try:
-        record.update(actions=[MessageModel.status.set("sent"), MessageModel.rank.set(STATUS_ORDER["sent"])],
-                      condition=MessageModel.rank < STATUS_ORDER["sent"])
-    except UpdateError:
-        pass
+        record.update(actions=[*fields, MessageModel.status.set("sent"), MessageModel.rank.set(STATUS_ORDER["sent"])],
+                      condition=MessageModel.rank.does_not_exist() | (MessageModel.rank < STATUS_ORDER["sent"]))
+    except UpdateError as exc:
+        if not condition_failed(exc):
+            raise
+        record.update(actions=fields)
 
 
 def record_receipt(token: str, state: str, message_ids: list[str]) -> None:

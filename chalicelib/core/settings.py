@@ -1,7 +1,10 @@
 """Runtime settings, read once from the environment.
 
 Every process (API Lambda, fan-out Lambda, session host, local launcher) reads the same variables,
-so a name such as the sessions table is derived in exactly one place.
+so a name such as the sessions table is derived in exactly one place. A field `foo_bar` is read from
+the environment variable `FOO_BAR` (any letter case); keyword arguments win over the environment.
+Every field is a scalar, so pydantic's own lax conversion of the string suffices (pydantic-settings
+cost the Lambda ~50 ms of cold start for argparse, gettext and dotenv we never used).
 """
 
 from __future__ import annotations
@@ -9,9 +12,9 @@ from __future__ import annotations
 import functools
 import os
 import re
+from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from chalicelib.core import limits
 
@@ -25,11 +28,16 @@ class ConfigurationError(RuntimeError):
     """The environment does not describe a runnable deployment; the message says what to set."""
 
 
-class Settings(BaseSettings):
+class Settings(BaseModel):
     """The deployment's configuration, read once from the environment (names case-insensitive; see
     README's Configuration section). Resource names derive from `prefix` unless set one by one."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    def __init__(self, **values: Any):
+        fields = type(self).model_fields
+        from_env = {key.lower(): value for key, value in os.environ.items() if key.lower() in fields}
+        super().__init__(**{**from_env, **values})
 
     stage: str = Field("local", description="Deployment stage: local, test, dev or prod.")
     region: str = Field(
@@ -97,6 +105,10 @@ class Settings(BaseSettings):
     host_report_file: str = Field("", description="Host only: a JSON file the host rewrites several times per "
                                   "heartbeat with its own clients, held epochs and lease state "
                                   "(operators, fault tests).")
+    host_cache_seconds: float = Field(
+        2.0, ge=0, description="API: a host's row (liveness, queue) is reused this long before it is read again; "
+        "capped at HOST_LEASE_SECONDS - HOST_HEARTBEAT_SECONDS, so a live host is never taken for dead.",
+    )
     host_workers: int = Field(16, gt=0, description="Commands a host runs at once (one session at a time each).")
     command_timeout_seconds: float = Field(
         20.0, gt=0, description="How long an API call waits for a session host's reply (API Gateway stops at 29 s)."
@@ -289,6 +301,12 @@ class Settings(BaseSettings):
         if self.enforce_lambda_limits:
             return min(self.media_max_bytes, limits.DATA_URL_MAX_DECODED_BYTES)
         return self.media_max_bytes
+
+    @property
+    def host_cache_ttl(self) -> float:
+        """HOST_CACHE_SECONDS within its bound: a cached heartbeat is then at most one heartbeat interval
+        plus this old, which stays within the lease while the host keeps beating."""
+        return max(0.0, min(self.host_cache_seconds, self.host_lease_seconds - self.host_heartbeat_seconds))
 
     @property
     def is_local(self) -> bool:

@@ -128,7 +128,11 @@ class SendResponse(WagoModel):
 
 
 def _already_sent(session: SessionModel, message_id: str | None) -> SendResponse | None:
-    """A repeated Id whose first send completed: answer from the record, touch nothing."""
+    """A repeated Id whose first send completed: answer from the record, touch nothing.
+
+    Checked up front only where a send does heavy work before the host (media: S3 writes); text and
+    content sends leave repeats to the host's outbox (one read fewer per send) and look here only when
+    the host cannot answer (no live session, timeout), so a repeat still gets its first result."""
     record = outbox.status_of(session.token, message_id) if message_id else None
     if record is not None and record.rank >= STATUS_ORDER["sent"]:
         return SendResponse(details="Sent", timestamp=record.sent_at or "", id=record.whatsapp_id or record.message_id)
@@ -150,7 +154,13 @@ def _run_send(call: Call, op: ops.Operation, args: ops.Send, kind: str) -> Respo
     outcome in /message/status and a MessageStatus webhook."""
     body = call.body
     if not wants_async(call):
-        return _sent(get_bus().command(call.session, op, args.model_copy(update={"id": body.id})))
+        try:
+            return _sent(get_bus().command(call.session, op, args.model_copy(update={"id": body.id})))
+        except DomainError:
+            done = _already_sent(call.session, body.id)
+            if done is not None:
+                return done
+            raise
     message_id = body.id or message_content.new_message_id()
     if outbox.queue(call.session.token, message_id, kind, body.phone):
         try:
@@ -167,9 +177,6 @@ def _run_send(call: Call, op: ops.Operation, args: ops.Send, kind: str) -> Respo
 )
 def send_text(call: Call) -> Response | SendResponse:
     body: SendTextRequest = call.body
-    done = _already_sent(call.session, body.id)
-    if done is not None:
-        return done
     context = body.context()
     if context is None:
         return _run_send(call, ops.SEND_TEXT, ops.SendText(to=body.phone, body=body.body), "text")
@@ -309,9 +316,8 @@ def send_mediaurl(call: Call) -> Response | SendResponse:
 def _send_content(call: Call, content: dict[str, Any]) -> Response | SendResponse:
     body = call.body
     content = message_content.with_context(content, body.context())
-    return _already_sent(call.session, body.id) or _run_send(call, ops.SEND_CONTENT,
-                                                             ops.SendContent(to=body.phone, content=content),
-                                                             message_content.kind_of(content))
+    return _run_send(call, ops.SEND_CONTENT, ops.SendContent(to=body.phone, content=content),
+                     message_content.kind_of(content))
 
 
 @router.route(

@@ -2,6 +2,10 @@
 
 Body: form fields `token` and `jsonData` (`application/x-www-form-urlencoded`), or the same fields
 plus a `file` part (`multipart/form-data`) when the event carries media and forwarding is on.
+
+Connections are kept alive across events and invocations: every response body is read (up to
+DRAIN_LIMIT bytes; a longer one closes its connection instead), so the connection goes back to the
+pool. HTTPS receivers that offer HTTP/2 in ALPN get one multiplexed connection (httpx + h2).
 """
 
 from __future__ import annotations
@@ -20,6 +24,11 @@ from chalicelib.core.ssrf import Guard, Target
 from chalicelib.webhooks import signing
 from chalicelib.webhooks.media import Attachment
 from chalicelib.webhooks.retry import retry_after_seconds
+
+#: Connections to one receiver host at most (the fan-out POSTs up to 10 records of a batch at once).
+CONNECTIONS_PER_HOST = 10
+#: An idle connection is closed after this (receivers commonly time out idle keep-alives at 60-75 s).
+KEEPALIVE_SECONDS = 50.0
 
 
 @dataclass(frozen=True)
@@ -55,20 +64,29 @@ def build_request(client: httpx.Client, url: str, event: WireEvent, *, attempt: 
     return request
 
 
+#: Bytes of a receiver's answer read to keep its connection; a longer body closes the connection.
+DRAIN_LIMIT = 64 << 10
+
+
 def post_event(client: httpx.Client | ClientPool, url: str, event: WireEvent, *, attempt: int = 1,
                secret: str | None = None, attachment: Attachment | None = None,
-               guard: Guard | None = None) -> AttemptResult:
-    """POST once. Raises ssrf.BlockedDestination if the URL may not be contacted; never raises for
-    network errors (they come back as status None)."""
+               guard: Guard | None = None, target: Target | None = None) -> AttemptResult:
+    """POST once, to `target` if given (an address the guard checked for this URL), else to the
+    address the guard resolves now. Raises ssrf.BlockedDestination if the URL may not be contacted;
+    never raises for network errors (they come back as status None)."""
     started = time.perf_counter()
     try:
-        target = (guard or Guard.from_settings()).resolve(url)
+        if target is None:
+            target = (guard or Guard.from_settings()).resolve(url)
         if isinstance(client, ClientPool):
             client = client.get(target.host)
         request = build_request(client, url, event, attempt=attempt, secret=secret, attachment=attachment,
                                 target=target)
-        response = client.send(request, stream=True)  # the receiver's body is never read
-        response.close()
+        response = client.send(request, stream=True)
+        try:
+            _drain(response)
+        finally:
+            response.close()  # after a full read: the connection returns to the pool
     except (httpx.HTTPError, OSError) as exc:
         return AttemptResult(None, _ms(started), f"{type(exc).__name__}: {exc}"[:500])
     error = None if 200 <= response.status_code < 300 else f"receiver answered {response.status_code}"
@@ -76,12 +94,24 @@ def post_event(client: httpx.Client | ClientPool, url: str, event: WireEvent, *,
     return AttemptResult(response.status_code, _ms(started), error, retry_after)
 
 
+def _drain(response: httpx.Response) -> None:
+    """Read the answer's body (discarded) so its keep-alive connection can carry the next POST."""
+    length = response.headers.get("Content-Length")
+    if length is not None and length.isdigit() and int(length) > DRAIN_LIMIT:
+        return  # not worth reading: close() drops the connection
+    seen = 0
+    for chunk in response.iter_raw():
+        seen += len(chunk)
+        if seen > DRAIN_LIMIT:
+            return
+
+
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
 class ClientPool:
-    """One keep-alive client per webhook host name.
+    """One keep-alive client per webhook host name (its connections are reused across events).
 
     Requests go to a pinned address, and httpx pools connections by address: two names on one
     address (a CDN) would otherwise share a TLS connection made, and verified, for the other name.
@@ -114,5 +144,8 @@ def new_client() -> httpx.Client:
         timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
         follow_redirects=False,  # a redirect could lead past the SSRF guard
         trust_env=False,  # no proxy from the environment
-        limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        http2=True,  # negotiated by ALPN on https: one multiplexed connection where the receiver offers it
+        # HTTP/1.1: at most one connection per concurrent POST of a batch, all kept alive between them.
+        limits=httpx.Limits(max_connections=CONNECTIONS_PER_HOST, max_keepalive_connections=CONNECTIONS_PER_HOST,
+                            keepalive_expiry=KEEPALIVE_SECONDS),
     )

@@ -3,26 +3,36 @@
 Lambda's SQS trigger (with ReportBatchItemFailures) or the local poller calls `handle_events` with a
 batch of up to 10 records. The records are delivered concurrently (one slow receiver does not hold up
 the rest of the batch) through Powertools' AsyncBatchProcessor, which reports only the failed records
-in `batchItemFailures`. Per record:
+in `batchItemFailures`.
+
+Once per batch, before any POST: every body is parsed, and ONE BatchGetItem reads both the batch's
+sessions and the batch's delivery-log items (consistent reads). Per record:
 
 1. drop it if the session is gone, has no webhook, or is not subscribed to the event's type;
-2. POST it once per event id (Powertools idempotency on the idempotency table: a message that SQS
-   delivers again after a success is not POSTed again);
-3. 2xx: delivered. 408/429/5xx/network error: the message is hidden for an exponential backoff
-   with jitter (ChangeMessageVisibility) and reported as failed, so SQS hands it back later; its
-   ApproximateReceiveCount is the attempt number. A refused status (other 4xx, 3xx), a blocked
-   destination (SSRF guard), or the last allowed attempt: the fan-out puts the event on the DLQ
-   itself and reports success, so the original is deleted. `POST /webhook/redrive` brings it back.
-4. Every outcome is written to the session's delivery log.
+2. skip it if its delivery-log item says `delivered` (SQS handed the message over again after a
+   success; the log item is keyed by the event, so it is the idempotency record too), or if the same
+   event already appears earlier in this batch;
+3. POST it (the receiver's host is resolved and checked once per batch; keep-alive connections,
+   HTTP/2 where the receiver offers it). 2xx: delivered. 408/429/5xx/network error: the message is
+   hidden for an exponential backoff with jitter (ChangeMessageVisibility) and reported as failed, so
+   SQS hands it back later; its ApproximateReceiveCount is the attempt number. A refused status (other
+   4xx, 3xx), a blocked destination (SSRF guard), or the last allowed attempt: the fan-out puts the
+   event on the DLQ itself and reports success, so the original is deleted. `POST /webhook/redrive`
+   brings it back.
+4. Every outcome is buffered; one BatchWriteItem per 25 records writes the delivery log at the end.
+
+AWS calls on the happy path: 1 BatchGetItem + 1 BatchWriteItem per batch (Lambda deletes the
+messages), i.e. one item write per event. Not guarded: two invocations holding the same message at
+once (SQS's rare duplicate delivery; the queue's visibility timeout is six function timeouts, so a
+redelivery never overlaps a running attempt) may both POST it; receivers de-duplicate on
+`X-Webhook-Event-Id`, as for a crash between a receiver's 2xx and the log write.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,20 +41,16 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from pydantic import ValidationError
 
 from chalicelib.core import aws
 from chalicelib.core.contract import WireEvent
-from chalicelib.core.models import SessionModel
+from chalicelib.core.models import DeliveryModel, SessionModel
+from chalicelib.core.models.base import batch_get
+from chalicelib.core.models.deliveries import delivery_sort_key
 from chalicelib.core.observability import logger, metrics
 from chalicelib.core.settings import Settings, get_settings
-from chalicelib.core.ssrf import BlockedDestination, Guard
+from chalicelib.core.ssrf import BlockedDestination, Guard, Target
 from chalicelib.webhooks import dlq, log, media
 from chalicelib.webhooks.delivery import AttemptResult, ClientPool, post_event
 from chalicelib.webhooks.retry import Verdict, classify, visibility_for
@@ -52,15 +58,11 @@ from chalicelib.webhooks.subscriptions import is_subscribed
 
 #: Deliveries in flight at once per invocation (the SQS batch size).
 CONCURRENCY = 10
-#: How long a delivered event id is remembered (a redelivered SQS message within it is not POSTed).
-IDEMPOTENCY_SECONDS = 24 * 3600
-
 _executor = ThreadPoolExecutor(max_workers=CONCURRENCY, thread_name_prefix="webhook")
-_idempotency_config = IdempotencyConfig(event_key_jmespath="event_id", expires_after_seconds=IDEMPOTENCY_SECONDS)
 
 
 class DeliveryFailed(Exception):
-    """The receiver did not take the event (the idempotency record is released, so it can be retried)."""
+    """The receiver did not take the event."""
 
     def __init__(self, result: AttemptResult, verdict: Verdict):
         super().__init__(result.error or f"status {result.status}")
@@ -72,85 +74,89 @@ class RetryLater(Exception):
     """Raised for a record that stays on the queue: Powertools lists it in batchItemFailures."""
 
 
-@dataclass
-class _Job:
-    """One delivery's inputs and, once POSTed, its result (left None when idempotency replays)."""
-
-    event: WireEvent
-    url: str
-    secret: str | None
-    attempt: int
-    batch: _Batch
-    result: AttemptResult | None = None
-
-
-def _post_once(*, event: dict, job: _Job) -> dict:
-    attachment = media.fetch(job.event) if job.batch.settings.webhook_files else None
-    result = post_event(job.batch.http, job.url, job.event, attempt=job.attempt, secret=job.secret,
-                        attachment=attachment, guard=job.batch.guard)
-    job.result = result
-    verdict = classify(result.status)
-    if verdict is not Verdict.DELIVERED:
-        raise DeliveryFailed(result, verdict)
-    return {"status": result.status, "latency_ms": result.latency_ms, "delivered_at": time.time()}
-
-
 @functools.lru_cache(maxsize=1)
-def _idempotent_post():
-    store = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table_name,
-                                     boto3_client=aws.client("dynamodb"))
-    return idempotent_function(_post_once, data_keyword_argument="event", persistence_store=store,
-                               config=_idempotency_config, key_prefix="webhook-delivery")
-
-
-@functools.lru_cache(maxsize=4)
-def _http_clients(timeout: float) -> ClientPool:
+def _http_clients() -> ClientPool:
+    """Keep-alive clients per receiver host, kept across invocations of one Lambda container."""
     return ClientPool()
 
 
 def reset() -> None:
-    """Drop cached AWS clients (tests start a fresh moto backend per test)."""
+    """Drop cached AWS clients and HTTP connections (tests start a fresh moto backend per test)."""
     aws.reset()
-    _idempotent_post.cache_clear()
+    _http_clients().close()
 
 
 @dataclass
 class _Batch:
+    """What one invocation shares between its records: read once, written once."""
+
     settings: Settings
     guard: Guard
     http: ClientPool
+    events: dict[str, WireEvent | None] = field(default_factory=dict)  # by SQS message id; None: malformed
     sessions: dict[str, SessionModel | None] = field(default_factory=dict)
+    delivered: set[str] = field(default_factory=set)  # event ids whose log item says delivered
+    started: set[str] = field(default_factory=set)  # event ids a record of this batch has taken
+    targets: dict[str, Target | Exception] = field(default_factory=dict)  # receiver URL -> checked address
     counts: dict[str, int] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
     log_items: list[Any] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def prefetch(self, records: list[dict]) -> None:
-        """Read every session of the batch in one BatchGetItem."""
-        tokens = set()
+    def parse(self, records: list[dict]) -> None:
+        """Parse every record's body once."""
         for raw in records:
             try:
-                token = json.loads(raw.get("body") or "").get("token")
-            except (ValueError, AttributeError):
-                continue
-            if isinstance(token, str) and token:
-                tokens.add(token)
-        if not tokens:
+                self.events[raw.get("messageId", "")] = WireEvent.model_validate_json(raw.get("body") or "")
+            except ValidationError:
+                self.events[raw.get("messageId", "")] = None
+
+    def prefetch(self) -> None:
+        """One BatchGetItem (consistent) for the batch's sessions and delivery-log items together."""
+        events = [e for e in self.events.values() if e is not None]
+        if not events:
             return
-        found = {s.token: s for s in SessionModel.batch_get(list(tokens))}
-        self.sessions.update({token: found.get(token) for token in tokens})
+        tokens = sorted({e.token for e in events})
+        log_keys = sorted({(e.token, delivery_sort_key(e.ts, e.event_id)) for e in events})
+        sessions, entries = batch_get((SessionModel, tokens), (DeliveryModel, log_keys))
+        self.sessions.update({t: None for t in tokens})
+        self.sessions.update({s.token: s for s in sessions})
+        self.delivered.update(e.event_id for e in entries if e.state == log.DELIVERED)
 
     def session(self, token: str) -> SessionModel | None:
         with self.lock:
             if token in self.sessions:
                 return self.sessions[token]
         try:
-            found = SessionModel.get(token)
+            found = SessionModel.get(token, consistent_read=True)
         except SessionModel.DoesNotExist:
             found = None
         with self.lock:
             self.sessions[token] = found
         return found
+
+    def take(self, event_id: str) -> bool:
+        """False if the event was delivered before, or another record of this batch has it."""
+        with self.lock:
+            if event_id in self.delivered or event_id in self.started:
+                return False
+            self.started.add(event_id)
+            return True
+
+    def target(self, url: str) -> Target:
+        """The receiver's checked address, resolved once per batch and URL (raises as Guard.resolve)."""
+        with self.lock:
+            known = self.targets.get(url)
+        if known is None:
+            try:
+                known = self.guard.resolve(url)
+            except (BlockedDestination, OSError) as exc:
+                known = exc
+            with self.lock:
+                self.targets[url] = known
+        if isinstance(known, Exception):
+            raise known
+        return known
 
     def log(self, event: WireEvent, **fields: Any) -> None:
         """Buffer a delivery-log entry; the batch writes them together at the end."""
@@ -199,13 +205,35 @@ def _retry(record: SQSRecord, event: WireEvent, batch: _Batch, attempt: int, rea
     raise RetryLater(f"{event.event_id}: attempt {attempt} failed ({reason}); next in {delay} s")
 
 
+def _deliver(event: WireEvent, session: SessionModel, attempt: int, batch: _Batch) -> AttemptResult:
+    """POST once; raises DeliveryFailed unless the receiver took it (BlockedDestination if refused)."""
+    target = batch.target(session.webhook)
+    attachment = media.fetch(event) if batch.settings.webhook_files else None
+    result = post_event(batch.http, session.webhook, event, attempt=attempt, secret=session.webhook_secret,
+                        attachment=attachment, guard=batch.guard, target=target)
+    verdict = classify(result.status)
+    if verdict is not Verdict.DELIVERED:
+        raise DeliveryFailed(result, verdict)
+    return result
+
+
 def process_record(record: SQSRecord, batch: _Batch) -> str:
     """Deliver one record; returns the outcome, or raises RetryLater to leave it on the queue."""
     attempt = int(record.attributes.approximate_receive_count or 1)
-    try:
-        event = WireEvent.model_validate_json(record.body)
-    except ValidationError as exc:
-        dlq.move(record.body, token=None, reason=f"malformed event: {exc.errors()[0]['msg']}", attempts=attempt)
+    if record.message_id in batch.events:
+        event = batch.events[record.message_id]
+    else:
+        try:
+            event = WireEvent.model_validate_json(record.body)
+        except ValidationError:
+            event = None
+    if event is None:
+        try:
+            WireEvent.model_validate_json(record.body)
+            reason = "malformed event"
+        except ValidationError as exc:
+            reason = f"malformed event: {exc.errors()[0]['msg']}"
+        dlq.move(record.body, token=None, reason=reason, attempts=attempt)
         batch.count("malformed")
         return "failed:malformed"
     session = batch.session(event.token)
@@ -215,15 +243,16 @@ def process_record(record: SQSRecord, batch: _Batch) -> str:
         outcome = "dropped:no-webhook"
     elif not is_subscribed(session.events or [], event.type):
         outcome = "dropped:unsubscribed"
+    elif not batch.take(event.event_id):
+        outcome = "duplicate"  # delivered before (SQS handed the message over again), or twice in this batch
     else:
         outcome = ""
     if outcome or session is None:
         batch.count(outcome)
         return outcome
 
-    job = _Job(event, session.webhook, session.webhook_secret, attempt, batch)
     try:
-        _idempotent_post()(event={"event_id": event.event_id}, job=job)
+        result = _deliver(event, session, attempt, batch)
     except BlockedDestination as exc:
         batch.count(_give_up(record, event, batch, attempt, f"refused by the SSRF guard: {exc}", None, 0))
         return "failed:blocked"
@@ -236,42 +265,35 @@ def process_record(record: SQSRecord, batch: _Batch) -> str:
         _retry(record, event, batch, attempt, result.error or "failed", result.status, result.latency_ms,
                result.retry_after)
         return "failed:attempts"
-    except IdempotencyAlreadyInProgressError:
-        # Another invocation is POSTing this very event right now; look again after a short delay.
-        _hide(record, max(1, int(batch.settings.webhook_backoff_base_seconds)))
-        raise RetryLater(f"{event.event_id}: delivery already in progress") from None
-    except Exception as exc:  # noqa: BLE001 - e.g. S3/DynamoDB throttling: retry like a network error
+    except OSError as exc:  # the receiver's name did not resolve: a network error
+        _retry(record, event, batch, attempt, f"{type(exc).__name__}: {exc}"[:500], None, 0)
+        return "failed:attempts"
+    except Exception as exc:  # noqa: BLE001 - e.g. S3 throttling: retry like a network error
         logger.exception("webhook delivery error", extra={"event_id": event.event_id})
         _retry(record, event, batch, attempt, f"{type(exc).__name__}: {exc}"[:500], None, 0)
         return "failed:attempts"
 
-    if job.result is None:  # delivered before: SQS handed the message over again
-        batch.count("duplicate")
-        return "duplicate"
-    batch.log(event, state=log.DELIVERED, attempts=attempt, status=job.result.status,
-               latency_ms=job.result.latency_ms)
+    batch.log(event, state=log.DELIVERED, attempts=attempt, status=result.status, latency_ms=result.latency_ms)
     batch.count("delivered")
     with batch.lock:
-        batch.latencies.append(job.result.latency_ms)
-    return f"delivered:{job.result.status}"
+        batch.latencies.append(result.latency_ms)
+    return f"delivered:{result.status}"
 
 
 def handle_events(event: dict[str, Any], context: Any = None) -> PartialItemFailureResponse:
     settings = get_settings()
-    # An interrupted delivery's in-progress marker then expires with the invocation (never a stale one).
-    # Powertools takes None (no deadline) although its hint names LambdaContext only.
-    _idempotency_config.register_lambda_context(
-        context if hasattr(context, "get_remaining_time_in_millis") else None)  # type: ignore[arg-type]
-    batch = _Batch(settings, Guard.from_settings(settings), _http_clients(settings.webhook_timeout_seconds))
+    batch = _Batch(settings, Guard.from_settings(settings), _http_clients())
     processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
     async def record_handler(record: SQSRecord) -> str:
         return await asyncio.get_running_loop().run_in_executor(_executor, process_record, record, batch)
 
+    records = event.get("Records") or []
+    batch.parse(records)
     try:
-        batch.prefetch(event.get("Records") or [])
-    except Exception:  # noqa: BLE001 - each record then reads its session itself
-        logger.exception("session prefetch failed")
+        batch.prefetch()
+    except Exception:  # noqa: BLE001 - each record then reads its session itself (and POSTs: at least once)
+        logger.exception("batch prefetch failed")
     response = async_process_partial_response(event=event, record_handler=record_handler, processor=processor,
                                               context=context)
     log.save_all(batch.log_items)

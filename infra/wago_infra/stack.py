@@ -191,6 +191,14 @@ class WagoStack(cdk.Stack):
                 deletion_protection=self.config.is_prod,
                 removal_policy=self.removal,
             )
+        # Session hosts find orphans by owner (chalicelib/core/models/sessions.py OwnerIndex), never by
+        # scanning every session on every heartbeat.
+        tables["sessions"].add_global_secondary_index(
+            index_name="by-owner",
+            partition_key=dynamodb.Attribute(name="owner_host", type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.INCLUDE,
+            non_key_attributes=["auto_connect", "epoch"],
+        )
         return tables
 
     # -- SQS -----------------------------------------------------------------------------------------

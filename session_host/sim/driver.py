@@ -28,6 +28,7 @@ from collections.abc import Callable
 from chalicelib.core import contract, shapes
 from chalicelib.core.errors import DomainError
 from chalicelib.core.media import MediaStore
+from session_host.commands import KeyedExecutor
 from session_host.drivers.base import ClientState, Driver, DriverCallbacks, OutboundMedia
 from session_host.sim import network as sim_network
 from session_host.sim.calls import SimCalls
@@ -38,6 +39,10 @@ PAIR_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"  # whatsmeow's linking-code a
 SERVER = sim_network.SERVER
 QR_TIMED_OUT = "QR code timed out"
 RECEIPT_DELAY_SECONDS = 0.05
+#: Sending sessions whose accepted messages are delivered at once (each session's in order).
+DELIVERY_WORKERS = 4
+#: How long closing the driver waits for accepted messages still being delivered.
+DELIVERY_DRAIN_SECONDS = 5.0
 PHONE_LOGGED_OUT = "logged out from the phone"
 
 
@@ -100,9 +105,17 @@ class SimDriver(Driver):
         self.clock = clock
         self._clients: dict[str, SimClient] = {}
         self._lock = threading.Lock()
+        # Accepted sends are delivered in the background, in order per sending session (see SimNetwork).
+        self._deliveries = KeyedExecutor(DELIVERY_WORKERS, name="sim-delivery")
         self.network = SimNetwork(
             lambda token, type, event, extra, media_key=None: callbacks.on_event(token, type, event, extra, media_key),
-            clock, later=self._later)
+            clock, later=self._later, background=self._deliveries.submit)
+
+    def close(self) -> None:
+        """Finish delivering accepted messages (bounded), then close."""
+        self._deliveries.wait_idle(DELIVERY_DRAIN_SECONDS)
+        self._deliveries.shutdown()
+        super().close()
 
     # -- helpers ---------------------------------------------------------------------------------
 

@@ -7,6 +7,13 @@ are in the sim table (chalicelib/core/models/sim.py); what a linked device recei
 WaGo events for its session token. A device whose session is not connected gets it later: the sim
 driver delivers its inbox when the session logs in, as WhatsApp delivers offline messages.
 
+A send is accepted synchronously, as WhatsApp's server acks it: one batch read of both accounts
+(the recipient must exist) and, for a client's id, of an earlier message with it. Delivery to the
+recipient's devices (the message record, one batch read of the devices and their sessions, the events
+or inbox entries, the Delivered receipt) runs afterwards through `background(key, task)`, which the
+host runs in order per sending session (the phone side runs it at once), so a sender's messages reach
+each device in the order they were sent.
+
 Event bodies are built by chalicelib/core/shapes.py, as the neonize driver's are (whatsmeow's structs
 through Go's encoding/json), so a webhook receiver cannot tell the two drivers apart: an edit carries
 `Info.Edit:"1"`, a sender's revoke `Info.Edit:"7"`, as whatsmeow's.
@@ -37,6 +44,7 @@ from chalicelib.core.models import (
     SimMessageModel,
     SimPresenceWatchModel,
 )
+from chalicelib.core.models.base import batch_get
 from chalicelib.core.shapes import rfc3339
 
 SERVER = jid.USER_SERVER
@@ -83,13 +91,17 @@ class SimNetwork:
     """Traffic between sim accounts; `publish(token, type, event, extra)` hands an event to one session."""
 
     def __init__(self, publish: Publish, clock: Callable[[], float] = time.time, media: MediaStore | None = None,
-                 later: Callable[[Callable[[], None]], None] | None = None):
+                 later: Callable[[Callable[[], None]], None] | None = None,
+                 background: Callable[[str, Callable[[], None]], None] | None = None):
         self.publish = publish
         self.clock = clock
         self._media = media
         # How receipts travel back: after the send call returned, as on WhatsApp (a session host passes
         # a short timer); the API's phone-side controls deliver them at once.
         self.later = later or (lambda task: task())
+        # How a sent message reaches its recipients: after the send was accepted, in order per key (the
+        # sending session); at once where nobody waits on a send (the API's phone side).
+        self.background = background or (lambda key, task: task())
 
     @property
     def media(self) -> MediaStore:
@@ -165,9 +177,10 @@ class SimNetwork:
         return bool(session.connected and session.logged_in and session.owner_host)
 
     def _deliver(self, token: str, type: str, event: dict[str, Any], extra: dict[str, Any],
-                 media_key: str | None = None) -> bool:
-        """Publish now if the session is online; otherwise keep it in the device's inbox. True if live."""
-        if self._online(token):
+                 media_key: str | None = None, online: bool | None = None) -> bool:
+        """Publish now if the session is online (`online`: already read; else read now); otherwise keep
+        it in the device's inbox. True if live."""
+        if self._online(token) if online is None else online:
             self.publish(token, type, event, extra, media_key)
             return True
         item = json.dumps([type, event, extra, media_key])
@@ -222,12 +235,36 @@ class SimNetwork:
 
     def send_message(self, sender_phone: str, to: str, content: dict[str, Any], media_key: str | None = None,
                      sender_token: str | None = None, message_id: str | None = None) -> dict[str, Any]:
-        """A message from `sender_phone` to every device of `to`; Delivered receipts go back to the sender's
+        """A message from `sender_phone` to every device of `to`: accepted now (one batch read of both
+        accounts and, for a client's id, of an earlier message with it; 404 if `to` is not on WhatsApp),
+        delivered in the background (see the module doc); Delivered receipts go back to the sender's
         sessions for devices that were online. Returns WaGo's send answer fields."""
-        recipient = self.account(parse_phone(to))
-        sender = self.account(sender_phone)
+        recipient_phone = parse_phone(to)
+        account_keys = list(dict.fromkeys([SimAccountModel.key(recipient_phone), SimAccountModel.key(sender_phone)]))
+        message_keys = [SimMessageModel.key(message_id)] if message_id else []  # a resend of a client's id?
+        found, earlier = batch_get((SimAccountModel, account_keys), (SimMessageModel, message_keys))
+        accounts = {a.phone: a for a in found}
+        recipient, sender = accounts.get(recipient_phone), accounts.get(sender_phone)
+        if recipient is None:
+            raise DomainError(404, f"{recipient_phone} is not on WhatsApp")
+        if sender is None:
+            raise DomainError(404, f"{sender_phone} is not on WhatsApp")
+        for first in earlier:
+            if (first.from_phone, first.to_phone) == (sender.phone, recipient.phone):
+                # The same sender sent this id to this chat before: WhatsApp keeps one message per id,
+                # so a resend (a new host finishing a dead host's send) delivers nothing new.
+                return {"Id": message_id, "Timestamp": rfc3339(first.sent_at), "To": recipient.jid}
         sent_at = self.clock()
         message_id = message_id or new_message_id()
+        self.background(sender_token or sender.phone, lambda: self._fan_out(
+            sender, recipient, message_id, content, sent_at, media_key, sender_token))
+        return {"Id": message_id, "Timestamp": rfc3339(sent_at), "To": recipient.jid}
+
+    def _fan_out(self, sender: SimAccountModel, recipient: SimAccountModel, message_id: str, content: dict[str, Any],
+                 sent_at: float, media_key: str | None, sender_token: str | None) -> None:
+        """Deliver an accepted message: its record (receipts and reads find it; an id this sender already
+        sent to this chat is not delivered again), its media grant, then one batch read of the recipient's
+        devices and their sessions, then an event (online) or an inbox entry per device."""
         record = SimMessageModel(SimMessageModel.key(message_id), from_phone=sender.phone, to_phone=recipient.phone,
                                  sent_at=sent_at)
         try:
@@ -237,24 +274,21 @@ class SimNetwork:
             if (first.from_phone, first.to_phone) == (sender.phone, recipient.phone):
                 # The same sender sent this id to this chat before: WhatsApp keeps one message per id,
                 # so a resend (a new host finishing a dead host's send) delivers nothing new.
-                return {"Id": message_id, "Timestamp": rfc3339(first.sent_at), "To": recipient.jid}
+                return
             record.save()  # another chat's id: a different message (ids are unique per chat)
         if media_key:
             SimMediaGrantModel(SimMediaGrantModel.key(media_key)).update(
                 actions=[SimMediaGrantModel.phones.add({sender.phone, recipient.phone})])
         event = message_event(sender, message_id, content, sent_at)
         delivered = []
-        for device in self.devices_of(recipient.phone):
-            if device.token == sender_token:
-                continue
+        for device, online in self._linked(recipient, exclude=sender_token):
             inbound = None
             if media_key:
                 inbound = f"{INBOUND_PREFIX}{hashlib.sha256(device.token.encode()).hexdigest()[:32]}/{message_id}"
                 self.media.copy(media_key, inbound)
-            delivered.append(self._deliver(device.token, "Message", event, {}, inbound))
+            delivered.append(self._deliver(device.token, "Message", event, {}, inbound, online=online))
         if any(delivered):
-            self.later(lambda: self._delivered(recipient.jid, sender.phone, message_id))
-        return {"Id": message_id, "Timestamp": rfc3339(sent_at), "To": recipient.jid}
+            self.later(lambda: self._delivered(recipient.jid, sender.phone, message_id, sender))
 
     def download(self, direct_path: str, caller_phone: str) -> bytes:
         """A file of a message sent to or by `caller_phone`; any other path is the same 404, whether or not
@@ -270,10 +304,27 @@ class SimNetwork:
         except Exception:
             raise DomainError(404, "media not found") from None
 
-    def _delivered(self, recipient_jid: str, sender_phone: str, message_id: str) -> None:
+    def _linked(self, account: SimAccountModel, exclude: str | None = None) -> list[tuple[SimDeviceModel, bool]]:
+        """The account's linked devices (but `exclude`), each with whether its session is online: one
+        batch read of the devices and their sessions, from the account's device set."""
+        tokens = sorted(t for t in (account.device_tokens or ()) if t != exclude)
+        if not tokens:
+            return []
+        devices, sessions = batch_get((SimDeviceModel, [SimDeviceModel.key(t) for t in tokens]),
+                                      (SessionModel, tokens))
+        online = {s.token for s in sessions if s.connected and s.logged_in and s.owner_host}
+        return [(device, device.token in online) for device in sorted(devices, key=lambda d: d.token)]
+
+    def _delivered(self, recipient_jid: str, sender_phone: str, message_id: str,
+                   sender: SimAccountModel | None = None) -> None:
         receipt, extra = receipt_event(recipient_jid, [message_id], read=False, at=self.clock())
-        for device in self.devices_of(sender_phone):
-            self._deliver(device.token, "ReadReceipt", receipt, extra)
+        if sender is None:
+            try:
+                sender = SimAccountModel.get(SimAccountModel.key(sender_phone), consistent_read=True)
+            except DoesNotExist:
+                return
+        for device, online in self._linked(sender):
+            self._deliver(device.token, "ReadReceipt", receipt, extra, online=online)
 
     def mark_read(self, reader_phone: str, ids: list[str], reader_token: str | None = None) -> int:
         """`reader_phone` read these messages: each sender's sessions get a Read receipt."""

@@ -193,13 +193,30 @@ def test_tables_are_on_demand_with_pitr_and_match_the_models(resources):
             [range_key.attr_name] if range_key else [])
     expected_keys[settings.idempotency_table_name] = ["id"]
     assert set(tables) == set(expected_keys)
+    expected_indexes = {}
+    for model in ALL_MODELS:
+        suffix = model.Meta.table_name.removeprefix("wago-test-")
+        for index in model._indexes.values():
+            meta = index.Meta
+            expected_indexes.setdefault(f"{settings.prefix}-{suffix}", []).append({
+                "IndexName": meta.index_name,
+                "KeySchema": [{"AttributeName": attr.attr_name, "KeyType": "HASH" if attr.is_hash_key else "RANGE"}
+                              for attr in meta.attributes.values() if attr.is_hash_key or attr.is_range_key],
+                "Projection": {"ProjectionType": meta.projection.projection_type,
+                               **({"NonKeyAttributes": meta.projection.non_key_attributes}
+                                  if getattr(meta.projection, "non_key_attributes", None) else {})},
+            })
+    assert expected_indexes  # the sessions table's owner index, at least
     for name, p in tables.items():
         assert p["BillingMode"] == "PAY_PER_REQUEST", name
         assert p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True, name
         assert p["KeySchema"] == [{"AttributeName": key, "KeyType": kind}
                                   for key, kind in zip(expected_keys[name], ("HASH", "RANGE"), strict=False)], name
+        index_keys = [k["AttributeName"] for i in expected_indexes.get(name, []) for k in i["KeySchema"]]
         assert p["AttributeDefinitions"] == [{"AttributeName": key, "AttributeType": "S"}
-                                             for key in expected_keys[name]], name
+                                             for key in expected_keys[name] + index_keys], name
+        # Every model index exists in the stack, as the model declares it (no more, no less).
+        assert p.get("GlobalSecondaryIndexes", []) == expected_indexes.get(name, []), name
     assert tables[settings.replies_table_name]["TimeToLiveSpecification"] == {"AttributeName": "expires_at",
                                                                              "Enabled": True}
     assert tables[settings.idempotency_table_name]["TimeToLiveSpecification"] == {"AttributeName": "expiration",

@@ -338,25 +338,91 @@ def test_read_timeout_is_bounded_and_retried(stack, monkeypatch):
     assert entry.last_error.startswith("ReadTimeout")
 
 
-def test_event_being_delivered_elsewhere_is_not_posted_twice(stack):
-    """Another invocation holds the event's idempotency record (in progress): this one backs off."""
-    import hashlib as _hashlib
+def _batch_of(stack, n: int) -> dict:
+    """Receive up to n queued messages as one Lambda SQS event."""
+    from local_gateway.poller import to_lambda_event
+
+    messages = []
+    for _ in range(5):
+        messages += stack.sqs.receive_message(QueueUrl=stack.events_url, AttributeNames=["All"],
+                                              MaxNumberOfMessages=10 - len(messages)).get("Messages", [])
+        if len(messages) >= n:
+            break
+    assert len(messages) == n
+    return to_lambda_event(messages, "arn:aws:sqs:us-east-1:123456789012:wago-test-events", "us-east-1")
+
+
+def test_event_the_log_says_delivered_is_not_posted_again(stack):
+    """The delivery-log item is the idempotency record: delivered there means no second POST."""
+    from app import deliver_events
+    from chalicelib.core.contract import WireEvent
+    from chalicelib.webhooks import log
+    from local_gateway.poller import LambdaContext
+
+    with Receiver() as receiver:
+        make_session("t1", receiver.url)
+        done, fresh = wire_event("t1", seq=1), wire_event("t1", seq=2)
+        log.record(WireEvent.model_validate(done), state=log.DELIVERED, attempts=1, status=200, latency_ms=1)
+        stack.put(done)
+        stack.put(fresh)
+        assert deliver_events(_batch_of(stack, 2), LambdaContext("f")) == {"batchItemFailures": []}
+    assert [r.headers["x-webhook-event-id"] for r in receiver.received] == [fresh["event_id"]]
+
+
+def test_same_event_twice_in_one_batch_is_posted_once(stack):
+    from app import deliver_events
+    from local_gateway.poller import LambdaContext
 
     with Receiver() as receiver:
         make_session("t1", receiver.url)
         event = wire_event("t1")
-        key = "webhook-delivery#" + _hashlib.md5(json.dumps(event["event_id"]).encode()).hexdigest()
-        boto3.client("dynamodb", region_name="us-east-1").put_item(
-            TableName=get_settings().idempotency_table_name,
-            Item={"id": {"S": key}, "status": {"S": "INPROGRESS"}, "expiration": {"N": str(int(time.time()) + 3600)},
-                  "in_progress_expiration": {"N": str(int(time.time() * 1000) + 60_000)}},
-        )
         stack.put(event)
-        from app import deliver_events
-        from local_gateway.poller import LambdaContext, to_lambda_event
+        stack.put(event)
+        assert deliver_events(_batch_of(stack, 2), LambdaContext("f")) == {"batchItemFailures": []}
+    assert len(receiver.received) == 1
 
-        messages = stack.sqs.receive_message(QueueUrl=stack.events_url, AttributeNames=["All"])["Messages"]
-        result = deliver_events(to_lambda_event(messages, "arn:aws:sqs:us-east-1:123456789012:wago-test-events",
-                                                "us-east-1"), LambdaContext("deliver_events"))
-    assert result == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
-    assert receiver.received == []
+
+def test_a_batch_makes_one_read_and_one_write_call(stack):
+    """Happy path, 10 events of 3 sessions: one BatchGetItem (sessions + delivery log together) and
+    one BatchWriteItem (the log), i.e. at most one AWS write per event; no per-event AWS call."""
+    from app import deliver_events
+    from local_gateway.aws_calls import count_aws_calls
+    from local_gateway.poller import LambdaContext
+
+    with Receiver() as receiver:
+        for token in ("t1", "t2", "t3"):
+            make_session(token, receiver.url)
+        for seq in range(10):
+            stack.put(wire_event(f"t{seq % 3 + 1}", seq=seq))
+        event = _batch_of(stack, 10)
+        deliver_events(event, LambdaContext("warm-up"))  # first batch: clients, models
+        for seq in range(10):
+            stack.put(wire_event(f"t{seq % 3 + 1}", seq=seq))
+        event = _batch_of(stack, 10)
+        with count_aws_calls() as calls:
+            assert deliver_events(event, LambdaContext("f")) == {"batchItemFailures": []}
+    assert len(receiver.delivered()) == 20
+    assert dict(calls) == {("dynamodb", "BatchGetItem"): 1, ("dynamodb", "BatchWriteItem"): 1}
+    assert calls.writes() / 10 <= 1
+    assert len(list(DeliveryModel.query("t1"))) == 8  # every event logged
+
+
+def test_connections_are_kept_alive_and_bodies_read(stack):
+    """30 events in 3 batches to one receiver that answers a body: connections are reused (at most
+    one per concurrent POST), none opened per event."""
+    from app import deliver_events
+    from local_gateway.poller import LambdaContext
+
+    with Receiver(answer=b"x" * 4096) as receiver:
+        make_session("t1", receiver.url)
+        for _ in range(3):
+            for seq in range(10):
+                stack.put(wire_event("t1", seq=seq))
+            assert deliver_events(_batch_of(stack, 10), LambdaContext("f")) == {"batchItemFailures": []}
+        first = receiver.connections
+        for seq in range(10):
+            stack.put(wire_event("t1", seq=seq))
+        deliver_events(_batch_of(stack, 10), LambdaContext("f"))
+    assert len(receiver.delivered()) == 40
+    assert 1 <= first <= 10  # httpx pool: CONNECTIONS_PER_HOST
+    assert receiver.connections == first  # the fourth batch reused them all

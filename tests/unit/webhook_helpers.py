@@ -55,15 +55,23 @@ class Received:
 class Receiver:
     """A webhook receiver: answers `script(n)` for the n-th request (1-based), or 200."""
 
-    def __init__(self, script: Callable[[int, Received], int] | None = None, delay: float = 0.0):
+    def __init__(self, script: Callable[[int, Received], int] | None = None, delay: float = 0.0,
+                 answer: bytes = b"ok"):
         self.script = script or (lambda n, r: 200)
         self.delay = delay
+        self.answer = answer  # the response body
         self.received: list[Received] = []
+        self.connections = 0  # TCP connections accepted
         self.lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                with receiver.lock:
+                    receiver.connections += 1
 
             def do_POST(self):  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -75,9 +83,9 @@ class Receiver:
                     item.status = receiver.script(n, item)
                     receiver.received.append(item)
                 self.send_response(item.status)
-                self.send_header("Content-Length", "2")
+                self.send_header("Content-Length", str(len(receiver.answer)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(receiver.answer)
 
             def log_message(self, *args):
                 pass

@@ -9,6 +9,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UTCDateTimeAttribute,
 )
+from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 
 from chalicelib.core.models.base import table_meta
@@ -21,10 +22,30 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+#: `owner_host` of a session a draining host released for another host to restore (auto_connect kept):
+#: an owner no host is, so released sessions sit in one partition of the owner index.
+RELEASED = "released"
+
+
+class OwnerIndex(GlobalSecondaryIndex["SessionModel"]):  # type: ignore[no-untyped-call]
+    """Sessions by owner_host (sparse: unowned sessions are not in it), with auto_connect and epoch projected.
+
+    Hosts find orphans through it: the sessions of each dead host, those released to RELEASED, and
+    their own (to take back after a fence), so a heartbeat's cost depends on the number of hosts, not
+    on the sessions other hosts hold."""
+
+    class Meta:
+        index_name = "by-owner"
+        projection = IncludeProjection(["auto_connect", "epoch"])
+
+    owner_host = UnicodeAttribute(hash_key=True)
+
+
 class SessionModel(Model):
     """One WaGo token: its configuration and the live state hosts write for Lambda reads."""
 
     Meta = table_meta(_settings.sessions_table_name)
+    by_owner = OwnerIndex()
 
     token = UnicodeAttribute(hash_key=True)
     id = NumberAttribute()
@@ -40,7 +61,7 @@ class SessionModel(Model):
     updated_at = UTCDateTimeAttribute(default=_now)
 
     # Live state, written by the owning session host (see docs/session-host.md); read by the API.
-    owner_host = UnicodeAttribute(null=True)  # host_id holding the client; conditional writes place it
+    owner_host = UnicodeAttribute(null=True)  # host_id holding the client, or RELEASED; conditional writes place it
     # Fencing token: raised by every placement (API) and adoption (host); every host-side effect is
     # conditional on `owner_host` and this value (session_host/fencing.py).
     epoch = NumberAttribute(null=True)

@@ -1,0 +1,178 @@
+"""Lambda cold start: `import app` vs `import boto3`, both from the Lambda package's own contents.
+
+The package is the deployment zip the CDK stack deploys (`infra/wago_infra/package.py`
+`build_lambda_zip`: requirements.txt installed for the Lambda runtime's CPython 3.13, Chalice's
+runtime files, `app.py`, `chalicelib/`), unpacked, followed on the path by what Lambda's runtime adds
+(boto3 and botocore, `runtime_libraries`), run by a CPython 3.13 (`find_interpreter`). Without a 3.13
+on this machine the bench falls back to the same contents built for the running Python (`pip install
+--target` of requirements.txt + boto3, Chalice's runtime files, app.py, chalicelib/) and says so.
+The dev venv is never on the path: each sample is a fresh `python -S -E` process whose import path is
+those directories and the standard library, so a package the zip lacks fails here as in Lambda.
+
+Per round, interleaved (so machine noise hits both alike):
+  baseline   `import boto3` (what every Python Lambda pays anyway)
+  app        `import app` (both Lambda functions: the API handler and the fan-out)
+Prints the medians, the ratio app/boto3, the AWS calls made at import (must be 0), and the slowest
+top-level imports of `app` (python -X importtime) to show where the rest goes.
+
+The installed dependencies are cached under --cache (keyed by requirements.txt); the app's own
+files are copied afresh on every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import inspect
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_CACHE = Path(tempfile.gettempdir()) / "wago-lambda-package"
+
+_TIMED = """
+import sys, time
+sys.path[:0] = {path!r}
+started = time.perf_counter()
+import {module}
+print(time.perf_counter() - started)
+"""
+
+# Count AWS requests made while importing app: every botocore request goes through Endpoint.make_request.
+_COUNT_CALLS = """
+import sys
+sys.path[:0] = {path!r}
+import botocore.endpoint
+calls = []
+original = botocore.endpoint.Endpoint.make_request
+def counting(self, model, request_dict):
+    calls.append(model.name)
+    return original(self, model, request_dict)
+botocore.endpoint.Endpoint.make_request = counting
+import app
+print(len(calls), ",".join(calls))
+"""
+
+
+def lambda_package(cache: Path) -> tuple[str, list[str], str]:
+    """(interpreter, import path, what it is): the deployed zip on CPython 3.13 when this machine has
+    one, else the same contents for the running interpreter."""
+    sys.path.insert(0, str(PROJECT_DIR / "infra"))
+    from wago_infra import package
+
+    interpreter = package.find_interpreter()
+    if interpreter is None:
+        built = build_package(cache)
+        return sys.executable, [str(built)], f"{built} (fallback: no CPython {package.TARGET_PYTHON} here)"
+    zip_path = package.build_lambda_zip()
+    unpacked = cache / f"zip-{zip_path.stat().st_mtime_ns}"
+    if not unpacked.exists():
+        package.unpack(zip_path, unpacked)
+        subprocess.run([interpreter, "-m", "compileall", "-q", str(unpacked)], check=True)
+    runtime = package.runtime_libraries()
+    return interpreter, [str(unpacked), str(runtime)], f"{zip_path.name} unpacked, CPython {package.TARGET_PYTHON}"
+
+
+def build_package(cache: Path) -> Path:
+    """The Lambda package as a directory: cached site-packages + chalice runtime + app.py + chalicelib."""
+    requirements = (PROJECT_DIR / "requirements.txt").read_bytes()
+    import boto3  # the runtime-provided version to add (the dev venv pins the same botocore family)
+
+    key = hashlib.sha256(requirements + boto3.__version__.encode()).hexdigest()[:16]
+    site = cache / f"site-{key}"
+    if not (site / ".complete").exists():
+        shutil.rmtree(site, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                        "--target", str(site), "-r", str(PROJECT_DIR / "requirements.txt"),
+                        f"boto3=={boto3.__version__}"], check=True)
+        (site / ".complete").touch()
+    package = cache / f"package-{key}"
+    shutil.rmtree(package, ignore_errors=True)
+    shutil.copytree(site, package, symlinks=True, ignore=shutil.ignore_patterns(".complete"))
+    import chalice
+    import chalice.app
+
+    (package / "chalice").mkdir()
+    shutil.copy(inspect.getfile(chalice.app), package / "chalice" / "app.py")
+    shutil.copy(inspect.getfile(chalice), package / "chalice" / "__init__.py")
+    shutil.copy(PROJECT_DIR / "app.py", package / "app.py")
+    shutil.copytree(PROJECT_DIR / "chalicelib", package / "chalicelib",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    # Lambda's zip carries no bytecode caches; compile once so no sample pays compilation (as Lambda
+    # would not on a warm container image either), then every sample is a pure import.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True)
+    return package
+
+
+def _env() -> dict[str, str]:
+    # What a Lambda function sees (no endpoint, no credentials needed at import).
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "AWS_REGION": "us-east-1",
+           "AWS_DEFAULT_REGION": "us-east-1", "STAGE": "dev", "ADMIN_TOKEN": "bench-admin-token",
+           "AWS_LAMBDA_FUNCTION_NAME": "wago-dev-api_handler", "POWERTOOLS_METRICS_NAMESPACE": "bench",
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}  # any call at import would fail fast here, not reach AWS
+    return env
+
+
+def timed_import(python: str, path: list[str], module: str) -> float:
+    out = subprocess.run([python, "-S", "-E", "-c", _TIMED.format(path=path, module=module)],
+                         env=_env(), cwd=path[0], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1]) * 1000
+
+
+def import_calls(python: str, path: list[str]) -> str:
+    out = subprocess.run([python, "-S", "-E", "-c", _COUNT_CALLS.format(path=path)],
+                         env=_env(), cwd=path[0], capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def slowest_imports(python: str, path: list[str], top: int) -> list[tuple[int, str]]:
+    out = subprocess.run([python, "-S", "-E", "-X", "importtime", "-c",
+                          f"import sys; sys.path[:0] = {path!r}; import app"],
+                         env=_env(), cwd=path[0], capture_output=True, text=True, check=True)
+    rows = []
+    for line in out.stderr.splitlines():
+        if not line.startswith("import time:") or "cumulative" in line:
+            continue
+        _self_us, cumulative, name = line[len("import time:"):].split("|", 2)
+        depth = len(name) - len(name.lstrip())
+        if depth <= 3:  # app's own imports and their direct children
+            rows.append((int(cumulative), name.rstrip()))
+    return sorted(rows, reverse=True)[:top]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--top", type=int, default=12, help="slowest imports of app to list")
+    args = parser.parse_args()
+
+    python, path, what = lambda_package(args.cache)
+    timed_import(python, path, "app")  # warm the page cache for both
+    timed_import(python, path, "boto3")
+    baseline, app = [], []
+    for _ in range(args.rounds):
+        baseline.append(timed_import(python, path, "boto3"))
+        app.append(timed_import(python, path, "app"))
+    b, a = statistics.median(baseline), statistics.median(app)
+    calls = import_calls(python, path)
+
+    print(f"Lambda cold start (imports only), {what}, {args.rounds} fresh processes each")
+    print(f"baseline  import boto3 {b:8.1f} ms (median; min {min(baseline):.1f})")
+    print(f"app       import app   {a:8.1f} ms (median; min {min(app):.1f})")
+    print(f"ratio     {a / b:8.2f}x (target <= 1.5x)")
+    print(f"AWS calls at import: {calls.split(' ', 1)[0]}")
+    print("slowest imports under app (cumulative ms, one sample):")
+    for cumulative, name in slowest_imports(python, path, args.top):
+        print(f"  {cumulative / 1000:7.1f}  {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
