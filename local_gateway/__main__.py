@@ -79,18 +79,29 @@ def _wait_host_registered(pid: int, children, timeout: float) -> None:
 
 
 def _forget_dead_host(child, pid: int) -> None:
-    """A host child that exited is certainly gone (we reaped it): remove its row and queue now, so
-    its sessions are orphans at once and the restarted host adopts them without waiting out the lease."""
+    """A host child that exited is certainly gone (we reaped it): hand its sessions over to RELEASED
+    and remove its row and queue now, so the restarted host adopts them without waiting out the lease.
+    Hosts find orphans only through the owner index (RELEASED, or hosts whose row says dead): a session
+    left owned by a host with no row would never be adopted, so the hand-over comes before the delete."""
     if child.name != "host":
         return
+    from pynamodb.exceptions import UpdateError
+
     from chalicelib.core.aws import client
-    from chalicelib.core.models import HostModel
+    from chalicelib.core.models import HostModel, SessionModel
+    from chalicelib.core.models.sessions import RELEASED
 
     marker = f"-{pid}-"
     sqs = client("sqs")
     for host in HostModel.scan(consistent_read=True):
         if marker not in host.host_id:
             continue
+        for entry in SessionModel.by_owner.query(host.host_id, filter_condition=SessionModel.auto_connect == True):
+            try:
+                SessionModel(entry.token).update(actions=[SessionModel.owner_host.set(RELEASED)],
+                                                 condition=SessionModel.owner_host == host.host_id)
+            except UpdateError:
+                pass  # taken or deleted meanwhile
         host.delete()
         if host.command_queue_url:
             try:

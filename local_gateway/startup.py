@@ -1,11 +1,14 @@
 """Sessions at start (WaGo's `-connectstartup`): what the launcher does before and after its host runs.
 
 Before any child starts, with the restored state: nothing is connected yet, so every session's live
-state is reset (connected, logged in, QR, pair code and owner cleared: the hosts of the previous
-run are gone). Sessions marked to connect (`auto_connect`) keep that mark when CONNECT_ON_STARTUP
-is on (the default): the session host adopts them at once and restores each from its device store
-(neonize) or the sim table (sim), with no new QR. With it off, the mark is cleared too: they stay
-disconnected until `/session/connect`, which restores them the same way.
+state is reset (connected, logged in, QR and pair code cleared: the hosts of the previous run are
+gone). Sessions marked to connect (`auto_connect`) keep that mark when CONNECT_ON_STARTUP is on (the
+default) and are handed over to owner RELEASED, the way a draining host releases them: hosts find
+orphans only through the sessions table's owner index, which an unowned session is not in, so the
+session host adopts them at once from there and restores each from its device store (neonize) or the
+sim table (sim), with no new QR. Every other session's owner is removed. With CONNECT_ON_STARTUP off,
+the mark is cleared too: they stay disconnected until `/session/connect`, which restores them the
+same way.
 
 After start, `report` waits (bounded) for each of those sessions to come back or fail, and prints
 one line naming what came back and what failed with its `LastError`. Names, never tokens.
@@ -27,19 +30,25 @@ class Expected:
 def prepare_sessions(connect_on_startup: bool) -> tuple[list[Expected], int]:
     """Reset live state for a fresh start; returns (sessions that will be restored, sessions reset)."""
     from chalicelib.core.models import SessionModel
+    from chalicelib.core.models.sessions import RELEASED
 
     expected: list[Expected] = []
     stale: list[SessionModel] = []
     for session in SessionModel.scan(consistent_read=True):
-        if (session.owner_host or session.connected or session.logged_in or session.qr_code
-                or session.pair_code or (session.auto_connect and not connect_on_startup)):
+        restore = bool(session.auto_connect) and connect_on_startup
+        if ((session.owner_host != RELEASED if restore else session.owner_host) or session.connected
+                or session.logged_in or session.qr_code or session.pair_code
+                or (session.auto_connect and not connect_on_startup)):
             stale.append(session)
-        if session.auto_connect and connect_on_startup:
+        if restore:
             expected.append(Expected(session.token, session.name))
 
     def reset_one(session: SessionModel) -> int:
+        # A session to restore must stay in the owner index (hosts find orphans only there): RELEASED.
+        owner = (SessionModel.owner_host.set(RELEASED) if session.auto_connect and connect_on_startup
+                 else SessionModel.owner_host.remove())
         actions = [SessionModel.connected.set(False), SessionModel.logged_in.set(False),
-                   SessionModel.owner_host.remove(), SessionModel.qr_code.remove(),
+                   owner, SessionModel.qr_code.remove(),
                    SessionModel.qr_expires_at.remove(), SessionModel.pair_code.remove()]
         if not connect_on_startup:
             actions.append(SessionModel.auto_connect.set(False))

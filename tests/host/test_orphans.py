@@ -75,3 +75,27 @@ def test_a_dead_hosts_row_stays_while_its_sessions_wait_for_room(aws):
         assert owners == ["long-dead", "small-host"]
     finally:
         running.stop(grace_seconds=5)
+
+
+def test_sessions_reset_at_launcher_start_are_adopted_through_the_owner_index(aws):
+    """The launcher's start-up reset (connectstartup) hands sessions to restore over to RELEASED: an
+    unowned session is not in the sparse owner index, so no host would ever find it."""
+    from chalicelib.core.models import SessionModel
+    from chalicelib.core.models.sessions import RELEASED
+    from local_gateway.startup import prepare_sessions
+    from session_host.host import SessionHost
+
+    for token, auto in (("back1", True), ("back2", True), ("idle", False)):
+        _session(token)
+        SessionModel(token).update(actions=[SessionModel.owner_host.set("previous-run"),
+                                            SessionModel.auto_connect.set(auto), SessionModel.connected.set(True)])
+    expected, reset = prepare_sessions(connect_on_startup=True)
+    assert sorted(e.token for e in expected) == ["back1", "back2"] and reset == 3
+    owners = {t: SessionModel.get(t, consistent_read=True).owner_host for t in ("back1", "back2", "idle")}
+    assert owners == {"back1": RELEASED, "back2": RELEASED, "idle": None}
+    running = SessionHost(_settings(host_heartbeat_seconds=3600), host_id="fresh-host")
+    running.start()
+    try:
+        wait_for(lambda: sorted(running.driver.tokens()) == ["back1", "back2"], what="both sessions adopted")
+    finally:
+        running.stop(grace_seconds=5)
