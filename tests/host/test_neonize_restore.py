@@ -49,7 +49,7 @@ def _linked_device_store(data_dir: str, token: str) -> str:
 
 def test_a_session_with_a_device_store_is_restored_at_start_without_a_qr(aws, tmp_path):
     from chalicelib import sessions
-    from chalicelib.core.models import SessionModel
+    from chalicelib.core.models import HostModel, SessionModel
     from chalicelib.core.settings import get_settings
     from session_host.host import SessionHost
 
@@ -58,7 +58,10 @@ def test_a_session_with_a_device_store_is_restored_at_start_without_a_qr(aws, tm
     with sqlite3.connect(store) as db:
         assert db.execute("SELECT jid FROM whatsmeow_device").fetchall() == [(JID,)]
     sessions.create_session("restore", token, "Chrome")
-    # What the previous run left: linked (JID kept), marked to connect, owned by a host that is gone.
+    # What the previous run left: linked (JID kept), marked to connect, owned by a host that is gone (its
+    # row says it stopped heartbeating long ago; hosts find orphans from dead hosts' rows).
+    HostModel("gone-host", command_queue_url="", capacity=10, load=1, heartbeat_at=time.time() - 3600,
+              started_at=0, status="up").save()
     SessionModel(token).update(actions=[SessionModel.jid.set(JID), SessionModel.auto_connect.set(True),
                                         SessionModel.logged_in.set(True), SessionModel.owner_host.set("gone-host")])
     settings = _neonize_settings(tmp_path, f"socks5://127.0.0.1:{_closed_port()}", host_heartbeat_seconds=60)

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -59,6 +60,20 @@ class Launcher:
             cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self.base = f"http://127.0.0.1:{self.api_port}"
+        # Read the output as it comes: a full pipe would block the gateway's logging (and so its answers).
+        self._lines: list[str] = []
+        self._reader = threading.Thread(target=self._drain, name="launcher-output", daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.append(line)
+
+    def output(self, wait: float = 0.0) -> str:
+        """What the launcher printed so far (after waiting up to `wait` s for its output to end)."""
+        self._reader.join(timeout=wait)
+        return "".join(self._lines)
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT
@@ -67,7 +82,7 @@ class Launcher:
                 # Children may still hold the output pipe open: end them, so reading cannot hang.
                 for pid in _processes_with_marker(self.marker):
                     os.kill(pid, signal.SIGKILL)
-                raise AssertionError(f"the launcher exited ({self.process.returncode}): {self.process.stdout.read()}")
+                raise AssertionError(f"the launcher exited ({self.process.returncode}): {self.output(wait=10)}")
             try:
                 if httpx.get(f"{self.base}/server/ok", timeout=1).status_code == 200:
                     return
@@ -87,13 +102,15 @@ class Launcher:
         if self.process.poll() is None:
             self.process.send_signal(sig)
         try:
-            output, _ = self.process.communicate(timeout=60)
+            self.process.wait(timeout=60)
+            self._reader.join(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait(timeout=30)
+        if self._reader.is_alive():
             for pid in _processes_with_marker(self.marker):  # they may hold the output pipe open
                 os.kill(pid, signal.SIGKILL)
-            output, _ = self.process.communicate(timeout=30)
-        return self.process.returncode, output
+        return self.process.returncode, self.output(wait=30)
 
 
 @pytest.fixture

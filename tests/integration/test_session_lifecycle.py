@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -30,6 +31,7 @@ class Stack:
         self.api = httpx.Client(base_url=launcher.base, timeout=30)
         self.ddb = boto3.resource("dynamodb", endpoint_url=launcher.endpoint, region_name="us-east-1")
         self.extra: list[subprocess.Popen] = []
+        self.logs: list = []  # the extra hosts' log files
 
     def init(self, token: str) -> None:
         response = self.api.post("/session/init", headers=ADMIN, json={"Name": token, "Token": token, "Os": "Chrome"})
@@ -51,8 +53,11 @@ class Stack:
         key, value = self.launcher.marker.split("=")
         env.update(STAGE="local", AWS_ENDPOINT_URL=self.launcher.endpoint, WAGO_ACCESS_LOG="0", **FAST)
         env[key] = value
+        # Its log goes to a file: nobody reads a pipe, and a full one would stall the host's logging.
+        log = tempfile.TemporaryFile(mode="w+")  # kept open for the process's life
+        self.logs.append(log)
         process = subprocess.Popen([sys.executable, "-m", "session_host"], cwd=PROJECT_DIR, env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                   stdout=log, stderr=subprocess.STDOUT, text=True)
         self.extra.append(process)
         return process
 
