@@ -96,7 +96,8 @@ def _forget_dead_host(child, pid: int) -> None:
     for host in HostModel.scan(consistent_read=True):
         if marker not in host.host_id:
             continue
-        for entry in SessionModel.by_owner.query(host.host_id, filter_condition=SessionModel.auto_connect == True):
+        to_restore = SessionModel.auto_connect == True  # noqa: E712 - a pynamodb condition, not a truth test
+        for entry in SessionModel.by_owner.query(host.host_id, filter_condition=to_restore):
             try:
                 SessionModel(entry.token).update(actions=[SessionModel.owner_host.set(RELEASED)],
                                                  condition=SessionModel.owner_host == host.host_id)
