@@ -20,20 +20,11 @@ from pathlib import Path
 import boto3
 import httpx
 
+from tests.faults.cluster import wait_for  # one bounded poll for the multi-process harnesses
+
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 ADMIN_TOKEN = "artifact-admin-token"
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last value {last!r}")
 
 
 class LocalAws:
