@@ -36,6 +36,9 @@ def _processes_with_marker(marker: str) -> list[int]:
     return found
 
 
+READY_LINE = "WaGo gateway ready:"
+
+
 class Launcher:
     """`python -m local_gateway` on free ports, with its own state directory (a temporary one unless
     `state_dir` is given: pass the same one to a second Launcher to restart on the same state)."""
@@ -83,11 +86,14 @@ class Launcher:
                 for pid in _processes_with_marker(self.marker):
                     os.kill(pid, signal.SIGKILL)
                 raise AssertionError(f"the launcher exited ({self.process.returncode}): {self.output(wait=10)}")
-            try:
-                if httpx.get(f"{self.base}/server/ok", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
+            # Ready as `make run` says it (its session host registered), not merely the API answering: the
+            # launcher owns the API's socket, so /server/ok can answer before a host exists (connect: 503).
+            if READY_LINE in self.output():
+                try:
+                    if httpx.get(f"{self.base}/server/ok", timeout=1).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
             time.sleep(0.25)
         raise AssertionError("the gateway did not start in time")
 
