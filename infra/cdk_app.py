@@ -60,7 +60,7 @@ def main() -> None:
     WagoStack(app, config.names.stack_name, config, env=env,
               description=f"WaGo-compatible WhatsApp gateway, stage {config.stage}")
     # cdk-nag's AwsSolutions rule pack: an unsuppressed error fails the synth (suppressions, each with
-    # its reason, are in wago_infra/nag.py).
+    # its reason, are next to what they accept in wago_infra/stack.py, `_acknowledge`).
     cdk.Validations.of(app).add_plugins(cdk_nag.AwsSolutionsChecks(app))
     app.synth()
 

@@ -313,6 +313,8 @@ class WagoStack(cdk.Stack):
         self.events_dlq.grant_send_messages(fanout)  # non-retryable and exhausted events are moved there
         self._grant_media(fanout, "s3:GetObject")  # inbound media attached to webhooks
         self.events_queue.grant_consume_messages(fanout)
+        for role in (api, fanout):
+            self._acknowledge_session_index(role)
         _acknowledge(api, "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:"
                           f"{self.names.host_queue_pattern}]",
                      "each session host creates its own FIFO command queue at start (named after the host id), "
@@ -326,6 +328,13 @@ class WagoStack(cdk.Stack):
         _acknowledge(role, f"AwsSolutions-IAM5[Resource::<{self._logical_id(self.media_bucket)}.Arn>/*]",
                      "media object keys are generated per message (<prefix><session>/<uuid>); the grant is limited "
                      "to this stage's media bucket and to the listed object actions")
+
+    def _acknowledge_session_index(self, role: iam.IGrantable) -> None:
+        """A CDK table grant covers the table's indexes as `<table arn>/index/*` (aws-cdk-lib Table.grant*)."""
+        sessions = self._logical_id(self.tables["sessions"])
+        _acknowledge(role, f"AwsSolutions-IAM5[Resource::<{sessions}.Arn>/index/*]",
+                     "CDK's table grants reach a table's indexes as <table>/index/*; the sessions table has one "
+                     "index (by-owner: owner_host -> auto_connect, epoch), and the grant is limited to this table")
 
     def _logical_id(self, construct: Construct) -> str:
         return self.resolve(construct.node.default_child.logical_id)
@@ -545,6 +554,7 @@ class WagoStack(cdk.Stack):
         # Inbound media is stored, outbound media read (sends, /send/mediaurl downloads), by the host.
         self._grant_media(task.task_role, "s3:GetObject", "s3:PutObject")
         self.events_queue.grant_send_messages(role)
+        self._acknowledge_session_index(role)
         # Each host creates its own FIFO command queue at start and deletes it on stop; hosts also
         # delete the queues of hosts that died. Only queues named wago-<stage>-host-* are reachable.
         role.add_to_principal_policy(iam.PolicyStatement(

@@ -7,7 +7,8 @@ test session has already imported it for the `test` stage, while the stack must 
 `dev` stage's literal queue name. Needs node (jsii runs aws-cdk-lib in it); no AWS credentials, no
 Docker. The Lambda package's dependencies are pip-installed for python3.13 into .data/lambda-build/
 (wago_infra/package.py): from PyPI on the first run, cached afterwards. The package itself is
-checked here too: every function's Runtime, the ABI of every compiled module in the zip CDK
+checked here too: cdk-nag's AwsSolutions findings (an unacknowledged error fails the synth, as
+`make synth` does), every function's Runtime, the ABI of every compiled module in the zip CDK
 deploys, and (where a Python 3.13 exists on the machine) importing its handler with that Python.
 """
 
@@ -39,6 +40,7 @@ import json, sys
 from pathlib import Path
 
 import aws_cdk
+import cdk_nag
 from aws_cdk.assertions import Template
 
 from wago_infra.stack import StageConfig, WagoStack
@@ -46,6 +48,9 @@ from wago_infra.stack import StageConfig, WagoStack
 work, stage = Path(sys.argv[1]), sys.argv[2]
 app = aws_cdk.App(outdir=str(work / "cdk.out"))
 stack = WagoStack(app, f"wago-{stage}", StageConfig(stage=stage))
+# As infra/cdk_app.py: cdk-nag's AwsSolutions pack, where an unacknowledged error fails the synth.
+aws_cdk.Validations.of(app).add_plugins(cdk_nag.AwsSolutionsChecks(app))
+app.synth()
 (work / "template.json").write_text(json.dumps(Template.from_stack(stack).to_json()))
 """
 
