@@ -13,7 +13,9 @@ sessions' commands concurrently, write each reply, then acknowledge the message.
 - A redelivered command whose reply already exists is not run again (its deletion was lost); sends
   are also idempotent by their own Id (chalicelib/core/outbox.py) for the case where it died mid-run.
 - Receiving (local stages, `short_poll_interval` > 0): while any command of this host is in flight,
-  short polls `short_poll_interval` apart; when none is, one long poll of `IDLE_WAIT_SECONDS`. moto
+  short polls `short_poll_interval` apart, and at once when one of them finishes (its session's next
+  command may be waiting: FIFO holds a group back while a message of it is in flight); when none is,
+  one long poll of `IDLE_WAIT_SECONDS`. moto
   decides which FIFO message groups are busy only when a long poll starts (AWS re-checks during the
   poll), so a long poll is started only when no group of ours is in flight: no command waits behind
   it, and an idle host makes one request per IDLE_WAIT_SECONDS instead of twenty a second. Deployed
@@ -50,11 +52,17 @@ STOPPING = "session host is shutting down"
 
 
 class KeyedExecutor:
-    def __init__(self, workers: int, name: str = "lane"):
+    """Tasks run in order per key (a session's lane), lanes in parallel on `workers` threads.
+
+    `on_task_done`: called after each task has left its lane (so `pending()` no longer counts it).
+    """
+
+    def __init__(self, workers: int, name: str = "lane", on_task_done: Callable[[], None] | None = None):
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
         self._lanes: dict[str, collections.deque[Callable[[], Any]]] = {}
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
+        self._on_task_done = on_task_done
 
     def submit(self, key: str, task: Callable[[], Any]) -> None:
         with self._lock:
@@ -81,6 +89,8 @@ class KeyedExecutor:
             finally:
                 with self._lock:
                     lane.popleft()
+                if self._on_task_done is not None:
+                    self._on_task_done()
 
     def pending(self) -> int:
         with self._lock:
@@ -171,7 +181,10 @@ class CommandLoop:
         # long poll decides once, when it starts, which FIFO groups are busy: a session's next command
         # waited out the whole poll (~1 s per command). Real SQS re-checks during a long poll.
         self.short_poll_interval = short_poll_interval
-        self.lanes = KeyedExecutor(workers, name="command")
+        # Set when a command leaves its lane: the short-poll wait ends then, so the next command of
+        # a session that was just answered is received at once, not at the next interval.
+        self._done = threading.Event()
+        self.lanes = KeyedExecutor(workers, name="command", on_task_done=self._done.set)
         self._in_flight: set[str] = set()
         self._lock = threading.Lock()
         self._stopping: threading.Event | None = None
@@ -252,8 +265,9 @@ class CommandLoop:
                 if not self.short_poll_interval:
                     self.poll_once()
                 elif self.busy():
+                    self._done.clear()
                     if not self.poll_once(wait_seconds=0):
-                        stopping.wait(self.short_poll_interval)
+                        self._done.wait(self.short_poll_interval)
                 else:
                     self.poll_once(wait_seconds=IDLE_WAIT_SECONDS)
             except Exception as exc:  # endpoint restarting, throttled: back off and go on

@@ -144,3 +144,28 @@ def test_keyed_executor_orders_per_key():
     assert lanes.wait_idle(10)
     assert out == {"x": list(range(20)), "y": list(range(20))}
     lanes.shutdown()
+
+
+def test_a_finished_command_ends_the_short_poll_wait(aws):
+    """Local stages short-poll while a command is in flight. When the last one finishes, the loop goes
+    back to its long poll at once, not at the end of the interval: a session sending one message after
+    another is never held back by the poll interval (60 s here, beyond the 10 s each reply may take)."""
+    from session_host.commands import CommandLoop, ReplyStore
+
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    url = sqs.create_queue(QueueName="wago-test-host-wake.fifo",
+                           Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "false"})["QueueUrl"]
+    loop = CommandLoop(sqs, url, lambda c: Reply.success(c.command_id, {"n": c.args["n"]}), ReplyStore("unit", 60),
+                       workers=2, short_poll_interval=60.0)
+    stopping = threading.Event()
+    runner = threading.Thread(target=loop.run, args=(stopping,), daemon=True)
+    runner.start()
+    try:
+        for n in range(3):  # each sent after the previous reply, as a client sending in turn does
+            assert _reply(_send(sqs, url, "same", "op", {"n": n}), timeout=10).data == {"n": n}
+    finally:
+        stopping.set()
+        _send(sqs, url, "wake", "op", {"n": -1})  # ends the idle long poll; refused, as received after stop
+        runner.join(timeout=30)
+        loop.lanes.shutdown()
+    assert not runner.is_alive()
