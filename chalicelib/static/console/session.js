@@ -37,8 +37,9 @@ export function renderSession(root, { admin, auth, session }) {
       else throw error;
     }
   };
-  const status = poll(STATUS_MS, async () => {
+  const status = poll(STATUS_MS, async (isLatest) => {
     const s = await call("GET", "/session/status", { auth: mine });
+    if (!isLatest()) return;
     const jid = s.Jid && s.Jid.User ? `${s.Jid.User}@${s.Jid.Server}` : "";
     setText($("#st-connected"), yesNo(s.Connected));
     setText($("#st-loggedin"), yesNo(s.LoggedIn));
@@ -114,8 +115,9 @@ export function renderSession(root, { admin, auth, session }) {
 
   // Delivery log, live; redrive for admins.
   const deliveriesBody = $("#deliveries-table tbody");
-  const deliveries = poll(DELIVERIES_MS, async () => {
+  const deliveries = poll(DELIVERIES_MS, async (isLatest) => {
     const page = await call("GET", "/webhook/deliveries?limit=20", { auth: mine });
+    if (!isLatest()) return;
     const rows = page.deliveries.map((d) => el("tr", { className: `state-${d.state}` },
       el("td", {}, d.type),
       el("td", {}, d.state),

@@ -22,8 +22,8 @@ export function renderSessions(root, { auth, onRows }) {
       onClick(remove, async () => {
         if (!window.confirm(`Delete session ${row.name}? Its device is unlinked and its token stops working.`)) return;
         await call("POST", "/session/delete", { auth: { admin: auth.token, token: row.token } });
-        notice(`Session ${row.name} deleted.`);
         await poller.refresh();
+        notice(`Session ${row.name} deleted.`);
       });
       return el("tr", {},
         el("th", { scope: "row" }, row.name),
@@ -38,7 +38,10 @@ export function renderSessions(root, { auth, onRows }) {
     if (rows.length === 0) body.replaceChildren(el("tr", {}, el("td", { colSpan: 8 }, "No sessions yet.")));
   };
 
-  const poller = poll(REFRESH_MS, async () => draw(await call("GET", "/session/all", { auth: admin })));
+  const poller = poll(REFRESH_MS, async (isLatest) => {
+    const rows = await call("GET", "/session/all", { auth: admin });
+    if (isLatest()) draw(rows);
+  });
   onClick(root.querySelector("#sessions-refresh"), () => poller.refresh());
 
   const form = root.querySelector("#create-form");
@@ -47,9 +50,9 @@ export function renderSessions(root, { auth, onRows }) {
       auth: admin,
       body: { Name: data.get("Name"), Token: data.get("Token"), Os: data.get("Os") },
     });
-    notice(`Session ${created.name} created (id ${created.id}).`);
     form.reset();
     await poller.refresh();
+    notice(`Session ${created.name} created (id ${created.id}).`);
   });
   return () => poller.stop();
 }

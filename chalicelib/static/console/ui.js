@@ -66,7 +66,8 @@ export function onClick(button, handler) {
 
 /**
  * Call `task` now and then every `ms` milliseconds until stopped (the returned object's stop()).
- * Failures are shown; after POLL_MAX_FAILURES in a row polling pauses (a notice says so) until
+ * `task(isLatest)`: draw only while isLatest() is true, so an answer that arrives after a newer
+ * tick began (a refresh() right after a change) never paints the older state. Failures are shown; after POLL_MAX_FAILURES in a row polling pauses (a notice says so) until
  * refresh() is called, so a dead gateway is not hammered.
  */
 export function poll(ms, task) {
@@ -79,7 +80,7 @@ export function poll(ms, task) {
     clearTimeout(timer);
     if (stopped) return;
     try {
-      await task();
+      await task(() => !stopped && mine === generation);
       failures = 0;
     } catch (error) {
       failures += 1;
