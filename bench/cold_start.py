@@ -6,8 +6,10 @@ runtime files, `app.py`, `chalicelib/`), unpacked, followed on the path by what 
 (boto3 and botocore, `runtime_libraries`), run by a CPython 3.13 (`find_interpreter`). Without a 3.13
 on this machine the bench falls back to the same contents built for the running Python (`pip install
 --target` of requirements.txt + boto3, Chalice's runtime files, app.py, chalicelib/) and says so.
-The dev venv is never on the path: each sample is a fresh `python -S -E` process whose import path is
-those directories and the standard library, so a package the zip lacks fails here as in Lambda.
+The dev venv is never on the path: each sample is a fresh `python -S -E -B` process whose import path
+is those directories and the standard library, so a package the zip lacks fails here as in Lambda,
+and, as in Lambda's read-only /var/task, nothing it compiles is cached for the next sample: the byte
+code the zip ships (package.py) is all there is.
 
 Per round, interleaved (so machine noise hits both alike):
   baseline   `import boto3` (what every Python Lambda pays anyway)
@@ -71,9 +73,8 @@ def lambda_package(cache: Path) -> tuple[str, list[str], str]:
         return sys.executable, [str(built)], f"{built} (fallback: no CPython {package.TARGET_PYTHON} here)"
     zip_path = package.build_lambda_zip()
     unpacked = cache / f"zip-{zip_path.stat().st_mtime_ns}"
-    if not unpacked.exists():
+    if not unpacked.exists():  # as shipped: the zip's own byte code (package.py), nothing compiled here
         package.unpack(zip_path, unpacked)
-        subprocess.run([interpreter, "-m", "compileall", "-q", str(unpacked)], check=True)
     runtime = package.runtime_libraries()
     return interpreter, [str(unpacked), str(runtime)], f"{zip_path.name} unpacked, CPython {package.TARGET_PYTHON}"
 
@@ -103,9 +104,9 @@ def build_package(cache: Path) -> Path:
     shutil.copy(PROJECT_DIR / "app.py", package / "app.py")
     shutil.copytree(PROJECT_DIR / "chalicelib", package / "chalicelib",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    # Lambda's zip carries no bytecode caches; compile once so no sample pays compilation (as Lambda
-    # would not on a warm container image either), then every sample is a pure import.
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True)
+    # As the zip does where a CPython 3.13 builds it (package.py): unchecked-hash byte code shipped.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash",
+                    str(package)], check=True)
     return package
 
 
@@ -120,19 +121,19 @@ def _env() -> dict[str, str]:
 
 
 def timed_import(python: str, path: list[str], module: str) -> float:
-    out = subprocess.run([python, "-S", "-E", "-c", _TIMED.format(path=path, module=module)],
+    out = subprocess.run([python, "-S", "-E", "-B", "-c", _TIMED.format(path=path, module=module)],
                          env=_env(), cwd=path[0], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1]) * 1000
 
 
 def import_calls(python: str, path: list[str]) -> str:
-    out = subprocess.run([python, "-S", "-E", "-c", _COUNT_CALLS.format(path=path)],
+    out = subprocess.run([python, "-S", "-E", "-B", "-c", _COUNT_CALLS.format(path=path)],
                          env=_env(), cwd=path[0], capture_output=True, text=True, check=True)
     return out.stdout.strip().splitlines()[-1]
 
 
 def slowest_imports(python: str, path: list[str], top: int) -> list[tuple[int, str]]:
-    out = subprocess.run([python, "-S", "-E", "-X", "importtime", "-c",
+    out = subprocess.run([python, "-S", "-E", "-B", "-X", "importtime", "-c",
                           f"import sys; sys.path[:0] = {path!r}; import app"],
                          env=_env(), cwd=path[0], capture_output=True, text=True, check=True)
     rows = []

@@ -23,12 +23,20 @@ So the two halves are separated:
 `build_lambda_zip` builds the same zip the CDK construct deploys (Chalice's
 `LambdaDeploymentPackager` on the staged directory) without CDK or node: `bench/` and the tests use it.
 Every compiled module in it carries `TARGET_ABI` (`extension_modules` lists them with their tags).
+
+Byte code: Lambda unpacks the zip into a read-only /var/task, so Python cannot cache what it compiles
+and a zip without `.pyc` files compiles every module it imports on every cold start. Where a CPython
+`TARGET_PYTHON` is on this machine (`find_interpreter`), the dependencies and chalicelib/ are
+compiled with it into `__pycache__/` as *unchecked-hash* pycs (PEP 552: used without comparing the
+source's mtime, which a zip keeps at 2-second resolution); without one the zip carries source only
+(correct, slower to start). WAGO_LAMBDA_BYTECODE=0 builds source only on purpose.
 Needs pip and PyPI (or PIP_FIND_LINKS) on the first build of a requirements set; later builds are
 offline.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -75,15 +83,34 @@ def _publish(tmp: Path, final: Path) -> Path:
     return final
 
 
+def byte_code_interpreter(python_version: str = TARGET_PYTHON) -> str | None:
+    """The CPython `python_version` that compiles the package's byte code, or None (source only).
+
+    WAGO_LAMBDA_BYTECODE=0 turns byte code off (None)."""
+    if os.environ.get("WAGO_LAMBDA_BYTECODE", "1") == "0":
+        return None
+    return find_interpreter(python_version)
+
+
+def compile_byte_code(directory: Path, interpreter: str) -> None:
+    """Compile every .py under `directory` into __pycache__/ with `interpreter`, as unchecked-hash pycs
+    (deterministic: no timestamps, so the same sources give the same zip)."""
+    subprocess.run([interpreter, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
+                    str(directory)], check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
+
+
 def vendor_dependencies(requirements: Path = REPO_ROOT / "requirements.txt", *,
                         python_version: str = TARGET_PYTHON, build_root: Path = BUILD_ROOT) -> Path:
     """Install `requirements` for Lambda's `python_version` (CPython, manylinux2014 x86_64) into a cached dir.
 
-    Returns the directory (a flat site-packages: packages at its top level). Wheels only, no byte
-    code (the running interpreter's .pyc would be for the wrong version), no console scripts.
+    Returns the directory (a flat site-packages: packages at its top level). Wheels only, no console
+    scripts; byte code compiled by `byte_code_interpreter` when there is one (never by the running
+    interpreter, whose .pyc would be for the wrong version).
     Raises subprocess.CalledProcessError when pip cannot find a wheel for the target.
     """
-    key = _digest(requirements.read_bytes(), python_version.encode(), TARGET_PLATFORM.encode())
+    compiler = byte_code_interpreter(python_version)
+    key = _digest(requirements.read_bytes(), python_version.encode(), TARGET_PLATFORM.encode(),
+                  b"unchecked-hash-pyc" if compiler else b"source-only")
     final = build_root / f"deps-py{python_version}-{key}"
     if (final / "requirements.txt").exists():  # written last: the install finished
         return final / "site"
@@ -96,6 +123,8 @@ def vendor_dependencies(requirements: Path = REPO_ROOT / "requirements.txt", *,
          "--only-binary=:all:", "--target", str(site), "-r", str(requirements)],
         check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
     shutil.rmtree(site / "bin", ignore_errors=True)  # console scripts: nothing in Lambda runs them
+    if compiler:
+        compile_byte_code(site, compiler)
     (tmp / "requirements.txt").write_text(requirements.read_text())
     return _publish(tmp, final) / "site"
 
@@ -120,7 +149,8 @@ def stage_app(project_dir: Path = REPO_ROOT, *, python_version: str = TARGET_PYT
     """
     vendor = vendor_dependencies(project_dir / "requirements.txt", python_version=python_version,
                                  build_root=build_root)
-    key = _digest(_app_digest(project_dir), vendor.parent.name.encode())
+    key = _digest(_app_digest(project_dir), vendor.parent.name.encode(),
+                  str(byte_code_interpreter(python_version) is not None).encode())
     final = build_root / f"app-py{python_version}-{key}"
     if (final / "app.py").exists():
         return final
@@ -136,6 +166,9 @@ def stage_app(project_dir: Path = REPO_ROOT, *, python_version: str = TARGET_PYT
         "# Empty on purpose: the dependencies are in vendor/, installed for the Lambda runtime\n"
         "# by infra/wago_infra/package.py from the repository's requirements.txt.\n")
     (tmp / "vendor").symlink_to(vendor, target_is_directory=True)
+    compiler = byte_code_interpreter(python_version)
+    if compiler:  # (app.py itself is compiled at import: Chalice zips only its source)
+        compile_byte_code(tmp / "chalicelib", compiler)
     staged = _publish(tmp, final)
     _prune(build_root, f"app-py{python_version}-", keep=staged)
     return staged
@@ -214,6 +247,7 @@ def runtime_libraries(python_version: str = TARGET_PYTHON, *, build_root: Path =
     return vendor_dependencies(pin, python_version=python_version, build_root=build_root)
 
 
+@functools.cache
 def find_interpreter(python_version: str = TARGET_PYTHON) -> str | None:
     """A CPython `python_version` on this machine (LAMBDA_PYTHON, PATH, pyenv, /usr), or None."""
     candidates = [os.environ.get("LAMBDA_PYTHON"), shutil.which(f"python{python_version}"),

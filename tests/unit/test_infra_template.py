@@ -405,6 +405,21 @@ def test_deployed_zip_holds_only_target_abi_modules_and_imports_on_the_target_py
             print(f"\n[lambda package] no Python {package.TARGET_PYTHON} on this machine (LAMBDA_PYTHON, PATH, pyenv): "
                   f"the zip's ABI tags were checked, importing its handler with {package.TARGET_PYTHON} was NOT done")
             return
+    # Byte code for the target: /var/task is read-only, so a module without its pyc compiles on every
+    # cold start. Each chalicelib and dependency module has an unchecked-hash pyc (PEP 552 flags 0b01:
+    # hash-based, source not checked, as a zip's 2-second mtimes cannot be trusted).
+    task = tmp_path / "task"
+    tag = f"cpython-{package.TARGET_ABI[2:]}"
+    missing, checked = [], 0
+    for source in [*(task / "chalicelib").rglob("*.py"), *(task / "pydantic").rglob("*.py"),
+                   *(task / "aws_lambda_powertools").rglob("*.py")]:
+        pyc = source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
+        if not pyc.exists():
+            missing.append(str(source.relative_to(task)))
+            continue
+        assert int.from_bytes(pyc.read_bytes()[4:8], "little") == 0b01, pyc
+        checked += 1
+    assert checked and not missing, missing[:10]
     env = {"PATH": os.environ.get("PATH", ""), "STAGE": STAGE, "AWS_DEFAULT_REGION": "us-east-1",
            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "ADMIN_TOKEN": "import-check",
            "AWS_LAMBDA_FUNCTION_NAME": "APIHandler", "_HANDLER": "app.app"}
