@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import io
 import json
 import os
@@ -65,6 +66,8 @@ MIB = 1024 * 1024
 # What Chalice packages from the project (its `_iter_app_filenames` + the stage config it reads).
 APP_FILES = ("app.py", "chalicelib", ".chalice/config.json")
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
+# Part of the staged directory's cache key: raise it when stage_app lays the directory out differently.
+_STAGE_LAYOUT = b"2: vendor/ holds the byte code of app.py and Chalice's runtime files"
 
 
 def _digest(*parts: bytes) -> str:
@@ -149,7 +152,7 @@ def stage_app(project_dir: Path = REPO_ROOT, *, python_version: str = TARGET_PYT
     """
     vendor = vendor_dependencies(project_dir / "requirements.txt", python_version=python_version,
                                  build_root=build_root)
-    key = _digest(_app_digest(project_dir), vendor.parent.name.encode(),
+    key = _digest(_app_digest(project_dir), vendor.parent.name.encode(), _STAGE_LAYOUT,
                   str(byte_code_interpreter(python_version) is not None).encode())
     final = build_root / f"app-py{python_version}-{key}"
     if (final / "app.py").exists():
@@ -165,13 +168,56 @@ def stage_app(project_dir: Path = REPO_ROOT, *, python_version: str = TARGET_PYT
     (tmp / "requirements.txt").write_text(
         "# Empty on purpose: the dependencies are in vendor/, installed for the Lambda runtime\n"
         "# by infra/wago_infra/package.py from the repository's requirements.txt.\n")
-    (tmp / "vendor").symlink_to(vendor, target_is_directory=True)
     compiler = byte_code_interpreter(python_version)
-    if compiler:  # (app.py itself is compiled at import: Chalice zips only its source)
+    if compiler:
         compile_byte_code(tmp / "chalicelib", compiler)
+        _vendor_with_entry_byte_code(tmp, vendor, compiler, python_version)
+    else:
+        (tmp / "vendor").symlink_to(vendor, target_is_directory=True)
     staged = _publish(tmp, final)
     _prune(build_root, f"app-py{python_version}-", keep=staged)
     return staged
+
+
+_COMPILE_FILES = """
+import py_compile, sys
+args = sys.argv[1:]
+for source, cfile, shown in zip(args[0::3], args[1::3], args[2::3]):
+    py_compile.compile(source, cfile=cfile, dfile=shown, doraise=True,
+                       invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+"""
+
+
+def _vendor_with_entry_byte_code(staged: Path, site: Path, compiler: str, python_version: str) -> None:
+    """`staged`/vendor: the dependencies (symlinked) plus the byte code of the files Chalice zips from
+    outside the project's chalicelib/ (app.py, and chalice/app.py + chalice/__init__.py from the
+    installed Chalice), which Chalice adds as source only. Chalice copies vendor/ into the zip root."""
+    import chalice
+    import chalice.app
+
+    vendor = staged / "vendor"
+    vendor.mkdir()
+    for entry in site.iterdir():
+        if entry.name != "__pycache__":
+            (vendor / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
+    (vendor / "__pycache__").mkdir()
+    for cached in (site / "__pycache__").glob("*.pyc") if (site / "__pycache__").is_dir() else ():
+        (vendor / "__pycache__" / cached.name).symlink_to(cached)
+    tag = f"cpython-{python_version.replace('.', '')}"
+    sources = {"app.py": staged / "app.py", "chalice/app.py": _source_of(chalice.app),
+               "chalice/__init__.py": _source_of(chalice)}
+    args: list[str] = []
+    for shown, source in sources.items():
+        cfile = vendor / Path(shown).parent / "__pycache__" / f"{Path(shown).stem}.{tag}.pyc"
+        cfile.parent.mkdir(parents=True, exist_ok=True)
+        args += [str(source), str(cfile), shown]
+    subprocess.run([compiler, "-c", _COMPILE_FILES, *args], check=True, stdout=subprocess.PIPE,
+                   stderr=subprocess.STDOUT, timeout=120)
+
+
+def _source_of(module) -> Path:
+    path = inspect.getfile(module)
+    return Path(path[:-1] if path.endswith(".pyc") else path)
 
 
 def _prune(build_root: Path, prefix: str, keep: Path, kept: int = 3, min_age_seconds: float = 3600) -> None:

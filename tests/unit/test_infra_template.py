@@ -411,8 +411,8 @@ def test_deployed_zip_holds_only_target_abi_modules_and_imports_on_the_target_py
     task = tmp_path / "task"
     tag = f"cpython-{package.TARGET_ABI[2:]}"
     missing, checked = [], 0
-    for source in [*(task / "chalicelib").rglob("*.py"), *(task / "pydantic").rglob("*.py"),
-                   *(task / "aws_lambda_powertools").rglob("*.py")]:
+    for source in [task / "app.py", task / "chalice" / "app.py", *(task / "chalicelib").rglob("*.py"),
+                   *(task / "pydantic").rglob("*.py"), *(task / "aws_lambda_powertools").rglob("*.py")]:
         pyc = source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
         if not pyc.exists():
             missing.append(str(source.relative_to(task)))
