@@ -13,12 +13,12 @@
   would (its last heartbeat + the lease). A status read is then one GetItem (the session's).
 - The reply is an item in the replies table keyed by the command id. The Lambda reads it with
   consistent reads from when the reply is due: per operation it keeps the last REPLY_WINDOW reply
-  times (the host's `created_at` minus the send time), sleeps until their 75th percentile before the
-  first read (so three replies in four take one read: the send path's AWS calls), then reads every
-  quarter of their 10th-90th percentile spread (at least 10 ms), backing
-  off by 1.25x up to 500 ms, until the command's deadline; then it answers WaGo's error envelope with
-  504 `timed out waiting for the session host`. With no history yet (a new process, an operation not
-  seen) reads start at 10 ms.
+  times (when the host says its reply became readable, `created_at` + `written_in`, minus the send
+  time), sleeps until their 75th percentile before the first read (so three replies in four take
+  one read: the send path's AWS calls), then reads every quarter of their 10th-90th percentile
+  spread (at least 10 ms), backing off by 1.25x up to 500 ms, until the command's deadline; then it
+  answers WaGo's error envelope with 504 `timed out waiting for the session host`. With no history
+  yet (a new process, an operation not seen) reads start at 10 ms.
 """
 
 from __future__ import annotations
@@ -206,7 +206,7 @@ class Bus:
                 pass
             else:
                 if sent_at is not None and item.created_at:
-                    self._learn(command.op, float(item.created_at) - sent_at)
+                    self._learn(command.op, float(item.created_at) + float(item.written_in or 0) - sent_at)
                 return Reply.model_validate_json(item.body)
             remaining = command.deadline - self.clock()
             if remaining <= 0:

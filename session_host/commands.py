@@ -13,7 +13,8 @@ sessions' commands concurrently, write each reply, then acknowledge the message.
 - A redelivered command whose reply already exists is not run again (its deletion was lost); sends
   are also idempotent by their own Id (chalicelib/core/outbox.py) for the case where it died mid-run.
 - Receiving (local stages, `short_poll_interval` > 0): while any command of this host is in flight,
-  short polls `short_poll_interval` apart, and at once when one of them finishes (its session's next
+  short polls `short_poll_interval` apart (the first one interval after the receive that brought
+  work), and at once when one of them finishes (its session's next
   command may be waiting: FIFO holds a group back while a message of it is in flight); when none is,
   one long poll of `IDLE_WAIT_SECONDS`. moto
   decides which FIFO message groups are busy only when a long poll starts (AWS re-checks during the
@@ -48,6 +49,7 @@ from session_host.fencing import LEASE_LOST, Fenced
 RECEIVE_WAIT_SECONDS = 1  # bounds how long a stop request waits for the receive in progress
 IDLE_WAIT_SECONDS = 20  # SQS's longest long poll; local stages, when no command is in flight
 RECEIVE_BATCH = 10
+WRITE_WINDOW = 20  # reply writes whose durations give a reply's `written_in`
 STOPPING = "session host is shutting down"
 
 
@@ -123,6 +125,7 @@ class ReplyStore:
         self.host_id = host_id
         self.ttl_seconds = ttl_seconds
         self.holdings = holdings
+        self._write_seconds: collections.deque[float] = collections.deque(maxlen=WRITE_WINDOW)
 
     def exists(self, command_id: str) -> bool:
         try:
@@ -133,18 +136,23 @@ class ReplyStore:
 
     def put(self, command: Command, reply: Reply) -> None:
         """Stored even when nobody waits (async sends): a redelivery then finds it and is skipped."""
+        started = time.monotonic()
         if self.holdings is not None and self.holdings.held(command.token):
             if self._put_fenced(command, reply):
+                self._write_seconds.append(time.monotonic() - started)
                 return
             if reply.ok:
                 reply = Reply.failure(command.command_id, LEASE_LOST, 503)
         self._item(command, reply).save()
+        self._write_seconds.append(time.monotonic() - started)
 
     def _item(self, command: Command, reply: Reply) -> ReplyModel:
         now = datetime.now(UTC)
+        recent = sorted(self._write_seconds)
         return ReplyModel(
             command.command_id, token=command.token, body=reply.model_dump_json(), host_id=self.host_id,
-            created_at=now.timestamp(), expires_at=now + timedelta(seconds=self.ttl_seconds),
+            created_at=now.timestamp(), written_in=round(recent[len(recent) // 2], 4) if recent else 0,
+            expires_at=now + timedelta(seconds=self.ttl_seconds),
         )
 
     def _put_fenced(self, command: Command, reply: Reply) -> bool:
@@ -265,9 +273,12 @@ class CommandLoop:
                 if not self.short_poll_interval:
                     self.poll_once()
                 elif self.busy():
+                    # Wait first: a receive right after one that brought work finds none (its session's
+                    # group is held) and only competes with the running command's calls for the endpoint.
                     self._done.clear()
-                    if not self.poll_once(wait_seconds=0):
+                    if self.busy():
                         self._done.wait(self.short_poll_interval)
+                    self.poll_once(wait_seconds=0)
                 else:
                     self.poll_once(wait_seconds=IDLE_WAIT_SECONDS)
             except Exception as exc:  # endpoint restarting, throttled: back off and go on

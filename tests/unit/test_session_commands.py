@@ -169,3 +169,17 @@ def test_a_finished_command_ends_the_short_poll_wait(aws):
         runner.join(timeout=30)
         loop.lanes.shutdown()
     assert not runner.is_alive()
+
+
+def test_a_reply_says_how_long_its_hosts_reply_writes_take(aws):
+    """`written_in`: the median of the host's recent reply writes (seconds), so the waiting Lambda
+    learns when a reply is readable (created_at + written_in), not when the host began writing it."""
+    from chalicelib.core.models import ReplyModel
+    from session_host.commands import ReplyStore
+
+    store = ReplyStore("unit", 60)
+    first, second = (Command(token="t", op="op", deadline=time.time() + 30) for _ in range(2))
+    store.put(first, Reply.success(first.command_id))
+    store.put(second, Reply.success(second.command_id))
+    assert ReplyModel.get(first.command_id).written_in == 0  # nothing measured yet
+    assert 0 < ReplyModel.get(second.command_id).written_in < 5

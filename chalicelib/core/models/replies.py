@@ -21,5 +21,8 @@ class ReplyModel(Model):
     token = UnicodeAttribute(default="")
     body = UnicodeAttribute()
     host_id = UnicodeAttribute(default="")
-    created_at = NumberAttribute(default=0)
+    created_at = NumberAttribute(default=0)  # the host's clock when it built the reply, epoch seconds
+    # The host's recent median time to write a reply, seconds: the reply is readable at about
+    # created_at + written_in (the waiting Lambda learns when to read from it; chalicelib/bus.py).
+    written_in = NumberAttribute(default=0)
     expires_at = TTLAttribute(null=True)
