@@ -117,7 +117,7 @@ def count_calls(sends: int) -> None:
             create_session(token, token, "Chrome")
             bus.command(SessionModel.get(token), ops.CONNECT, ops.Connect(), place=True)
             bus.command(SessionModel.get(token, consistent_read=True), ops.SIM_SCAN, ops.SimScan(phone=phone))
-        on_path, after, reads = [], [], []
+        on_path, after, reads, walls, in_aws = [], [], [], [], []
         per_role: dict[str, list[dict]] = {}
         with Client(app) as client:
             def settle(message_id: str) -> None:
@@ -135,13 +135,17 @@ def count_calls(sends: int) -> None:
                 message_id = f"count-{n}"
                 with count_aws_calls(trace=True) as calls:
                     headers = {"token": "count-a", "Content-Type": "application/json"}
+                    started = time.perf_counter()
                     response = client.http.post("/send/text", headers=headers,
                                                 body=f'{{"Phone":"15558000002","Body":"bench","Id":"{message_id}"}}')
+                    ended = time.perf_counter()
                     assert response.status_code == 200, response.body
                     answered = len(calls.trace)
                     settle(message_id)
                 if n < 3:
                     continue  # warm-up: clients, the host-row cache, the reply timing
+                walls.append((ended - started) * 1000)
+                in_aws.append(_endpoint_ms(calls.spans[:answered], started, ended))
                 roles = by_role(calls.trace)
                 path = by_role(calls.trace[:answered])  # what the API and the host did until the answer
                 api, host_path = path.get("api", {}), dict(path.get("host", {}))
@@ -164,12 +168,43 @@ def count_calls(sends: int) -> None:
             ops_seen = sorted({op for sample in samples for op in sample})
             detail = ", ".join(f"{op} {statistics.median([s.get(op, 0) for s in samples]):g}" for op in ops_seen)
             print(f"  {role:<9} {detail}")
+        # The embedded endpoint's share: the same sends, timed in this process against this moto.
+        floor = statistics.median(floor_samples(os.environ["AWS_ENDPOINT_URL"], max(20, sends)))
+        wall, aws_ms, calls_on_path = statistics.median(walls), statistics.median(in_aws), statistics.median(on_path)
+        per_call, floor_per_call = aws_ms / max(1, calls_on_path - 1), floor / 5
+        estimate = wall - aws_ms + (calls_on_path - 1) * floor_per_call
+        print(f"Where a send's time goes (in process, median of {sends}; moto in this process, the floor measured "
+              f"against it here):")
+        print(f"  send {wall:.1f} ms = {aws_ms:.1f} ms waiting on AWS calls of its path ({100 * aws_ms / wall:.0f}%; "
+              f"the receive that carried the command left out) + {wall - aws_ms:.1f} ms in our code (Chalice, the "
+              f"host's threads, the sim driver, JSON)")
+        print(f"  per call on the path {per_call:.1f} ms vs {floor_per_call:.1f} ms per call of the floor alone "
+              f"({per_call / floor_per_call:.1f}x: moto serves the background delivery and receipt calls, "
+              f"and the host's own, in one process at the same time)")
+        print(f"  at the floor's per-call cost the send would take about {estimate:.1f} ms = "
+              f"{estimate / floor:.2f}x the floor ({floor:.1f} ms) (an estimate: ratio with moto as measured: "
+              f"{wall / floor:.2f}x)")
     finally:
         if host is not None:
             host.stop(grace_seconds=5)
         moto.stop()
         os.environ.clear()
         os.environ.update(saved)
+
+
+def _endpoint_ms(spans: list[tuple[str, str, str, float, float]], started: float, ended: float) -> float:
+    """Milliseconds of [started, ended] during which the request's path (the API's thread, the host's
+    command threads) waited on an AWS call: the union of those calls' spans. The ReceiveMessage that
+    carried the command is left out (a long poll begun before the request: waiting, not service)."""
+    intervals = sorted((max(a, started), min(b, ended)) for thread, _, op, a, b in spans
+                       if (thread == "MainThread" or thread == "commands" or thread.startswith("command_"))
+                       and not op.startswith("ReceiveMessage") and b > started and a < ended)
+    total, reach = 0.0, started
+    for a, b in intervals:
+        if b > reach:
+            total += b - max(a, reach)
+            reach = b
+    return total * 1000
 
 
 def main() -> int:

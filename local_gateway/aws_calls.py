@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -21,25 +22,31 @@ _original = botocore.endpoint.Endpoint.make_request
 
 
 def _counting(self, operation_model, request_dict):
+    started = time.perf_counter()
     result = _original(self, operation_model, request_dict)
+    ended = time.perf_counter()
     key = (operation_model.service_model.service_name, operation_model.name)
     if key == ("sqs", "ReceiveMessage") and not (result[1] or {}).get("Messages"):
         key = ("sqs", "ReceiveMessage(empty)")  # an idle poll: counted apart from the calls that carry work
+    thread = threading.current_thread().name
     with _lock:
         for counter in _active:
             counter[key] += 1
             if counter.trace is not None:
-                counter.trace.append((threading.current_thread().name, *key))
+                counter.trace.append((thread, *key))
+                counter.spans.append((thread, *key, started, ended))
     return result
 
 
 class Calls(Counter):
     """(service, operation) -> calls; helpers for the usual questions. With `trace`, also the calls in
-    order as (thread name, service, operation)."""
+    order as (thread name, service, operation), and in `spans` the same with each call's start and end
+    (time.perf_counter seconds, retries included) for benchmarks."""
 
     def __init__(self, trace: bool = False):
         super().__init__()
         self.trace: list[tuple[str, str, str]] | None = [] if trace else None
+        self.spans: list[tuple[str, str, str, float, float]] = []
 
     def total(self) -> int:
         """Calls that carried work (idle polls that received nothing are left out: see `idle`)."""
