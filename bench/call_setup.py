@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +24,7 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
-from common import wait_for  # noqa: E402 - bench/ is on sys.path
+from common import LocalGateway, wait_for  # noqa: E402 - bench/ is on sys.path
 
 from bench.session_host import cpu_seconds, free_port, rss_mib, tree  # noqa: E402
 from tests.browser.conftest import CHROMIUM, CHROMIUM_FLAGS, write_tone  # noqa: E402
@@ -59,14 +57,11 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
     env.update(STAGE="local", WAGO_ACCESS_LOG="0", WHATSAPP_DRIVER="sim", ICE_HOST_ADDRESSES="127.0.0.1",
                HOST_HEARTBEAT_SECONDS="1", CALL_INACTIVITY_SECONDS="60", CALL_RING_SECONDS="600")
-    launcher = subprocess.Popen([sys.executable, "-m", "local_gateway", "--api-port", str(api_port),
-                                 "--aws-port", str(aws_port)], cwd=PROJECT_DIR, env=env,
-                                stdout=open(os.environ.get("BENCH_LOG", os.devnull), "w"), stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    gateway = LocalGateway(api_port, aws_port, env).__enter__()
+    launcher = gateway.process
     base = f"http://127.0.0.1:{api_port}"
     api = httpx.Client(base_url=base, timeout=30)
     try:
-        wait_for(lambda: _ok(api), 90, "the gateway")
         host = host_pid(launcher.pid)
 
         def call(method, path, token, body=None, admin=False):
@@ -144,19 +139,8 @@ def main() -> int:
                   f"{(busy_rss - idle_rss) / n:.1f} MiB")
             browser.close()
     finally:
-        os.killpg(launcher.pid, signal.SIGTERM)
-        try:
-            launcher.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(launcher.pid, signal.SIGKILL)
+        gateway.__exit__()
     return 0
-
-
-def _ok(api) -> bool:
-    try:
-        return api.get("/server/ok", timeout=1).status_code == 200
-    except Exception:
-        return False
 
 
 if __name__ == "__main__":

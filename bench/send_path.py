@@ -4,7 +4,8 @@ receive + DynamoDB put + consistent get), and sends per second for one session a
 Also the simulator's phone side, POST /sim/message (a `sim.message` operation run on any live sim host),
 against /send/text in the same run.
 
-Runs `python -m local_gateway` (moto server, API, one sim session host, poller) on free 127.0.0.1 ports.
+Runs `python -m local_gateway` (moto server, API, one sim session host, poller) on free 127.0.0.1 ports,
+with its own temporary state directory.
 Prints medians and p95 in milliseconds and the ratio of the send's p50 to the floor's.
 
 Then counts the AWS calls of one send (deterministic, not timed): the same code in this process (the
@@ -18,14 +19,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from common import free_port, percentile  # noqa: E402 - bench/ is on sys.path
+from common import LocalGateway, free_port, percentile  # noqa: E402 - bench/ is on sys.path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 ADMIN = {"admintoken": "qwert"}
@@ -33,24 +33,11 @@ ADMIN = {"admintoken": "qwert"}
 
 
 
-def start_gateway(api_port: int, aws_port: int) -> subprocess.Popen:
+def gateway_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
     env.update(STAGE="local", WHATSAPP_DRIVER="sim", WAGO_ACCESS_LOG="0", LOG_LEVEL="WARNING",
                POWERTOOLS_LOG_LEVEL="WARNING")
-    process = subprocess.Popen([sys.executable, "-m", "local_gateway", "--api-port", str(api_port),
-                                "--aws-port", str(aws_port)], cwd=PROJECT_DIR, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import httpx
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{api_port}/server/ok", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit("bench: the gateway did not start")
+    return env
 
 
 def floor_samples(endpoint: str, rounds: int) -> list[float]:
@@ -218,8 +205,7 @@ def main() -> int:
     import httpx
 
     api_port, aws_port = free_port(), free_port()
-    gateway = start_gateway(api_port, aws_port)
-    try:
+    with LocalGateway(api_port, aws_port, gateway_env()):
         api = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=30)
         tokens = ["bench-to"] + [f"bench-{i}" for i in range(args.sessions)]
         for i, token in enumerate(tokens):
@@ -273,12 +259,6 @@ def main() -> int:
         elapsed = time.perf_counter() - started
         print(f"one host, {args.sessions} sessions sending at once: {total / elapsed:.1f} sends/s "
               f"({total} sends in {elapsed:.1f} s; the local API server and moto share this machine's cores)")
-    finally:
-        gateway.terminate()
-        try:
-            gateway.wait(30)
-        except subprocess.TimeoutExpired:
-            gateway.kill()
     count_calls(args.count_sends)
     return 0
 
