@@ -25,21 +25,6 @@ def ensure_tables(settings: Settings) -> list[str]:
             model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
             created.append(model.Meta.table_name)
     ddb = aws.client("dynamodb")
-    name = settings.idempotency_table_name
-    try:
-        ddb.describe_table(TableName=name)
-    except ddb.exceptions.ResourceNotFoundException:
-        # Powertools idempotency layout: string key `id`, TTL on `expiration`.
-        ddb.create_table(
-            TableName=name,
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        ddb.get_waiter("table_exists").wait(TableName=name)
-        ddb.update_time_to_live(TableName=name,
-                                TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"})
-        created.append(name)
     _ensure_ttl(ddb, settings.replies_table_name, "expires_at")
     _ensure_ttl(ddb, settings.messages_table_name, "expires_at")
     _ensure_ttl(ddb, settings.deliveries_table_name, "expires_at")

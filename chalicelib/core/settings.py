@@ -55,7 +55,6 @@ class Settings(BaseModel):
     session_names_table: str | None = None
     counters_table: str | None = None
     hosts_table: str | None = None
-    idempotency_table: str | None = None
     replies_table: str | None = None
     messages_table: str | None = None
     sim_table: str | None = None
@@ -224,12 +223,6 @@ class Settings(BaseModel):
     def hosts_table_name(self) -> str:
         """DynamoDB table of session hosts: HOSTS_TABLE, else `<prefix>-hosts`."""
         return self._name(self.hosts_table, "hosts")
-
-    @property
-    def idempotency_table_name(self) -> str:
-        """DynamoDB table of Powertools idempotency records: IDEMPOTENCY_TABLE, else
-        `<prefix>-idempotency`."""
-        return self._name(self.idempotency_table, "idempotency")
 
     @property
     def events_queue_name(self) -> str:

@@ -45,7 +45,6 @@ class Names:
             "SESSION_NAMES_TABLE": self.name("session-names"),
             "COUNTERS_TABLE": self.name("counters"),
             "HOSTS_TABLE": self.name("hosts"),
-            "IDEMPOTENCY_TABLE": self.name("idempotency"),
             "REPLIES_TABLE": self.name("replies"),
             "MESSAGES_TABLE": self.name("messages"),
             "DELIVERIES_TABLE": self.name("deliveries"),

@@ -169,7 +169,6 @@ class WagoStack(cdk.Stack):
             "replies": ("command_id", None, "expires_at"),
             "messages": ("token", "message_id", "expires_at"),  # sent messages: idempotency, status
             "deliveries": ("token", "sk", "expires_at"),  # the webhook delivery log
-            "idempotency": ("id", None, "expiration"),  # Powertools idempotency layout
             "sim": ("pk", None, None),
             "calls": ("token", "call_id", "expires_at"),  # the call registry
         }
@@ -285,7 +284,8 @@ class WagoStack(cdk.Stack):
                          "AWS's basic execution policy grants only CloudWatch Logs writes "
                          "(create group/stream, put events)")
         t = self.tables
-        # (no idempotency table: the API keys sends on the messages table; Powertools idempotency is the fan-out's)
+        # Idempotency lives in the data: sends are keyed by (token, Id) on the messages table, webhook
+        # deliveries by event on the delivery log (chalicelib/webhooks/fanout.py); no separate table.
         for name in ("sessions", "session-names", "counters"):
             t[name].grant_read_write_data(api)
         t["hosts"].grant_read_data(api)  # placement reads hosts; hosts write their own rows
@@ -308,7 +308,6 @@ class WagoStack(cdk.Stack):
         ))
 
         t["sessions"].grant_read_data(fanout)
-        t["idempotency"].grant_read_write_data(fanout)
         t["deliveries"].grant_read_write_data(fanout)
         self.events_dlq.grant_send_messages(fanout)  # non-retryable and exhausted events are moved there
         self._grant_media(fanout, "s3:GetObject")  # inbound media attached to webhooks

@@ -106,7 +106,7 @@ def test_stack_names_equal_what_settings_derive(stage):
     assert env["EVENTS_DLQ"] == settings.events_dlq_name
     for var, prop in [("SESSIONS_TABLE", "sessions_table_name"), ("SESSION_NAMES_TABLE", "session_names_table_name"),
                       ("COUNTERS_TABLE", "counters_table_name"), ("HOSTS_TABLE", "hosts_table_name"),
-                      ("IDEMPOTENCY_TABLE", "idempotency_table_name"), ("REPLIES_TABLE", "replies_table_name"),
+                      ("REPLIES_TABLE", "replies_table_name"),
                       ("SIM_TABLE", "sim_table_name"), ("CALLS_TABLE", "calls_table_name")]:
         assert env[var] == getattr(settings, prop)
     assert settings.host_queue_name("abc").startswith(Names(stage).host_queue_pattern.rstrip("*"))
@@ -196,7 +196,6 @@ def test_tables_are_on_demand_with_pitr_and_match_the_models(resources):
         range_key = model._range_key_attribute()
         expected_keys[f"{settings.prefix}-{suffix}"] = [model._hash_key_attribute().attr_name] + (
             [range_key.attr_name] if range_key else [])
-    expected_keys[settings.idempotency_table_name] = ["id"]
     assert set(tables) == set(expected_keys)
     expected_indexes = {}
     for model in ALL_MODELS:
@@ -224,8 +223,6 @@ def test_tables_are_on_demand_with_pitr_and_match_the_models(resources):
         assert p.get("GlobalSecondaryIndexes", []) == expected_indexes.get(name, []), name
     assert tables[settings.replies_table_name]["TimeToLiveSpecification"] == {"AttributeName": "expires_at",
                                                                              "Enabled": True}
-    assert tables[settings.idempotency_table_name]["TimeToLiveSpecification"] == {"AttributeName": "expiration",
-                                                                                 "Enabled": True}
 
 
 # -- IAM ---------------------------------------------------------------------------------------------
@@ -338,16 +335,16 @@ def test_lambdas_get_the_stage_settings_and_powertools_variables(resources):
         assert props(resources[logging["LogGroup"]["Ref"]])["RetentionInDays"] > 0
 
 
-def test_api_role_is_not_granted_the_idempotency_table(resources):
-    # The API keys its sends on the messages table; Powertools idempotency is the fan-out's alone.
+def test_fanout_role_reaches_only_the_sessions_and_the_delivery_log(resources):
+    # Idempotency lives in the data (the delivery log keyed by event), not in a table of its own.
     functions = of_type(resources, "AWS::Serverless::Function")
-    api_role = props(functions["APIHandler"])["Role"]["Fn::GetAtt"][0]
     fanout_role = props(functions["DeliverEvents"])["Role"]["Fn::GetAtt"][0]
-    (idempotency,) = [lid for lid, t in of_type(resources, "AWS::DynamoDB::Table").items()
-                      if props(t)["TableName"] == stage_settings().idempotency_table_name]
-    granted = {role["Ref"] for lid, s in _statements(resources) if idempotency in json.dumps(s["Resource"])
-               for role in props(resources[lid]).get("Roles", [])}
-    assert api_role not in granted and fanout_role in granted
+    names = {lid: props(t)["TableName"] for lid, t in of_type(resources, "AWS::DynamoDB::Table").items()}
+    granted = {names[table] for lid, s in _statements(resources)
+               if fanout_role in [r["Ref"] for r in props(resources[lid]).get("Roles", [])]
+               for table in names if table in json.dumps(s["Resource"])}
+    settings = stage_settings()
+    assert granted == {settings.sessions_table_name, settings.deliveries_table_name}
 
 
 def test_api_stage_has_default_throttling_and_json_access_logs(resources):
