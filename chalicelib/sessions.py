@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.core import aws
 from chalicelib.core.errors import DomainError
 from chalicelib.core.models import CounterModel, SessionModel, SessionNameModel
-from chalicelib.core.settings import get_settings
 
 SESSION_ID_COUNTER = "session-id"
 
 
 def _transaction() -> TransactWrite:
-    return TransactWrite(connection=Connection(region=get_settings().region))
+    return TransactWrite(connection=aws.dynamodb_connection())
 
 
 def create_session(name: str, token: str, os_name: str) -> SessionModel:

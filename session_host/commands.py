@@ -36,14 +36,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.core import aws
 from chalicelib.core.contract import COMMAND_EXPIRED, Command, Reply
 from chalicelib.core.models import ReplyModel, SessionModel
 from chalicelib.core.observability import logger
-from chalicelib.core.settings import get_settings
 from session_host.fencing import LEASE_LOST, Fenced
 
 RECEIVE_WAIT_SECONDS = 1  # bounds how long a stop request waits for the receive in progress
@@ -162,7 +161,7 @@ class ReplyStore:
         except Fenced:
             return False
         try:
-            with TransactWrite(connection=Connection(region=get_settings().region)) as tx:
+            with TransactWrite(connection=aws.dynamodb_connection()) as tx:
                 tx.condition_check(SessionModel, command.token, condition=condition)
                 tx.save(self._item(command, reply))
         except TransactWriteError as exc:

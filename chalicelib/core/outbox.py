@@ -21,11 +21,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.core import aws
 from chalicelib.core.errors import DomainError
 from chalicelib.core.models import MessageModel, SessionModel
 from chalicelib.core.models.base import condition_failed
@@ -117,7 +117,7 @@ def _claim(claim: MessageModel, fence: Any) -> bool:
             return False
         return True
     try:
-        with TransactWrite(connection=Connection(region=get_settings().region)) as tx:
+        with TransactWrite(connection=aws.dynamodb_connection()) as tx:
             tx.condition_check(SessionModel, claim.token, condition=fence)
             tx.save(claim, condition=MessageModel.message_id.does_not_exist())
     except TransactWriteError as exc:

@@ -73,3 +73,28 @@ def test_connected_session_status_envelope_unchanged(client):
     data = client.get("/session/status", headers={"token": TOKEN}).json_body["data"]
     assert data["Connected"] is True and data["LoggedIn"] is False
     assert client.get("/session/all", headers=ADMIN).status_code == 200
+
+
+def test_transactions_share_one_botocore_client(aws, monkeypatch):
+    """Every DynamoDB transaction (send claims, fenced replies, session creation) goes through the
+    process's one pynamodb Connection: a client per transaction cost ~5-15 ms each on the send path
+    (and, on ECS, a credentials request)."""
+    import botocore.session
+
+    from chalicelib.core import outbox
+    from chalicelib.core.models import MessageModel, SessionModel
+
+    SessionModel("fenced", id=1, name="fenced").save()
+    made: list[str] = []
+    create_client = botocore.session.Session.create_client
+
+    def counting(self, service_name, *args, **kwargs):
+        made.append(service_name)
+        return create_client(self, service_name, *args, **kwargs)
+
+    monkeypatch.setattr(botocore.session.Session, "create_client", counting)
+    fence = SessionModel.token.exists()
+    for n in range(3):
+        claim = MessageModel("fenced", f"m{n}", kind="text", to="x", status="sending", rank=0, updated_at=0)
+        assert outbox._claim(claim, fence) is True
+    assert made.count("dynamodb") <= 1
