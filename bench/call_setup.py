@@ -24,9 +24,9 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
-from common import LocalGateway, wait_for  # noqa: E402 - bench/ is on sys.path
+from common import LocalGateway, tree, wait_for  # noqa: E402 - bench/ is on sys.path
 
-from bench.session_host import cpu_seconds, free_port, rss_mib, tree  # noqa: E402
+from bench.session_host import cpu_seconds, free_port, rss_mib  # noqa: E402
 from tests.browser.conftest import CHROMIUM, CHROMIUM_FLAGS, write_tone  # noqa: E402
 
 ADMIN = {"admintoken": "qwert"}

@@ -19,6 +19,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def tree(pid: int) -> list[int]:
+    """pid and all its descendants (Linux /proc: a host and its neonize workers, a launcher and its children)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                todo += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                pass
+    return found
+
+
 def percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]

@@ -25,7 +25,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from common import LocalGateway, free_port, percentile  # noqa: E402 - bench/ is on sys.path
+from common import LocalGateway, free_port, percentile, tree  # noqa: E402 - bench/ is on sys.path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 ADMIN = {"admintoken": "qwert"}
@@ -179,6 +179,22 @@ def count_calls(sends: int) -> None:
         os.environ.update(saved)
 
 
+def _cpu_by_process(launcher_pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) of the launcher (moto and the state journal) and each child, by role."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found: dict[str, float] = {}
+    for pid in tree(launcher_pid):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        role = "launcher: moto endpoint, state journal" if pid == launcher_pid else next(
+            (part.decode() for part in command if part.startswith((b"local_gateway.", b"session_host"))), "other")
+        found[role] = found.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return found
+
+
 def _endpoint_ms(spans: list[tuple[str, str, str, float, float]], started: float, ended: float) -> float:
     """Milliseconds of [started, ended] during which the request's path (the API's thread, the host's
     command threads) waited on an AWS call: the union of those calls' spans. The ReceiveMessage that
@@ -205,7 +221,7 @@ def main() -> int:
     import httpx
 
     api_port, aws_port = free_port(), free_port()
-    with LocalGateway(api_port, aws_port, gateway_env()):
+    with LocalGateway(api_port, aws_port, gateway_env()) as gateway:
         api = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=30)
         tokens = ["bench-to"] + [f"bench-{i}" for i in range(args.sessions)]
         for i, token in enumerate(tokens):
@@ -224,7 +240,9 @@ def main() -> int:
 
         for _ in range(5):
             send(api, sender)
+        cpu_before = _cpu_by_process(gateway.process.pid)
         latencies = [send(api, sender) for _ in range(args.rounds)]
+        cpu_after = _cpu_by_process(gateway.process.pid)
         floor = floor_samples(f"http://127.0.0.1:{aws_port}", args.rounds)
         s50, f50 = statistics.median(latencies), statistics.median(floor)
         print(f"send text end to end: p50 {s50:.1f} ms, p95 {percentile(latencies, 0.95):.1f} ms over {len(latencies)}")
@@ -232,6 +250,11 @@ def main() -> int:
               f"p95 {percentile(floor, 0.95):.1f} ms")
         print(f"ratio send/floor p50: {s50 / f50:.2f}")
         print(f"one session, sequential: {1000 / s50:.1f} sends/s")
+        wall_per_send = statistics.mean(latencies)
+        print(f"CPU per send in that loop, by process (mean wall per send {wall_per_send:.1f} ms):")
+        for name in cpu_before:
+            used = (cpu_after.get(name, 0.0) - cpu_before[name]) * 1000 / len(latencies)
+            print(f"  {name:<40} {used:6.1f} ms ({100 * used / wall_per_send:3.0f}% of the wall time)")
 
         def phone_message() -> float:
             started = time.perf_counter()

@@ -26,27 +26,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from common import free_port, wait_for  # noqa: E402 - bench/ is on sys.path
+from common import free_port, tree, wait_for  # noqa: E402 - bench/ is on sys.path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICKS = os.sysconf("SC_CLK_TCK")
 
-
-
-def tree(pid: int) -> list[int]:
-    """pid and all its descendants (the host and its neonize workers)."""
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        for task in Path(f"/proc/{current}/task").glob("*"):
-            try:
-                todo += [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                pass
-    return found
 
 
 def rss_mib(pid: int) -> float:
