@@ -68,3 +68,26 @@ def test_lambda_code_never_writes_the_sim_network():
         for name in sorted(set(re.findall(r"\bSim[A-Za-z]*Model\b|\bsim_network\b|\bSimNetwork\b", path.read_text())))
     ]
     assert offenders == []
+
+
+def test_the_fanout_function_loads_no_api_route():
+    """Both functions import app.py; the fan-out (Lambda's _HANDLER app.deliver_events) serves SQS
+    batches only, so the routes, their request models and the command bus stay unloaded."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import json, sys, app; print(json.dumps([sorted(m for m in sys.modules if m.startswith(p)) "
+             "for p in ('chalicelib.routes', 'chalicelib.bus', 'chalicelib.api')] + [hasattr(app, 'ROUTES')]))")
+    loaded = {}
+    for handler in ("app.deliver_events", "app.app"):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_LAMBDA", "_HANDLER"))}
+        env.update(_HANDLER=handler, STAGE="test", AWS_DEFAULT_REGION="us-east-1")
+        done = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_DIR, env=env, capture_output=True,
+                              text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        loaded[handler] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert loaded["app.deliver_events"] == [[], [], [], False]
+    routes, bus, api, has_routes = loaded["app.app"]
+    assert "chalicelib.routes.send" in routes and bus and api and has_routes
