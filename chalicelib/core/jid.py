@@ -92,17 +92,21 @@ def parse(value: str, field: str = "Phone") -> Jid:
     agent = device = 0
     if ":" in user:
         user, _, raw_device = user.partition(":")
-        if not raw_device.isdigit():
-            raise JidError(field)
-        device = int(raw_device)
+        device = _unsigned(raw_device, 16, field)
     if "." in user and server in USER_SERVERS:
         user, _, raw_agent = user.partition(".")
-        if not raw_agent.isdigit():
-            raise JidError(field)
-        agent = int(raw_agent)
+        agent = _unsigned(raw_agent, 8, field)
     if not user or not _JID_USER.match(user):
         raise JidError(field)
     return Jid(user, agent, device, server)
+
+
+def _unsigned(raw: str, bits: int, field: str) -> int:
+    """A JID's device (uint16) or agent (uint8) part, as whatsmeow's ParseJID reads them
+    (strconv.ParseUint(part, 10, bits)): ASCII digits only, in range; else JidError."""
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 5 or int(raw) >= 1 << bits:
+        raise JidError(field)
+    return int(raw)
 
 
 def phone(value: str, field: str = "Phone") -> str:

@@ -15,7 +15,8 @@ from chalicelib.core import ops
 from tests.conftest import ADMIN
 
 OWNER, FRIEND, STRANGER = "15550002222", "15550003333", "15550004444"
-BAD = ["6290", "", "abc", "15550002222@example.com", "+1 (555) 000\x00"]
+BAD = ["6290", "", "abc", "15550002222@example.com", "+1 (555) 000\x00",
+       "15550002222:\u00b2@s.whatsapp.net"]  # a superscript device digit (isdigit() but not int()) was a 500
 
 
 @pytest.fixture

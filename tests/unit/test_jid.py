@@ -40,6 +40,12 @@ def test_chats_are_normalised_without_a_device_part(given, chat):
     ("abc@", "Could not parse Phone"),
     ("@s.whatsapp.net", "Could not parse Phone"),
     ("1555:x@s.whatsapp.net", "Could not parse Phone"),
+    ("15550002222:\u00b2@s.whatsapp.net", "Could not parse Phone"),  # a superscript digit: isdigit() but no int()
+    ("15550002222:\u0663@s.whatsapp.net", "Could not parse Phone"),  # an Arabic-Indic digit
+    ("15550002222:65536@s.whatsapp.net", "Could not parse Phone"),  # the device is whatsmeow's uint16
+    ("15550002222:99999999999999999999999@s.whatsapp.net", "Could not parse Phone"),
+    ("15550002222.256:1@s.whatsapp.net", "Could not parse Phone"),  # the agent is a uint8
+    ("15550002222.\u00b9@s.whatsapp.net", "Could not parse Phone"),
     ("a b@s.whatsapp.net", "Could not parse Phone"),
     ("123@example.com", "Invalid Phone in Payload: 123@example.com is not a chat JID"),
     ("abc@g.us", "Could not parse Phone"),
