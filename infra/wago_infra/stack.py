@@ -23,6 +23,7 @@ Shape (see infra/README.md for deploy steps and the cost shape):
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -392,20 +393,24 @@ class WagoStack(cdk.Stack):
         # Gateway-generated errors in WaGo's envelope; part of the API definition, so every
         # deployment carries them. An unknown route is MISSING_AUTHENTICATION_TOKEN in API Gateway.
         def envelope(code: int, error: str) -> dict:
-            body = f'{{"code":{code},"error":"{error}","success":false}}'
+            body = json.dumps({"code": code, "error": error, "success": False}, separators=(",", ":"))
             return {"statusCode": str(code), "responseTemplates": {"application/json": body}}
 
+        hint = _upload_hint()  # the app's own 413 advice (chalicelib/core/limits.py)
         self._api_stage_defaults(app.get_resource(REST_API))
         app.get_resource(REST_API).add_property_override(
             "DefinitionBody.x-amazon-apigateway-gateway-responses",
             {
                 "MISSING_AUTHENTICATION_TOKEN": envelope(404, "Not Found"),
-                "REQUEST_TOO_LARGE": envelope(413, "Payload too large"),
+                # Over API Gateway's 10 MB: the request never reaches the function.
+                "REQUEST_TOO_LARGE": envelope(413, f"Payload too large: {hint}"),
                 "THROTTLED": envelope(429, "Too Many Requests"),
                 "INTEGRATION_TIMEOUT": envelope(504, "Gateway Timeout"),
                 # The function could not be invoked or failed: among others, a request over Lambda's 6 MB
-                # cap (between it and API Gateway's 10 MB), which the app itself never sees.
-                "INTEGRATION_FAILURE": envelope(502, "Bad Gateway"),
+                # cap (between it and API Gateway's 10 MB), which the app itself never sees; API Gateway
+                # cannot tell the causes apart, so the answer names the likely one and its way out.
+                "INTEGRATION_FAILURE": envelope(502, "Bad Gateway: the function could not take the request "
+                                                     f"(a body over Lambda's 6 MB does this); {hint}"),
             },
         )
         return app
@@ -804,6 +809,15 @@ def _importing_app_for(env: dict[str, str], region: str):
     finally:
         os.environ.clear()
         os.environ.update(saved_env)
+
+
+def _upload_hint() -> str:
+    """chalicelib/core/limits.py's UPLOAD_HINT (the project's own package, importable from REPO_ROOT)."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    from chalicelib.core.limits import UPLOAD_HINT
+
+    return UPLOAD_HINT
 
 
 def _acknowledge(scope: Construct, rule: str, reason: str) -> None:

@@ -321,6 +321,18 @@ def test_unknown_route_answers_wagos_404_envelope(resources):
     assert body == json.loads(envelope.failure(404, "Not Found").body)
 
 
+def test_bodies_too_large_for_lambda_or_api_gateway_say_how_to_send_media(resources):
+    # Over Lambda's 6 MB (502 from API Gateway) or API Gateway's 10 MB (413), the app never sees the
+    # request: the gateway's own answer carries the app's advice (POST /media/upload, then MediaKey).
+    from chalicelib.core.limits import UPLOAD_HINT
+
+    responses = props(resources["RestAPI"])["DefinitionBody"]["x-amazon-apigateway-gateway-responses"]
+    for kind, status in (("REQUEST_TOO_LARGE", 413), ("INTEGRATION_FAILURE", 502)):
+        body = json.loads(responses[kind]["responseTemplates"]["application/json"])
+        assert body["code"] == int(responses[kind]["statusCode"]) == status and body["success"] is False
+        assert UPLOAD_HINT in body["error"] and "$" not in body["error"] and "#" not in body["error"]  # VTL
+
+
 def test_lambdas_get_the_stage_settings_and_powertools_variables(resources):
     settings = stage_settings()
     for lid in ("APIHandler", "DeliverEvents"):
