@@ -65,7 +65,7 @@ bench: $(STAMP)
 
 # The Lambda deployment zip as the stack deploys it (python3.13 wheels whatever Python runs this);
 # prints its path and sizes. Cached under .data/lambda-build/.
-lambda-zip: $(STAMP)
+lambda-zip: $(STAMP) $(ASSETS_STAMP)
 	$(PY) infra/wago_infra/package.py
 
 $(NODE_STAMP): $(INFRA)/package.json $(INFRA)/package-lock.json

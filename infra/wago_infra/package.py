@@ -65,6 +65,8 @@ MIB = 1024 * 1024
 
 # What Chalice packages from the project (its `_iter_app_filenames` + the stage config it reads).
 APP_FILES = ("app.py", "chalicelib", ".chalice/config.json")
+# What `make assets` copies from the pinned swagger-ui-dist (web/package.json) for /docs; not in git.
+DOCS_ASSETS = ("chalicelib/static/docs/swagger-ui-bundle.js", "chalicelib/static/docs/swagger-ui.css")
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
 # Part of the staged directory's cache key: raise it when stage_app lays the directory out differently.
 _STAGE_LAYOUT = b"2: vendor/ holds the byte code of app.py and Chalice's runtime files"
@@ -150,6 +152,10 @@ def stage_app(project_dir: Path = REPO_ROOT, *, python_version: str = TARGET_PYT
     Content-keyed (app files + dependency dir), so it is reused until something changes and two
     concurrent builds cannot trample each other. Returns its path.
     """
+    for asset in DOCS_ASSETS:  # /docs without Swagger UI would ship broken, and say nothing
+        if not (project_dir / asset).is_file():
+            raise FileNotFoundError(f"{asset} is missing: run `make assets` (Swagger UI for /docs, from web/) "
+                                    "before packaging the Lambda function")
     vendor = vendor_dependencies(project_dir / "requirements.txt", python_version=python_version,
                                  build_root=build_root)
     key = _digest(_app_digest(project_dir), vendor.parent.name.encode(), _STAGE_LAYOUT,

@@ -91,3 +91,19 @@ def test_the_fanout_function_loads_no_api_route():
     assert loaded["app.deliver_events"] == [[], [], [], False]
     routes, bus, api, has_routes = loaded["app.app"]
     assert "chalicelib.routes.send" in routes and bus and api and has_routes
+
+
+def test_packaging_refuses_a_tree_without_swagger_ui(tmp_path):
+    """`make assets` copies Swagger UI (not in git) for /docs: a package built without it would serve a
+    broken page and say nothing, so packaging stops and says what to run."""
+    import sys
+
+    import pytest
+
+    sys.path.insert(0, str(PROJECT_DIR / "infra"))
+    from wago_infra import package
+
+    (tmp_path / "app.py").write_text("")
+    with pytest.raises(FileNotFoundError, match="make assets"):
+        package.stage_app(tmp_path, build_root=tmp_path / "build")
+    assert not (tmp_path / "build").exists()  # nothing installed or staged
