@@ -329,9 +329,20 @@ def _from_jsonable(value: Any) -> Any:
 # -- the state directory --------------------------------------------------------------------------------
 
 
+def _private_dirs(path: Path) -> None:
+    """`path` and its missing parents, each created 0700 (Path.mkdir(parents=True) gives the parents
+    it creates the default mode, 0755 under the usual umask)."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     """Write temp + fsync + rename + fsync the directory: the file is either the old or the new one."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _private_dirs(path.parent)
     temp = path.with_name(f".{path.name}.tmp")
     # 0600: the state holds session tokens and webhook secrets.
     with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
@@ -392,8 +403,8 @@ class LocalState:
 
     def acquire(self) -> None:
         """Create the directory and hold its lock for the launcher's life (released when it exits)."""
-        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        handle = open(self.root / "lock", "a+")
+        _private_dirs(self.root)
+        handle = os.fdopen(os.open(self.root / "lock", os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

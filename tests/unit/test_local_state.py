@@ -206,10 +206,16 @@ def test_state_files_are_private_and_a_damaged_one_is_named_not_a_traceback(tmp_
         state.acquire()
         boto3.client("dynamodb", region_name="us-east-1").put_item(
             TableName=settings.sessions_table_name, Item={"token": {"S": "secret-token"}, "name": {"S": "n"}})
+        boto3.client("s3", region_name="us-east-1").put_object(
+            Bucket=settings.media_bucket_name, Key="in/t1/a.png", Body=b"PNG")
         state.snapshot_all()
         table_file = tmp_path / "s" / "dynamodb" / f"{settings.sessions_table_name}.json"
-        assert (tmp_path / "s").stat().st_mode & 0o777 == 0o700
         assert table_file.stat().st_mode & 0o777 == 0o600  # tokens and webhook secrets live here
+        # Every directory 0700 and every file 0600, nested ones (s3/<bucket>/objects) and the lock included.
+        paths = [tmp_path / "s", *(tmp_path / "s").rglob("*")]
+        assert any(p.name == "objects" for p in paths) and any(p.name == "lock" for p in paths)
+        modes = {str(p.relative_to(tmp_path)): p.stat().st_mode & 0o777 for p in paths}
+        assert modes == {name: 0o700 if (tmp_path / name).is_dir() else 0o600 for name in modes}
         table_file.write_text('{"table": ')  # damaged from outside (writes are atomic renames)
         with pytest.raises(StateUnreadable, match="start empty with --reset"):
             state.restore()
