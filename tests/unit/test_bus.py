@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import boto3
 import pytest
@@ -121,8 +122,9 @@ def test_wait_reply_returns_the_hosts_reply(aws):
     assert (reply.ok, reply.error, reply.status) == (False, "No session", 500)
 
 
-def test_waiting_is_bounded_and_backs_off(aws):
-    from chalicelib.bus import MAX_POLL_DELAY, Bus
+def _bus_on_a_fake_clock() -> tuple[Any, list[float], list[float]]:
+    """A Bus whose clock starts at 1000.0 and whose sleeps only advance it: (bus, [now], sleeps)."""
+    from chalicelib.bus import Bus
 
     now = [1000.0]
     sleeps: list[float] = []
@@ -131,7 +133,13 @@ def test_waiting_is_bounded_and_backs_off(aws):
         sleeps.append(seconds)
         now[0] += seconds
 
-    bus = Bus(settings=Settings(stage="test"), clock=lambda: now[0], sleep=sleep)
+    return Bus(settings=Settings(stage="test"), clock=lambda: now[0], sleep=sleep), now, sleeps
+
+
+def test_waiting_is_bounded_and_backs_off(aws):
+    from chalicelib.bus import MAX_POLL_DELAY
+
+    bus, now, sleeps = _bus_on_a_fake_clock()
     command = Command(token="t", op="logout", deadline=now[0] + 10)
     with pytest.raises(DomainError) as caught:
         bus.wait_reply(command)
@@ -143,17 +151,9 @@ def test_waiting_is_bounded_and_backs_off(aws):
 def test_the_first_reply_read_waits_until_three_in_four_replies_were_there(aws):
     """Reply times learned per operation place the first read at their 75th percentile, then reads
     every quarter of the 10th-90th percentile spread: a typical command costs one read."""
-    from chalicelib.bus import Bus
     from chalicelib.core.models import ReplyModel
 
-    now = [1000.0]
-    sleeps: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        sleeps.append(seconds)
-        now[0] += seconds
-
-    bus = Bus(settings=Settings(stage="test"), clock=lambda: now[0], sleep=sleep)
+    bus, now, sleeps = _bus_on_a_fake_clock()
     for ms in range(20, 40):  # 20 ms .. 39 ms: 10th percentile 22 ms, 75th 35 ms, 90th 38 ms
         bus._learn("logout", ms / 1000)
     command = Command(token="t", op="logout", deadline=now[0] + 5)
