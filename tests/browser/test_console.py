@@ -229,7 +229,8 @@ def test_admin_flow_in_the_console(stack, browser, receiver):
     # bob is linked by the test (the second sim session the text goes to).
     _data(stack.call("POST", "/webhook", "bob-token", {"WebhookURL": receiver.url}))
     _data(stack.call("POST", "/session/connect", "bob-token", {"Subscribe": ["Message"]}))
-    _data(stack.call("POST", "/sim/scan", "bob-token", {"Token": "bob-token", "Phone": "15550007002"}, admin=True))
+    bob = _data(stack.call("POST", "/sim/scan", "bob-token", {"Token": "bob-token", "Phone": "15550007002"},
+                           admin=True))
 
     # alice: open, connect with subscriptions, QR follows its rotation, scan, LoggedIn without a reload.
     page.click("a[aria-label='Open session alice']")
@@ -282,9 +283,23 @@ def test_admin_flow_in_the_console(stack, browser, receiver):
     # Admin-only controls: redrive (nothing failed: 0) and delete.
     page.click("#redrive")
     page.wait_for_selector("#notice:has-text('Redriven: 0')")
+
+    # The secret removed (deliveries go out unsigned), then the device logged out and the client
+    # disconnected, each from its button, each answered with the API's own text.
+    page.check("#wh-secret-clear")
+    page.click("#webhook-form button[type=submit]")
+    page.wait_for_selector("#wh-secret:text-is('not set')")
+    assert not _data(stack.call("GET", "/webhook", "alice-token")).get("secret")
+    page.click("#logout-session")
+    page.wait_for_selector("#st-loggedin:text-is('no')", timeout=15000)
+    assert stack.api.get("/session/status", headers={"token": "alice-token"}).json()["data"]["LoggedIn"] is False
+    page.click("#disconnect")
+    page.wait_for_selector("#st-connected:text-is('no')", timeout=15000)
+    answered = page.inner_text("#notice") + page.inner_text("#error")
+    assert answered.strip(), "the disconnect's answer is shown"
     page.click("#nav-sessions")
     page.wait_for_selector("#sessions-table th:text-is('alice')")
-    assert scanned["Jid"] in page.inner_text("#sessions-table")  # the device JID (user:device@server)
+    assert bob["Jid"] in page.inner_text("#sessions-table")  # the device JID (user:device@server)
     page.fill("#create-name", "carol")
     page.fill("#create-token", "carol-token")
     page.click("#create-form button[type=submit]")
