@@ -24,8 +24,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import boto3
-
+from chalicelib.core import aws
 from chalicelib.core.settings import get_settings
 
 STOP_GRACE_SECONDS = 5
@@ -91,7 +90,7 @@ class QueuePoller:
                  wait_seconds: int = 20, batch_size: int = 10):
         settings = get_settings()
         self.region = settings.region
-        self.sqs = boto3.client("sqs", region_name=self.region)
+        self.sqs = aws.client("sqs")  # the process's one SQS client (chalicelib/core/aws.py)
         self.queue_url = self.sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
         self.queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
