@@ -2,7 +2,8 @@
 poller all write to the launcher's output, and after a run that uses every secret (session tokens, the
 admin token, a webhook secret that signs real deliveries, a TURN credential, the AWS credentials) with
 the gateway's logger at every level (LOG_LEVEL=DEBUG) and the API's access log on, none of them appears
-in it; the sender's fingerprint does, so the lines grepped are about these sessions.
+in it, nor after a restart on the same state (the launcher's restore line); the sender's fingerprint
+does, so the lines grepped are about these sessions.
 The fault clusters' logs get the same grep in tests/faults/test_fencing.py."""
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ def test_no_secret_in_the_local_stacks_output():
         "webhook secret": f"whsec-{run}", "TURN credential": f"turncred-{run}",
         "AWS access key": f"AKIA{run[:16].upper()}", "AWS secret key": f"awssecret-{run}",
     }
-    launcher = Launcher({
+    env = {
         "WHATSAPP_DRIVER": "sim", "LOG_LEVEL": "DEBUG", "WAGO_ACCESS_LOG": "1",
         "ADMIN_TOKEN": secrets["admin token"], "AWS_ACCESS_KEY_ID": secrets["AWS access key"],
         "AWS_SECRET_ACCESS_KEY": secrets["AWS secret key"], "TURN_URLS": "turn:127.0.0.1:3478",
         "TURN_USERNAME": "wago", "TURN_CREDENTIAL": secrets["TURN credential"],
-    })
+    }
+    launcher = Launcher(env)
     sender, recipient = secrets["sender token"], secrets["recipient token"]
     admin = {"admintoken": secrets["admin token"]}
     try:
@@ -74,10 +76,20 @@ def test_no_secret_in_the_local_stacks_output():
             wait_for(lambda: [r for r in receiver.received if r.status == 200
                               and r.event()["type"] == "MessageStatus"], 45, "the async send's MessageStatus webhook")
         code, output = launcher.stop(signal.SIGINT)
+        assert code == 0, output[-3000:]
+        # A restart on the same state: the launcher's restore line and the sessions coming back.
+        again = Launcher(env, state_dir=launcher.state_dir)
+        try:
+            again.wait_ready()
+            wait_for(lambda: "sessions at start" in again.output(), 30, "the launcher's restore line")
+            code, restarted = again.stop(signal.SIGINT)
+        finally:
+            again.close()
+        assert code == 0, restarted[-3000:]
+        output += restarted
     finally:
         launcher.close()
 
-    assert code == 0, output[-3000:]
     leaks = {name: [line for line in output.splitlines() if value in line][:3]
              for name, value in secrets.items() if value in output}
     assert leaks == {}
