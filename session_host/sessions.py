@@ -36,7 +36,7 @@ class HostSessions:
         # The host's lease and held epochs (session_host/fencing.py); without a host, a lease that never lapses.
         self.holdings = holdings or Holdings(host_id, StandingLease())
         self.live_state = LiveState(host_id, self.holdings)
-        self.sink = EventSink(settings, sqs, events_queue_url)
+        self.sink = EventSink(settings, sqs, events_queue_url, self.holdings)
         self.fences = Fences()
         self.callbacks = HostCallbacks(self.live_state, self.sink, self.fences, self.holdings)
         self.driver = driver_factory(self.callbacks)

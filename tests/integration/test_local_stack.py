@@ -53,7 +53,7 @@ class Launcher:
             state_dir = self._state_tmp.name
         self.state_dir = state_dir
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
-        env.update(STAGE="local", WAGO_ACCESS_LOG="0", LOCAL_STATE_DIR=state_dir, **(extra_env or {}))
+        env.update({"STAGE": "local", "WAGO_ACCESS_LOG": "0", "LOCAL_STATE_DIR": state_dir, **(extra_env or {})})
         key, value = self.marker.split("=")
         env[key] = value
         self.endpoint = env.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{self.aws_port}"

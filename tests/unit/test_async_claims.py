@@ -47,7 +47,7 @@ class _Host:
         published = self.published = []
 
         class RecordingSink(EventSink):
-            def publish(self, token, type, event, extra=None, media_key=None):
+            def publish(self, token, type, event, extra=None, media_key=None, condition=None):
                 published.append({"type": type, **event})
 
         class Failing:

@@ -139,3 +139,58 @@ def test_placement_raises_the_epoch_and_waits_out_the_margin(aws):
     SessionModel("p1").update(actions=[SessionModel.owner_host.set("dead")])
     assert bus.place(SessionModel.get("p1", consistent_read=True)).host_id == "fresh"
     assert SessionModel.get("p1").epoch == 2  # every placement raises it
+
+
+def test_a_host_that_lost_the_session_publishes_no_message_status(aws):
+    """report_async_send publishes the MessageStatus under the session's fencing condition, like every
+    other effect: not after another host adopted the session, not after this host's lease lapsed."""
+    import boto3
+
+    from chalicelib.core.contract import Command, Reply
+    from chalicelib.core.models import SessionModel
+    from session_host.publishing import EventSink
+
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    queue = sqs.create_queue(QueueName="message-status-test")["QueueUrl"]
+    clock = Clock()
+    lease = Lease(lease_seconds=4, margin_seconds=0.5, clock=clock)
+    lease.renewed(sent_at=100.0)
+    holdings = Holdings("h1", lease)
+    sink = EventSink(Settings(stage="test"), sqs, queue, holdings)
+    SessionModel("t", id=1, name="t", owner_host="h1", epoch=3).save()
+    holdings.hold("t", 3)
+
+    def report(message_id: str, ok: bool = True) -> None:
+        command = Command(token="t", op="send_text", args={"id": message_id}, reply_to="discard",
+                          deadline=clock.now + 30)
+        reply = Reply.success(command.command_id, {"Id": message_id, "Timestamp": "2026-01-01T00:00:00Z"}) \
+            if ok else Reply.failure(command.command_id, "No session", 500)
+        sink.report_async_send(command, reply)
+
+    def published() -> list[str]:
+        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        for message in messages:
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+        return [json.loads(m["Body"])["event"]["Id"] for m in messages]
+
+    report("M1")  # held under the row's epoch: published
+    assert published() == ["M1"]
+
+    clock.now = 104.0  # the lease lapsed (not renewed for lease - margin): the host may not publish
+    report("M2")
+    report("M3", ok=False)
+    assert published() == []
+
+    lease.renewed(sent_at=104.0)
+    holdings.hold("t", 3)  # this host still believes it holds epoch 3, but another host adopted it
+    SessionModel("t").update(actions=[SessionModel.owner_host.set("h2"), SessionModel.epoch.set(4)])
+    report("M4")
+    assert published() == []
+    holdings.drop("t")  # fenced and dropped: a late report of a command it had refused
+    report("M5", ok=False)
+    assert published() == []
+    assert SessionModel.get("t", consistent_read=True).event_seq == 1  # no sequence number taken either
+
+    SessionModel("t").update(actions=[SessionModel.owner_host.remove()])  # released: no host owns it
+    report("M6", ok=False)
+    assert published() == ["M6"]
