@@ -11,6 +11,7 @@ from pydantic import Field
 from chalicelib.bus import get_bus
 from chalicelib.core import contract, ops
 from chalicelib.core.errors import DomainError
+from chalicelib.core.jid import parse as parse_jid
 from chalicelib.core.models import SessionModel
 from chalicelib.core.subscriptions import parse_subscription, resolve_subscription
 from chalicelib.routes.fields import PhoneAddress
@@ -71,12 +72,14 @@ class DetailsResponse(WagoModel):
     details: str = Field(alias="Details")
 
 
-def split_jid(jid: str | None) -> Jid:
-    """`5511999999999:12@s.whatsapp.net` -> {User: 5511999999999, Server: s.whatsapp.net}."""
+def status_jid(jid: str | None) -> Jid:
+    """The session's account JID as WaGo's status gives it: `5511999999999:12@s.whatsapp.net` ->
+    {User: 5511999999999, Server: s.whatsapp.net} (agent and device dropped; chalicelib/core/jid.py
+    parses it); empty parts before the first login. The host stores whatsmeow's JID, so it parses."""
     if not jid:
         return Jid(user="", server="")
-    user, _, server = jid.partition("@")
-    return Jid(user=user.split(":", 1)[0].split(".", 1)[0], server=server)
+    address = parse_jid(jid, "Jid")
+    return Jid(user=address.user, server=address.server)
 
 
 @router.route(
@@ -134,7 +137,7 @@ def session_status(call: Call) -> StatusResponse:
     return StatusResponse(
         connected=live,
         logged_in=live and bool(session.logged_in),
-        jid=split_jid(session.jid),
+        jid=status_jid(session.jid),
         events=",".join(session.events or []),
         push_name=session.push_name or "",
         last_error=session.last_error or "",
