@@ -83,7 +83,7 @@ def status_jid(jid: str | None) -> Jid:
 
 
 @router.route(
-    "POST", "/session/connect", auth=Auth.SESSION, body=ConnectRequest, response=ConnectResponse,
+    "POST", "/session/connect", auth=Auth.SESSION, sends=(ops.CONNECT,), body=ConnectRequest, response=ConnectResponse,
     summary="Start or restore the WhatsApp client of this session (a restored session needs no new QR); on a "
             "running client (waiting for its QR, or logged in) it updates the subscription and answers the state.",
 )
@@ -101,7 +101,7 @@ def session_connect(call: Call) -> ConnectResponse:
 
 
 @router.route(
-    "POST", "/session/pair", auth=Auth.SESSION, body=PairRequest, response=PairResponse,
+    "POST", "/session/pair", auth=Auth.SESSION, sends=(ops.PAIR,), body=PairRequest, response=PairResponse,
     summary="Link this session with a phone number: returns the code to type on the phone.",
 )
 def session_pair(call: Call) -> PairResponse:
@@ -145,7 +145,7 @@ def session_status(call: Call) -> StatusResponse:
 
 
 @router.route(
-    "POST", "/session/disconnect", auth=Auth.SESSION, response=DetailsResponse,
+    "POST", "/session/disconnect", auth=Auth.SESSION, sends=(ops.DISCONNECT,), response=DetailsResponse,
     summary="Drop the WhatsApp connection; the device stays linked (connect restores it).",
 )
 def session_disconnect(call: Call) -> DetailsResponse:
@@ -154,7 +154,7 @@ def session_disconnect(call: Call) -> DetailsResponse:
 
 
 @router.route(
-    "POST", "/session/logout", auth=Auth.SESSION, response=DetailsResponse,
+    "POST", "/session/logout", auth=Auth.SESSION, sends=(ops.LOGOUT,), response=DetailsResponse,
     summary="Unlink the device; the next connect needs a new QR scan.",
 )
 def session_logout(call: Call) -> DetailsResponse:
