@@ -19,6 +19,9 @@
   spread (at least 10 ms), backing off by 1.25x up to 500 ms, until the command's deadline; then it
   answers WaGo's error envelope with 504 `timed out waiting for the session host`. With no history
   yet (a new process, an operation not seen) reads start at 10 ms.
+- Inside a route, only the operations the route declares (`Router.route(sends=...)`, shown in OpenAPI
+  as `x-wago-operations`) are sent: another is a route bug (UndeclaredOperation, a logged 500), so
+  the document cannot drift from what the route does.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from __future__ import annotations
 import collections
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -51,6 +56,24 @@ _GONE_QUEUE_CODES = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExi
 
 class HostGone(Exception):
     """The host's command queue no longer exists (it shut down or was reaped)."""
+
+
+class UndeclaredOperation(RuntimeError):
+    """A route sent an operation its declaration does not name (`Router.route(sends=...)`): a route bug."""
+
+
+#: Names of the operations the running route declares; None outside a route (tools, other Lambdas).
+_ROUTE_SENDS: ContextVar[frozenset[str] | None] = ContextVar("wago_route_sends", default=None)
+
+
+@contextmanager
+def route_sends(operations: Iterable[ops.Operation[Any, Any]]) -> Iterator[None]:
+    """Within this block (a route's handler), the bus sends only `operations`; UndeclaredOperation otherwise."""
+    token = _ROUTE_SENDS.set(frozenset(op.name for op in operations))
+    try:
+        yield
+    finally:
+        _ROUTE_SENDS.reset(token)
 
 
 
@@ -251,6 +274,7 @@ class Bus:
         With `place`, an unowned (or orphaned) session is placed first; without it, a session that no
         live host holds is WaGo's `No session`.
         """
+        _check_declared(op)  # before placement: a route bug is found whatever the session's state
         tried: set[str] = set()
         for _ in range(2):
             host = self.place(session, exclude=tried) if place else self.live_owner(session)
@@ -269,6 +293,7 @@ class Bus:
     def run_anywhere(self, driver: str, key: str, op: ops.Operation[Any, Any], args: ops.Args | None = None) -> Any:
         """Run `op` on any live host running `driver` (no session placed; `key` is the Command's token,
         the FIFO message group) and return the reply's data as `command` does. 503 when none is live."""
+        _check_declared(op)
         tried: set[str] = set()
         for _ in range(2):
             host = self.running(driver, exclude=tried)
@@ -286,9 +311,17 @@ def _reply_data(op: ops.Operation[Any, Any], reply: Reply) -> Any:
     return op.reply_data(reply.data)
 
 
+def _check_declared(op: ops.Operation[Any, Any]) -> None:
+    """UndeclaredOperation when a route sends `op` without declaring it (route_sends); nothing outside a route."""
+    declared = _ROUTE_SENDS.get()
+    if declared is not None and op.name not in declared:
+        raise UndeclaredOperation(f"the route sends {op.name!r} but declares {sorted(declared)} (sends=...)")
+
+
 def _wire_args(op: ops.Operation[Any, Any], args: ops.Args | None) -> dict[str, Any]:
     """The Command's `args`: the operation's own argument model as JSON, defaults left out (TypeError for another
     model)."""
+    _check_declared(op)
     args = op.args() if args is None else args
     if not isinstance(args, op.args):
         raise TypeError(f"{op.name} takes {op.args.__name__}, not {type(args).__name__}")

@@ -1,4 +1,5 @@
-"""OpenAPI 3.1 document built from the routes' own declarations and pydantic models."""
+"""OpenAPI 3.1 document built from the routes' own declarations and pydantic models. A route that sends
+host operations lists their registry names (chalicelib/core/ops.py) under `x-wago-operations`."""
 
 from __future__ import annotations
 
@@ -78,6 +79,8 @@ def build_document(specs: list[RouteSpec], title: str = "WaGo-compatible WhatsAp
                 "5XX": error_response,
             },
         }
+        if spec.sends:  # the host operations behind the route (chalicelib/core/ops.py), by their wire names
+            operation["x-wago-operations"] = [op.name for op in spec.sends]
         params = re.findall(r"{(\w+)}", spec.path)
         if params:
             operation["parameters"] = [

@@ -24,7 +24,8 @@ from chalice.app import Request
 
 from chalicelib import envelope
 from chalicelib.auth import require_admin, require_session
-from chalicelib.core import limits
+from chalicelib.bus import route_sends
+from chalicelib.core import limits, ops
 from chalicelib.core.errors import DomainError
 from chalicelib.core.models import SessionModel
 from chalicelib.core.observability import logger
@@ -54,6 +55,7 @@ class RouteSpec:
     response: Any = None  # a WagoModel type, a list[...] of one, or None for free-form
     enveloped: bool = True
     status: int = 200
+    sends: tuple[ops.Operation[Any, Any], ...] = ()  # the host operations it sends (chalicelib/core/ops.py)
 
 
 @dataclass
@@ -92,14 +94,17 @@ class Router:
         response: Any = None,
         enveloped: bool = True,
         status: int = 200,
+        sends: tuple[ops.Operation[Any, Any], ...] = (),
         max_body_bytes: int | None = None,
         too_large_hint: str | None = None,
     ) -> Callable[[Callable[[Call], Any]], Callable[[Call], Any]]:
-        """Register `handler` for `method path`. `max_body_bytes`: this route's body limit (default
-        MAX_BODY_BYTES); `too_large_hint`: appended to the 413 of a body over either limit (e.g.
-        limits.UPLOAD_HINT)."""
+        """Register `handler` for `method path`. `sends`: the host operations the handler may send through
+        the bus (chalicelib/core/ops.py; the bus refuses any other while it runs, and OpenAPI lists them as
+        `x-wago-operations`); `max_body_bytes`: this route's body limit (default MAX_BODY_BYTES);
+        `too_large_hint`: appended to the 413 of a body over either limit (e.g. limits.UPLOAD_HINT)."""
         def register(handler: Callable[[Call], Any]) -> Callable[[Call], Any]:
-            spec = RouteSpec(method, path, handler.__name__, auth, summary, self.tag, body, response, enveloped, status)
+            spec = RouteSpec(method, path, handler.__name__, auth, summary, self.tag, body, response, enveloped, status,
+                             sends)
             self.specs.append(spec)
 
             def view(**params: str) -> Response:
@@ -116,7 +121,9 @@ class Router:
                             if exc.status == 413 and too_large_hint:
                                 raise DomainError(413, f"{exc.message}; {too_large_hint}") from None
                             raise
-                    return _fit_response(_render(handler(call), spec), spec)
+                    with route_sends(sends):
+                        result = handler(call)
+                    return _fit_response(_render(result, spec), spec)
                 except DomainError as exc:
                     return envelope.failure(exc.status, exc.message)
                 except ConfigurationError as exc:

@@ -10,6 +10,7 @@ from pynamodb.transactions import TransactWrite
 from chalicelib.core import aws
 from chalicelib.core.errors import DomainError
 from chalicelib.core.models import CounterModel, SessionModel, SessionNameModel
+from chalicelib.core.models.base import cancelled_by_condition
 
 SESSION_ID_COUNTER = "session-id"
 
@@ -32,10 +33,9 @@ def create_session(name: str, token: str, os_name: str) -> SessionModel:
             tx.save(session, condition=SessionModel.token.does_not_exist())
             tx.save(claim, condition=SessionNameModel.name.does_not_exist())
     except TransactWriteError as exc:
-        reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
-        if reasons and reasons[0] == "ConditionalCheckFailed":
+        if cancelled_by_condition(exc, 0):
             raise DomainError(409, "Token already exists") from None
-        if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+        if cancelled_by_condition(exc, 1):
             raise DomainError(409, f"Name already exists: {name}") from None
         raise
     return session
@@ -58,8 +58,7 @@ def delete_session(token: str) -> SessionModel:
             tx.delete(session, condition=SessionModel.token.exists())
             tx.delete(SessionNameModel(session.name), condition=SessionNameModel.token == token)
     except TransactWriteError as exc:
-        reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
-        if reasons and reasons[0] == "ConditionalCheckFailed":
+        if cancelled_by_condition(exc, 0):
             raise DomainError(404, "invalid token") from None
         raise
     return session

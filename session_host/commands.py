@@ -42,6 +42,7 @@ from pynamodb.transactions import TransactWrite
 from chalicelib.core import aws
 from chalicelib.core.contract import COMMAND_EXPIRED, Command, Reply
 from chalicelib.core.models import ReplyModel, SessionModel
+from chalicelib.core.models.base import cancelled_by_condition
 from chalicelib.core.observability import logger
 from session_host.fencing import LEASE_LOST, Fenced
 
@@ -165,8 +166,7 @@ class ReplyStore:
                 tx.condition_check(SessionModel, command.token, condition=condition)
                 tx.save(self._item(command, reply))
         except TransactWriteError as exc:
-            reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
-            if reasons and reasons[0] == "ConditionalCheckFailed":
+            if cancelled_by_condition(exc, 0):
                 logger.warning("reply not written: the session moved to another host",
                                extra={"op": command.op, "token": command.token})
                 return False

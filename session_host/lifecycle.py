@@ -29,9 +29,6 @@ from session_host.fencing import Fenced, Holdings
 from session_host.live_state import LiveState, OwnershipLost
 
 HOST_FULL = "session host is full"
-#: Ops that take a session (placement already recorded this host as owner): they read the row and hold
-#: its epoch. Every other op needs the session held already.
-CLAIMING_OPS = frozenset({"connect", "pair", "forget"})
 FENCE_POLL_SECONDS = 1.0
 
 
@@ -71,9 +68,10 @@ class SessionLifecycle:
     def may_run(self, command: Command) -> int | None:
         """Before anything runs: the lease must be valid (Fenced) and a session with a client here must be
         held under the current term (Fenced; OwnershipLost for a client not held at all). Returns the held
-        epoch, or None for a claiming op (connect, pair, forget) on a session not held yet, and for a
-        sessionless op (chalicelib/core/ops.py: the sim's phone side); any other op on a session not held
-        here answers WaGo's `No session` without running."""
+        epoch, or None for a claiming op (connect, pair, forget: `Operation.claiming`) on a session not
+        held yet, and for a sessionless op (the sim's phone side: `Operation.sessionless`, both in
+        chalicelib/core/ops.py); any other op on a session not held here answers WaGo's `No session`
+        without running."""
         if not self.holdings.lease.valid():
             raise Fenced(command.token)
         operation = ops.lookup(command.op)
@@ -81,7 +79,7 @@ class SessionLifecycle:
             return None
         if self.holdings.held(command.token):
             return self.holdings.check(command.token)
-        if command.op in CLAIMING_OPS:
+        if operation is not None and operation.claiming:
             return None
         if self.driver.state(command.token) is not None:
             raise OwnershipLost(command.token)  # a client we do not hold: the dispatcher fences it

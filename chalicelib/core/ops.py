@@ -47,12 +47,16 @@ R = TypeVar("R", bound=BaseModel)
 class Operation(Generic[A, R]):
     """One operation: its wire `name`, its `args` model and its `reply` model. A `sessionless` one acts
     on no session held by the host that runs it (the sim's phone side): it needs a valid lease, not a
-    held session, and its Command's `token` is only its FIFO message group."""
+    held session, and its Command's `token` is only its FIFO message group. A `claiming` one takes its
+    session (the API's placement already recorded this host as owner): it may run on a session the host
+    does not hold yet, reads the row and holds its epoch (session_host/lifecycle.py); every other
+    operation needs the session held already."""
 
     name: str
     args: type[A]
     reply: type[R]
     sessionless: bool = False
+    claiming: bool = False
 
     def parse_args(self, raw: dict[str, Any]) -> A:
         """The argument model from a Command's `args`; pydantic's ValidationError when they do not fit."""
@@ -67,11 +71,15 @@ class Operation(Generic[A, R]):
 OPERATIONS: dict[str, Operation[Any, Any]] = {}
 
 
-def declare(name: str, args: type[A], reply: type[R], *, sessionless: bool = False) -> Operation[A, R]:
-    """Register an operation; a name is declared once (ValueError otherwise)."""
+def declare(name: str, args: type[A], reply: type[R], *, sessionless: bool = False,
+            claiming: bool = False) -> Operation[A, R]:
+    """Register an operation; a name is declared once, and an operation that holds no session cannot
+    claim one (ValueError otherwise)."""
     if name in OPERATIONS:
         raise ValueError(f"operation {name!r} declared twice")
-    op = Operation(name, args, reply, sessionless)
+    if sessionless and claiming:
+        raise ValueError(f"operation {name!r} cannot be both sessionless and claiming")
+    op = Operation(name, args, reply, sessionless, claiming)
     OPERATIONS[name] = op
     return op
 
@@ -449,11 +457,11 @@ class Stopped(Details):
 
 # -- the operations ------------------------------------------------------------------------------------
 
-CONNECT = declare("connect", Connect, Connected)
-PAIR = declare("pair", Pair, LinkingCode)
+CONNECT = declare("connect", Connect, Connected, claiming=True)
+PAIR = declare("pair", Pair, LinkingCode, claiming=True)
 DISCONNECT = declare("disconnect", NoArgs, Details)
 LOGOUT = declare("logout", NoArgs, Details)
-FORGET = declare("forget", NoArgs, Details)
+FORGET = declare("forget", NoArgs, Details, claiming=True)
 
 SEND_TEXT = declare("send_text", SendText, Sent)
 SEND_CONTENT = declare("send_content", SendContent, Sent)

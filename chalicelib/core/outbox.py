@@ -28,7 +28,7 @@ from pynamodb.transactions import TransactWrite
 from chalicelib.core import aws
 from chalicelib.core.errors import DomainError
 from chalicelib.core.models import MessageModel, SessionModel
-from chalicelib.core.models.base import condition_failed
+from chalicelib.core.models.base import cancelled_by_condition, condition_failed
 from chalicelib.core.models.messages import STATUS_ORDER
 from chalicelib.core.settings import get_settings
 
@@ -121,10 +121,9 @@ def _claim(claim: MessageModel, fence: Any) -> bool:
             tx.condition_check(SessionModel, claim.token, condition=fence)
             tx.save(claim, condition=MessageModel.message_id.does_not_exist())
     except TransactWriteError as exc:
-        reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
-        if reasons and reasons[0] == "ConditionalCheckFailed":
+        if cancelled_by_condition(exc, 0):
             raise ClaimFenced(claim.token) from None
-        if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+        if cancelled_by_condition(exc, 1):
             return False
         raise
     return True

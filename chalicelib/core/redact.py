@@ -22,6 +22,9 @@ _MIN_REGISTERED = 6  # shorter values would redact ordinary words
 
 
 def fingerprint(value: Any) -> str:
+    """A loggable stand-in for a secret: `fp:` + the first 10 hex digits of SHA-256(str(value)) (40 bits:
+    enough to correlate one session's lines, useless to authenticate). None or "" -> ""; a list, tuple
+    or set -> the fingerprints of its items joined by `,`; a value already `fp:...` is returned as is."""
     if value is None or value == "":
         return ""
     if isinstance(value, (list, tuple, set, frozenset)):
@@ -42,6 +45,8 @@ def register(*secrets: str | None) -> None:
 
 
 def scrub(text: str) -> str:
+    """`text` with every registered secret (`register`) replaced by its fingerprint, longest first (a
+    secret containing another is replaced whole); text holding none comes back unchanged."""
     with _known_lock:
         known = sorted(_known, key=len, reverse=True)
     for secret in known:
@@ -51,7 +56,13 @@ def scrub(text: str) -> str:
 
 
 class RedactSecrets(logging.Filter):
+    """The logging filter that keeps secrets out of log lines (installed by `install`)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite `record` in place and keep it (always True: nothing is dropped). Values of `extra` keys
+        in SECRET_KEYS become fingerprints; once a secret is registered, the message, its %-args, every
+        non-standard string attribute and a formatted traceback are scrubbed (a traceback that held a
+        secret is replaced by its scrubbed text under the record's `exception` key)."""
         for key in SECRET_KEYS:
             if key in record.__dict__:
                 record.__dict__[key] = fingerprint(record.__dict__[key])

@@ -47,5 +47,7 @@ def resolve_subscription(given: list[str] | str | None, stored: Iterable[str] | 
 
 
 def is_subscribed(subscription: Iterable[str], event_type: str) -> bool:
+    """Whether a session with this subscription (WaGo event type names, as stored) gets an event of
+    `event_type` (`Message`, `ReadReceipt`, ...) on its webhook: its type or `All` is in it (WaGo)."""
     names = set(subscription)
     return ALL_EVENTS in names or event_type in names

@@ -95,7 +95,7 @@ def session_scanned(call: Call) -> list[SessionRow]:
 
 
 @router.route(
-    "POST", "/session/delete", auth=Auth.ADMIN_AND_SESSION, response=DeleteResponse,
+    "POST", "/session/delete", auth=Auth.ADMIN_AND_SESSION, sends=(ops.FORGET,), response=DeleteResponse,
     summary="Delete the session named by the `token` header (needs the admin token too).",
 )
 def session_delete(call: Call) -> DeleteResponse:

@@ -79,7 +79,7 @@ def _tracked(call: Call, call_id: str):
     return found
 
 
-@router.route("POST", "/call/make", auth=Auth.SESSION, body=MakeCallRequest,
+@router.route("POST", "/call/make", auth=Auth.SESSION, sends=(ops.CALL_MAKE,), body=MakeCallRequest,
               summary="Place a voice call; answers the new call (ringing) with its CallID.")
 def make_call(call: Call) -> dict:
     body: MakeCallRequest = call.body
@@ -103,7 +103,7 @@ for _op, _path, _summary in (
 ):
     _handler = _action(_op)
     _handler.__name__ = _op.name.replace(".", "_")
-    router.route("POST", _path, auth=Auth.SESSION, body=CallIdRequest, summary=_summary)(_handler)
+    router.route("POST", _path, auth=Auth.SESSION, sends=(_op,), body=CallIdRequest, summary=_summary)(_handler)
 
 
 @router.route("GET", "/call/status", auth=Auth.SESSION,
@@ -121,7 +121,7 @@ def webrtc_config_route(call: Call) -> dict:
     return webrtc_config(get_settings())
 
 
-@router.route("POST", "/call/webrtc/offer", auth=Auth.SESSION, body=OfferRequest,
+@router.route("POST", "/call/webrtc/offer", auth=Auth.SESSION, sends=(ops.CALL_OFFER,), body=OfferRequest,
               summary="Attach browser audio to a call: the browser's SDP offer in, the host's SDP answer out.")
 def webrtc_offer(call: Call) -> dict:
     body: OfferRequest = call.body
@@ -132,7 +132,7 @@ def webrtc_offer(call: Call) -> dict:
     return {"callID": tracked.call_id, "type": "answer", "sdp": data["sdp"], "turn": turn_status(settings)}
 
 
-@router.route("POST", "/call/audio/play", auth=Auth.SESSION, body=PlayRequest,
+@router.route("POST", "/call/audio/play", auth=Auth.SESSION, sends=(ops.CALL_PLAY,), body=PlayRequest,
               summary="Play audio into a call (a file in the host's CALL_AUDIO_DIR, or an uploaded MediaKey); "
                       "the other party hears it.")
 def audio_play(call: Call) -> dict:
@@ -153,7 +153,7 @@ def audio_play(call: Call) -> dict:
     return get_bus().command(call.session, ops.CALL_PLAY, source)
 
 
-@router.route("POST", "/call/audio/stop", auth=Auth.SESSION, body=CallIdRequest,
+@router.route("POST", "/call/audio/stop", auth=Auth.SESSION, sends=(ops.CALL_STOP,), body=CallIdRequest,
               summary="Stop the playback of a call.")
 def audio_stop(call: Call) -> dict:
     tracked = _tracked(call, call.body.call_id)

@@ -83,7 +83,7 @@ def _command(call: Call, op: ops.Operation, args: ops.Args | None = None) -> dic
     return get_bus().command(call.session, op, args)
 
 
-@router.route("GET", "/group/list", auth=Auth.SESSION,
+@router.route("GET", "/group/list", auth=Auth.SESSION, sends=(ops.GROUP_LIST,),
               summary="The groups this account is in: {Groups: [GroupInfo]}.")
 def list_groups(call: Call) -> dict:
     return _command(call, ops.GROUP_LIST)
@@ -93,25 +93,27 @@ def _info(call: Call, body: GroupRequest) -> dict:
     return _command(call, ops.GROUP_INFO, ops.Group(group=body.group_jid))
 
 
-@router.route("GET", "/group/info", auth=Auth.SESSION,
+@router.route("GET", "/group/info", auth=Auth.SESSION, sends=(ops.GROUP_INFO,),
               summary="A group's GroupInfo (name, topic, settings, participants); GroupJID in the query or body.")
 def group_info(call: Call) -> dict:
     return _info(call, query_body(call, GroupRequest))
 
 
-@router.route("POST", "/group/info", auth=Auth.SESSION, body=GroupRequest, summary="As GET /group/info.")
+@router.route("POST", "/group/info", auth=Auth.SESSION, sends=(ops.GROUP_INFO,),
+              body=GroupRequest, summary="As GET /group/info.")
 def group_info_post(call: Call) -> dict:
     return _info(call, call.body)
 
 
-@router.route("POST", "/group/create", auth=Auth.SESSION, body=CreateRequest,
+@router.route("POST", "/group/create", auth=Auth.SESSION, sends=(ops.GROUP_CREATE,), body=CreateRequest,
               summary="Create a group with you as its admin; answers its GroupInfo.")
 def create_group(call: Call) -> dict:
     body: CreateRequest = call.body
     return _command(call, ops.GROUP_CREATE, ops.GroupCreate(name=body.name, participants=body.participants))
 
 
-@router.route("POST", "/group/participants", auth=Auth.SESSION, body=ParticipantsRequest,
+@router.route("POST", "/group/participants", auth=Auth.SESSION, sends=(ops.GROUP_PARTICIPANTS,),
+              body=ParticipantsRequest,
               summary="Add, remove, promote or demote participants (admins only); one result per participant, "
                       "`Error` set (403, 404, 409) where it failed.")
 def update_participants(call: Call) -> dict:
@@ -124,37 +126,40 @@ def _invite(call: Call, body: InviteLinkRequest) -> dict:
     return _command(call, ops.GROUP_INVITELINK, ops.GroupInviteLink(group=body.group_jid, reset=body.reset))
 
 
-@router.route("GET", "/group/invitelink", auth=Auth.SESSION,
+@router.route("GET", "/group/invitelink", auth=Auth.SESSION, sends=(ops.GROUP_INVITELINK,),
               summary="The group's invite link (admins only): {InviteLink}; `Reset` revokes the old one.")
 def invite_link(call: Call) -> dict:
     return _invite(call, query_body(call, InviteLinkRequest, bools=("reset",)))
 
 
-@router.route("POST", "/group/invitelink", auth=Auth.SESSION, body=InviteLinkRequest,
+@router.route("POST", "/group/invitelink", auth=Auth.SESSION, sends=(ops.GROUP_INVITELINK,), body=InviteLinkRequest,
               summary="As GET /group/invitelink.")
 def invite_link_post(call: Call) -> dict:
     return _invite(call, call.body)
 
 
-@router.route("POST", "/group/join", auth=Auth.SESSION, body=JoinRequest,
+@router.route("POST", "/group/join", auth=Auth.SESSION, sends=(ops.GROUP_JOIN,), body=JoinRequest,
               summary="Join a group with an invite link or code: {Details, GroupJID}.")
 def join_group(call: Call) -> dict:
     return _command(call, ops.GROUP_JOIN, ops.GroupJoin(code=call.body.code))
 
 
-@router.route("POST", "/group/leave", auth=Auth.SESSION, body=GroupRequest, response=DetailsResponse,
+@router.route("POST", "/group/leave", auth=Auth.SESSION, sends=(ops.GROUP_LEAVE,),
+              body=GroupRequest, response=DetailsResponse,
               summary="Leave a group.")
 def leave_group(call: Call) -> dict:
     return _command(call, ops.GROUP_LEAVE, ops.Group(group=call.body.group_jid))
 
 
-@router.route("POST", "/group/name", auth=Auth.SESSION, body=NameRequest, response=DetailsResponse,
+@router.route("POST", "/group/name", auth=Auth.SESSION, sends=(ops.GROUP_NAME,),
+              body=NameRequest, response=DetailsResponse,
               summary="Rename a group (admins only when the group is locked).")
 def set_name(call: Call) -> dict:
     return _command(call, ops.GROUP_NAME, ops.GroupName(group=call.body.group_jid, name=call.body.name))
 
 
-@router.route("POST", "/group/topic", auth=Auth.SESSION, body=TopicRequest, response=DetailsResponse,
+@router.route("POST", "/group/topic", auth=Auth.SESSION, sends=(ops.GROUP_TOPIC,),
+              body=TopicRequest, response=DetailsResponse,
               summary="Set a group's description; empty removes it (admins only when locked).")
 def set_topic(call: Call) -> dict:
     return _command(call, ops.GROUP_TOPIC, ops.GroupTopic(group=call.body.group_jid, topic=call.body.topic))
@@ -164,7 +169,8 @@ def _photo_body_limit() -> int:
     return get_settings().data_url_max_bytes * 4 // 3 + (64 << 10)
 
 
-@router.route("POST", "/group/photo", auth=Auth.SESSION, body=PhotoRequest, max_body_bytes=_photo_body_limit(),
+@router.route("POST", "/group/photo", auth=Auth.SESSION, sends=(ops.GROUP_PHOTO,),
+              body=PhotoRequest, max_body_bytes=_photo_body_limit(),
               summary="Set a group's photo from a JPEG data URL: {Details, PictureID}.")
 def set_photo(call: Call) -> dict:
     body: PhotoRequest = call.body
@@ -177,13 +183,15 @@ def set_photo(call: Call) -> dict:
     return _command(call, ops.GROUP_PHOTO, ops.GroupPhoto(group=jid, media_key=stored.key, sha256=stored.sha256))
 
 
-@router.route("POST", "/group/announce", auth=Auth.SESSION, body=ValueRequest, response=DetailsResponse,
+@router.route("POST", "/group/announce", auth=Auth.SESSION, sends=(ops.GROUP_ANNOUNCE,),
+              body=ValueRequest, response=DetailsResponse,
               summary="Only admins may send messages (`Value: true`) or everyone (admins only).")
 def set_announce(call: Call) -> dict:
     return _command(call, ops.GROUP_ANNOUNCE, ops.GroupFlag(group=call.body.group_jid, value=call.body.value))
 
 
-@router.route("POST", "/group/locked", auth=Auth.SESSION, body=ValueRequest, response=DetailsResponse,
+@router.route("POST", "/group/locked", auth=Auth.SESSION, sends=(ops.GROUP_LOCKED,),
+              body=ValueRequest, response=DetailsResponse,
               summary="Only admins may edit the group's info (`Value: true`) or everyone (admins only).")
 def set_locked(call: Call) -> dict:
     return _command(call, ops.GROUP_LOCKED, ops.GroupFlag(group=call.body.group_jid, value=call.body.value))

@@ -78,7 +78,7 @@ class DownloadResponse(WagoModel):
 
 
 @router.route(
-    "POST", "/message/react", auth=Auth.SESSION, body=ReactRequest, response=SendResponse,
+    "POST", "/message/react", auth=Auth.SESSION, sends=(ops.SEND_CONTENT,), body=ReactRequest, response=SendResponse,
     summary="React to a message with an emoji (empty Body or `remove` removes the reaction).",
 )
 def react(call: Call) -> SendResponse:
@@ -91,7 +91,7 @@ def react(call: Call) -> SendResponse:
 
 
 @router.route(
-    "POST", "/message/edit", auth=Auth.SESSION, body=EditRequest, response=SendResponse,
+    "POST", "/message/edit", auth=Auth.SESSION, sends=(ops.SEND_CONTENT,), body=EditRequest, response=SendResponse,
     summary="Edit the text of a message this session sent.",
 )
 def edit(call: Call) -> SendResponse:
@@ -102,7 +102,7 @@ def edit(call: Call) -> SendResponse:
 
 
 @router.route(
-    "POST", "/message/delete", auth=Auth.SESSION, body=DeleteRequest, response=SendResponse,
+    "POST", "/message/delete", auth=Auth.SESSION, sends=(ops.SEND_CONTENT,), body=DeleteRequest, response=SendResponse,
     summary="Delete (revoke) a message this session sent, for everyone.",
 )
 def delete(call: Call) -> SendResponse:
@@ -132,7 +132,8 @@ def _download_route(kind: str, path: str) -> None:
         return _download(call, kind)
 
     download.__name__ = f"download_{path.rsplit('/', 1)[-1]}"  # before registering: it names the route
-    router.route("POST", path, auth=Auth.SESSION, body=DownloadRequest, response=DownloadResponse,
+    router.route("POST", path, auth=Auth.SESSION, sends=(ops.DOWNLOAD,), body=DownloadRequest,
+                 response=DownloadResponse,
                  summary=f"Download a received {kind} (the media fields from its webhook).")(download)
 
 

@@ -75,7 +75,8 @@ class MarkReadResponse(DetailsResponse):
 
 
 @router.route(
-    "POST", "/message/markread", auth=Auth.SESSION, body=MarkReadRequest, response=MarkReadResponse,
+    "POST", "/message/markread", auth=Auth.SESSION, sends=(ops.MARK_READ,),
+    body=MarkReadRequest, response=MarkReadResponse,
     summary="Mark messages as read (the sender gets a Read receipt); unusable ids are listed in `Errors`.",
 )
 def mark_read(call: Call) -> MarkReadResponse:
@@ -88,7 +89,8 @@ def mark_read(call: Call) -> MarkReadResponse:
 
 
 @router.route(
-    "POST", "/message/presence", auth=Auth.SESSION, body=ChatPresenceRequest, response=DetailsResponse,
+    "POST", "/message/presence", auth=Auth.SESSION, sends=(ops.CHAT_PRESENCE,),
+    body=ChatPresenceRequest, response=DetailsResponse,
     summary="Show typing or recording in a chat, or stop it.",
 )
 def chat_presence(call: Call) -> DetailsResponse:
@@ -99,7 +101,7 @@ def chat_presence(call: Call) -> DetailsResponse:
 
 
 @router.route(
-    "POST", "/user/presence", auth=Auth.SESSION, body=PresenceRequest, response=DetailsResponse,
+    "POST", "/user/presence", auth=Auth.SESSION, sends=(ops.PRESENCE,), body=PresenceRequest, response=DetailsResponse,
     summary="Show this account online (`available`) or offline (`unavailable`).",
 )
 def presence(call: Call) -> DetailsResponse:
@@ -108,7 +110,8 @@ def presence(call: Call) -> DetailsResponse:
 
 
 @router.route(
-    "POST", "/user/presence/subscribe", auth=Auth.SESSION, body=SubscribePresenceRequest, response=DetailsResponse,
+    "POST", "/user/presence/subscribe", auth=Auth.SESSION, sends=(ops.SUBSCRIBE_PRESENCE,),
+    body=SubscribePresenceRequest, response=DetailsResponse,
     summary="Addition: follow a contact's presence (Presence webhooks follow).",
 )
 def subscribe_presence(call: Call) -> DetailsResponse:

@@ -172,7 +172,8 @@ def _run_send(call: Call, op: ops.Operation, args: ops.Send, kind: str) -> Respo
 
 
 @router.route(
-    "POST", "/send/text", auth=Auth.SESSION, body=SendTextRequest, response=SendResponse,
+    "POST", "/send/text", auth=Auth.SESSION, sends=(ops.SEND_CONTENT, ops.SEND_TEXT),
+    body=SendTextRequest, response=SendResponse,
     summary="Send a text message; answers once WhatsApp accepted it.",
 )
 def send_text(call: Call) -> Response | SendResponse:
@@ -215,7 +216,7 @@ def _send_media(call: Call, kind: ops.SendMediaKind, data_url: str, caption: str
 
 
 @router.route(
-    "POST", "/send/image", auth=Auth.SESSION, body=SendImageRequest, response=SendResponse,
+    "POST", "/send/image", auth=Auth.SESSION, sends=(ops.SEND_MEDIA,), body=SendImageRequest, response=SendResponse,
     summary="Send an image (JPEG, PNG, WebP or GIF data URL) with an optional caption.",
     max_body_bytes=_media_body_limit(), too_large_hint=limits.UPLOAD_HINT,
 )
@@ -224,7 +225,7 @@ def send_image(call: Call) -> Response | SendResponse:
 
 
 @router.route(
-    "POST", "/send/audio", auth=Auth.SESSION, body=SendAudioRequest, response=SendResponse,
+    "POST", "/send/audio", auth=Auth.SESSION, sends=(ops.SEND_MEDIA,), body=SendAudioRequest, response=SendResponse,
     summary="Send audio; OGG/Opus goes out as a voice note (audio/ogg; codecs=opus).",
     max_body_bytes=_media_body_limit(), too_large_hint=limits.UPLOAD_HINT,
 )
@@ -233,7 +234,7 @@ def send_audio(call: Call) -> Response | SendResponse:
 
 
 @router.route(
-    "POST", "/send/video", auth=Auth.SESSION, body=SendVideoRequest, response=SendResponse,
+    "POST", "/send/video", auth=Auth.SESSION, sends=(ops.SEND_MEDIA,), body=SendVideoRequest, response=SendResponse,
     summary="Send a video (MP4 data URL) with an optional caption.",
     max_body_bytes=_media_body_limit(), too_large_hint=limits.UPLOAD_HINT,
 )
@@ -242,7 +243,8 @@ def send_video(call: Call) -> Response | SendResponse:
 
 
 @router.route(
-    "POST", "/send/document", auth=Auth.SESSION, body=SendDocumentRequest, response=SendResponse,
+    "POST", "/send/document", auth=Auth.SESSION, sends=(ops.SEND_MEDIA,),
+    body=SendDocumentRequest, response=SendResponse,
     summary="Send a document (data:application/octet-stream;base64,...) with its file name.",
     max_body_bytes=_media_body_limit(), too_large_hint=limits.UPLOAD_HINT,
 )
@@ -253,7 +255,7 @@ def send_document(call: Call) -> Response | SendResponse:
 
 
 @router.route(
-    "POST", "/send/sticker", auth=Auth.SESSION, body=SendStickerRequest, response=SendResponse,
+    "POST", "/send/sticker", auth=Auth.SESSION, sends=(ops.SEND_MEDIA,), body=SendStickerRequest, response=SendResponse,
     summary="Send a sticker (WebP preferred).",
     max_body_bytes=_media_body_limit(), too_large_hint=limits.UPLOAD_HINT,
 )
@@ -298,7 +300,8 @@ class SendPollRequest(Send):
 
 
 @router.route(
-    "POST", "/send/mediaurl", auth=Auth.SESSION, body=SendMediaUrlRequest, response=SendResponse,
+    "POST", "/send/mediaurl", auth=Auth.SESSION, sends=(ops.SEND_MEDIAURL,),
+    body=SendMediaUrlRequest, response=SendResponse,
     summary="Send a file the session host downloads from Url (size-capped, SSRF-guarded, no redirects).",
 )
 def send_mediaurl(call: Call) -> Response | SendResponse:
@@ -321,7 +324,8 @@ def _send_content(call: Call, content: dict[str, Any]) -> Response | SendRespons
 
 
 @router.route(
-    "POST", "/send/location", auth=Auth.SESSION, body=SendLocationRequest, response=SendResponse,
+    "POST", "/send/location", auth=Auth.SESSION, sends=(ops.SEND_CONTENT,),
+    body=SendLocationRequest, response=SendResponse,
     summary="Send a (static) location.",
 )
 def send_location(call: Call) -> Response | SendResponse:
@@ -330,7 +334,8 @@ def send_location(call: Call) -> Response | SendResponse:
 
 
 @router.route(
-    "POST", "/send/contact", auth=Auth.SESSION, body=SendContactRequest, response=SendResponse,
+    "POST", "/send/contact", auth=Auth.SESSION, sends=(ops.SEND_CONTENT,),
+    body=SendContactRequest, response=SendResponse,
     summary="Send a contact card (vCard).",
 )
 def send_contact(call: Call) -> Response | SendResponse:
@@ -338,7 +343,7 @@ def send_contact(call: Call) -> Response | SendResponse:
 
 
 @router.route(
-    "POST", "/send/poll", auth=Auth.SESSION, body=SendPollRequest, response=SendResponse,
+    "POST", "/send/poll", auth=Auth.SESSION, sends=(ops.SEND_CONTENT,), body=SendPollRequest, response=SendResponse,
     summary="Send a poll (Options: at least 2; MaxAnswer 1 = single choice).",
 )
 def send_poll(call: Call) -> Response | SendResponse:
@@ -402,7 +407,8 @@ class SendGroupInviteRequest(Send):
 
 
 @router.route(
-    "POST", "/send/preview", auth=Auth.SESSION, body=SendPreviewRequest, response=SendResponse,
+    "POST", "/send/preview", auth=Auth.SESSION, sends=(ops.SEND_CONTENT,),
+    body=SendPreviewRequest, response=SendResponse,
     summary="Send a text with a link preview card built from the given metadata (the link is not fetched).",
 )
 def send_preview(call: Call) -> Response | SendResponse:
@@ -422,7 +428,8 @@ def send_preview(call: Call) -> Response | SendResponse:
 
 
 @router.route(
-    "POST", "/send/preview2", auth=Auth.SESSION, body=SendPreview2Request, response=SendResponse,
+    "POST", "/send/preview2", auth=Auth.SESSION, sends=(ops.SEND_CONTENT,),
+    body=SendPreview2Request, response=SendResponse,
     summary="Send a text with an external-ad-reply style card (title, description, image, target link).",
 )
 def send_preview2(call: Call) -> Response | SendResponse:
@@ -432,7 +439,8 @@ def send_preview2(call: Call) -> Response | SendResponse:
 
 
 @router.route(
-    "POST", "/send/groupinvite", auth=Auth.SESSION, body=SendGroupInviteRequest, response=SendResponse,
+    "POST", "/send/groupinvite", auth=Auth.SESSION, sends=(ops.SEND_CONTENT,),
+    body=SendGroupInviteRequest, response=SendResponse,
     summary="Send a group invite as a message (the recipient can join with one tap).",
 )
 def send_group_invite(call: Call) -> Response | SendResponse:

@@ -11,6 +11,7 @@ from pydantic import Field
 from chalicelib.bus import get_bus
 from chalicelib.core import contract, ops
 from chalicelib.core.errors import DomainError
+from chalicelib.core.jid import parse as parse_jid
 from chalicelib.core.models import SessionModel
 from chalicelib.core.subscriptions import parse_subscription, resolve_subscription
 from chalicelib.routes.fields import PhoneAddress
@@ -71,16 +72,18 @@ class DetailsResponse(WagoModel):
     details: str = Field(alias="Details")
 
 
-def split_jid(jid: str | None) -> Jid:
-    """`5511999999999:12@s.whatsapp.net` -> {User: 5511999999999, Server: s.whatsapp.net}."""
+def status_jid(jid: str | None) -> Jid:
+    """The session's account JID as WaGo's status gives it: `5511999999999:12@s.whatsapp.net` ->
+    {User: 5511999999999, Server: s.whatsapp.net} (agent and device dropped; chalicelib/core/jid.py
+    parses it); empty parts before the first login. The host stores whatsmeow's JID, so it parses."""
     if not jid:
         return Jid(user="", server="")
-    user, _, server = jid.partition("@")
-    return Jid(user=user.split(":", 1)[0].split(".", 1)[0], server=server)
+    address = parse_jid(jid, "Jid")
+    return Jid(user=address.user, server=address.server)
 
 
 @router.route(
-    "POST", "/session/connect", auth=Auth.SESSION, body=ConnectRequest, response=ConnectResponse,
+    "POST", "/session/connect", auth=Auth.SESSION, sends=(ops.CONNECT,), body=ConnectRequest, response=ConnectResponse,
     summary="Start or restore the WhatsApp client of this session (a restored session needs no new QR); on a "
             "running client (waiting for its QR, or logged in) it updates the subscription and answers the state.",
 )
@@ -98,7 +101,7 @@ def session_connect(call: Call) -> ConnectResponse:
 
 
 @router.route(
-    "POST", "/session/pair", auth=Auth.SESSION, body=PairRequest, response=PairResponse,
+    "POST", "/session/pair", auth=Auth.SESSION, sends=(ops.PAIR,), body=PairRequest, response=PairResponse,
     summary="Link this session with a phone number: returns the code to type on the phone.",
 )
 def session_pair(call: Call) -> PairResponse:
@@ -134,7 +137,7 @@ def session_status(call: Call) -> StatusResponse:
     return StatusResponse(
         connected=live,
         logged_in=live and bool(session.logged_in),
-        jid=split_jid(session.jid),
+        jid=status_jid(session.jid),
         events=",".join(session.events or []),
         push_name=session.push_name or "",
         last_error=session.last_error or "",
@@ -142,7 +145,7 @@ def session_status(call: Call) -> StatusResponse:
 
 
 @router.route(
-    "POST", "/session/disconnect", auth=Auth.SESSION, response=DetailsResponse,
+    "POST", "/session/disconnect", auth=Auth.SESSION, sends=(ops.DISCONNECT,), response=DetailsResponse,
     summary="Drop the WhatsApp connection; the device stays linked (connect restores it).",
 )
 def session_disconnect(call: Call) -> DetailsResponse:
@@ -151,7 +154,7 @@ def session_disconnect(call: Call) -> DetailsResponse:
 
 
 @router.route(
-    "POST", "/session/logout", auth=Auth.SESSION, response=DetailsResponse,
+    "POST", "/session/logout", auth=Auth.SESSION, sends=(ops.LOGOUT,), response=DetailsResponse,
     summary="Unlink the device; the next connect needs a new QR scan.",
 )
 def session_logout(call: Call) -> DetailsResponse:

@@ -64,7 +64,7 @@ def _session(token: str) -> SessionModel:
 
 
 @router.route(
-    "POST", "/sim/scan", auth=Auth.ADMIN, body=ScanRequest, response=ScanResponse,
+    "POST", "/sim/scan", auth=Auth.ADMIN, sends=(ops.SIM_SCAN,), body=ScanRequest, response=ScanResponse,
     summary="Simulator: the phone scans this session's QR (or enters its pairing code).",
 )
 def sim_scan(call: Call) -> ScanResponse:
@@ -75,7 +75,8 @@ def sim_scan(call: Call) -> ScanResponse:
 
 
 @router.route(
-    "POST", "/sim/logout", auth=Auth.ADMIN, body=PhoneLogoutRequest, response=DetailsResponse,
+    "POST", "/sim/logout", auth=Auth.ADMIN, sends=(ops.SIM_LOGOUT, ops.SIM_UNLINK),
+    body=PhoneLogoutRequest, response=DetailsResponse,
     summary="Simulator: the phone removes this session's linked device (a LoggedOut event follows).",
 )
 def sim_logout(call: Call) -> DetailsResponse:
@@ -114,7 +115,7 @@ def _phone_side(phone: str, op: ops.Operation[Any, Any], args: ops.Args) -> dict
 
 
 @router.route(
-    "POST", "/sim/message", auth=Auth.ADMIN, body=PhoneMessageRequest, response=SendResponse,
+    "POST", "/sim/message", auth=Auth.ADMIN, sends=(ops.SIM_MESSAGE,), body=PhoneMessageRequest, response=SendResponse,
     summary="Simulator: a sim account's phone sends a text (to a session's account, or any sim account).",
 )
 def sim_message(call: Call) -> SendResponse:
@@ -126,7 +127,7 @@ def sim_message(call: Call) -> SendResponse:
 
 
 @router.route(
-    "POST", "/sim/read", auth=Auth.ADMIN, body=PhoneReadRequest, response=DetailsResponse,
+    "POST", "/sim/read", auth=Auth.ADMIN, sends=(ops.SIM_READ,), body=PhoneReadRequest, response=DetailsResponse,
     summary="Simulator: a sim account's phone reads messages it received (senders get Read receipts).",
 )
 def sim_read(call: Call) -> DetailsResponse:
@@ -137,7 +138,8 @@ def sim_read(call: Call) -> DetailsResponse:
 
 
 @router.route(
-    "POST", "/sim/chatpresence", auth=Auth.ADMIN, body=PhoneChatPresenceRequest, response=DetailsResponse,
+    "POST", "/sim/chatpresence", auth=Auth.ADMIN, sends=(ops.SIM_CHAT_PRESENCE,),
+    body=PhoneChatPresenceRequest, response=DetailsResponse,
     summary="Simulator: a sim account types, records or pauses in its chat with `Phone`.",
 )
 def sim_chat_presence(call: Call) -> DetailsResponse:
@@ -149,7 +151,8 @@ def sim_chat_presence(call: Call) -> DetailsResponse:
 
 
 @router.route(
-    "POST", "/sim/presence", auth=Auth.ADMIN, body=PhonePresenceRequest, response=DetailsResponse,
+    "POST", "/sim/presence", auth=Auth.ADMIN, sends=(ops.SIM_PRESENCE,),
+    body=PhonePresenceRequest, response=DetailsResponse,
     summary="Simulator: a sim account goes online or offline (subscribed sessions get Presence).",
 )
 def sim_presence(call: Call) -> DetailsResponse:

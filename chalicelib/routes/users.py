@@ -94,7 +94,7 @@ class AvatarResponse(WagoModel):
 
 
 @router.route(
-    "POST", "/user/check", auth=Auth.SESSION, body=PhonesRequest, response=CheckResponse,
+    "POST", "/user/check", auth=Auth.SESSION, sends=(ops.USER_CHECK,), body=PhonesRequest, response=CheckResponse,
     summary="Which numbers are on WhatsApp (several at once), with their JIDs.",
 )
 def check_users(call: Call) -> dict:
@@ -102,7 +102,7 @@ def check_users(call: Call) -> dict:
 
 
 @router.route(
-    "POST", "/user/info", auth=Auth.SESSION, body=PhonesRequest, response=InfoResponse,
+    "POST", "/user/info", auth=Auth.SESSION, sends=(ops.USER_INFO,), body=PhonesRequest, response=InfoResponse,
     summary="Status, picture id, devices and verified name per JID (accounts not on WhatsApp are left out).",
 )
 def user_info(call: Call) -> dict:
@@ -114,7 +114,7 @@ def _avatar(call: Call, body: AvatarRequest) -> dict:
 
 
 @router.route(
-    "GET", "/user/avatar", auth=Auth.SESSION, response=AvatarResponse,
+    "GET", "/user/avatar", auth=Auth.SESSION, sends=(ops.USER_AVATAR,), response=AvatarResponse,
     summary="A user's (or group's) profile picture: `Phone`, `Preview` in the body or query. `No avatar found` "
             "(404) when there is none.",
 )
@@ -123,7 +123,7 @@ def user_avatar(call: Call) -> dict:
 
 
 @router.route(
-    "POST", "/user/avatar", auth=Auth.SESSION, body=AvatarRequest, response=AvatarResponse,
+    "POST", "/user/avatar", auth=Auth.SESSION, sends=(ops.USER_AVATAR,), body=AvatarRequest, response=AvatarResponse,
     summary="As GET /user/avatar (wuzapi's method).",
 )
 def user_avatar_post(call: Call) -> dict:
@@ -131,7 +131,7 @@ def user_avatar_post(call: Call) -> dict:
 
 
 @router.route(
-    "GET", "/user/contacts", auth=Auth.SESSION,
+    "GET", "/user/contacts", auth=Auth.SESSION, sends=(ops.USER_CONTACTS,),
     summary="The session's contacts: JID -> {Found, FirstName, FullName, PushName, BusinessName}.",
 )
 def user_contacts(call: Call) -> dict:

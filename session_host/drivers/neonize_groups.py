@@ -22,8 +22,8 @@ from neonize.proto import Neonize_pb2 as N
 from chalicelib.core import jid
 from chalicelib.core.errors import DomainError
 from session_host.drivers.neonize_group_events import group_json, participant_json
+from session_host.drivers.neonize_jid import recipient_jid, to_neonize
 from session_host.drivers.neonize_json import jid_str, proto_json
-from session_host.drivers.neonize_worker import digits_of, recipient_jid, to_neonize
 
 NO_AVATAR = "No avatar found"
 INVITE_PREFIX = "https://chat.whatsapp.com/"
@@ -67,7 +67,7 @@ def _verified_name(message: Any) -> str:
 
 def check_users(client: Any, phones: list[str]) -> list[dict[str, Any]]:
     """whatsmeow queries `+<digits>` (research/neonize.md §6.4); answers come back in that form."""
-    numbers = ["+" + digits_of(p) for p in phones]
+    numbers = ["+" + jid.phone(p) for p in phones]
     answers = _call("check users", lambda: client.is_on_whatsapp(*numbers))
     return [{"Query": a.Query, "IsInWhatsapp": a.IsIn, "JID": jid_str(a.JID), "VerifiedName": _verified_name(a)}
             for a in answers]

@@ -35,7 +35,9 @@ from typing import Any
 
 from chalicelib.core import jid
 from chalicelib.core.errors import DomainError
+from chalicelib.core.shapes import rfc3339
 from session_host.drivers.base import ClientState, OutboundMedia
+from session_host.drivers.neonize_jid import parse_jid, recipient_jid
 
 NOT_CONNECTED_FOR_PAIRING = "Not connected: no QR code yet to pair with"
 QR_TIMED_OUT = "QR code timed out"
@@ -68,30 +70,6 @@ def store_key(token: str) -> str:
 
 def sqlite_path(data_dir: str, token: str) -> Path:
     return Path(data_dir) / f"{store_key(token)}.db"
-
-
-def to_neonize(address: jid.Jid):
-    """The one conversion of an address (chalicelib/core/jid.py) to neonize's JID protobuf."""
-    from neonize.proto.Neonize_pb2 import JID
-
-    return JID(User=address.user, RawAgent=address.agent, Device=address.device, Integrator=0,
-               Server=address.server, IsEmpty=False)
-
-
-def parse_jid(value: str):
-    """A JID kept whole, device part included (this client's own device, from the session row)."""
-    return to_neonize(jid.parse(value))
-
-
-def recipient_jid(value: str):
-    """WaGo's `Phone`/`Chat`/`Participant`: a phone number or a JID, normalised by chalicelib/core/jid.py
-    (a user's device part dropped: whatsmeow refuses device JIDs as recipients)."""
-    return to_neonize(jid.parse(jid.chat(value)))
-
-
-def digits_of(phone: str) -> str:
-    """A phone number's digits (chalicelib/core/jid.py's rules)."""
-    return jid.phone(phone)
 
 
 class Lifecycle:
@@ -373,7 +351,7 @@ class NeonizeWorker:
         session = self._session(token)
         if session.state.logged_in:
             raise DomainError(500, "Already paired")
-        digits = digits_of(phone)
+        digits = jid.phone(phone)
         if not session.qr_shown.wait(self.config.connect_wait):  # PairPhone before the first QR: "client is nil"
             raise DomainError(500, NOT_CONNECTED_FOR_PAIRING)
         try:
@@ -490,8 +468,6 @@ class NeonizeWorker:
             raise self._failed("download media", exc) from None
 
     def _send(self, session: Session, to: Any, message: Any) -> dict:
-        from session_host.drivers.neonize_events import rfc3339
-
         try:
             sent = session.client.send_message(recipient_jid(to) if isinstance(to, str) else to, message)
         except Exception as exc:
@@ -562,7 +538,7 @@ class NeonizeWorker:
     # -- users and groups (session_host/drivers/neonize_groups.py; logged-in clients only) ------------
 
     def user_group(self, token: str, op: str, **kwargs: Any) -> Any:
-        from session_host.drivers.neonize_groups import OPS
+        from session_host.drivers.neonize_groups import OPS  # imports neonize (Go): workers only, never the host
 
         session = self._logged_in(token)  # contact.get_all_contacts aborts the process on an unregistered client
         if op not in OPS:

@@ -11,7 +11,7 @@ FORMS = ["15551234567:12@s.whatsapp.net", "+1 555-123 4567", "15551234567.0:3@s.
 
 
 def test_neonize_sends_to_the_account_never_to_a_device(worker):  # noqa: F811
-    from session_host.drivers.neonize_worker import parse_jid, recipient_jid
+    from session_host.drivers.neonize_jid import parse_jid, recipient_jid
 
     session = _session_with_handlers(worker, "tok-recipient")
     session.state.logged_in = True

@@ -61,3 +61,49 @@ def test_sim_routes_under_another_driver_say_why_for_every_path_and_method(clien
             assert response.json_body == {"code": 404, "success": False, "error": (
                 "Not Found: the simulator controls (/sim/*) exist only with WHATSAPP_DRIVER=sim; this gateway runs "
                 "the neonize driver")}, (method, path)
+
+
+def test_each_route_names_the_host_operations_it_sends(client):
+    """`x-wago-operations`: a route's declared operations (Router.route(sends=...)), by their registry names;
+    every declared operation is one of the registry's own, and every operation in the registry is sent by
+    some route (the sim's under the sim driver)."""
+    from chalicelib.api import routers
+    from chalicelib.core import ops
+    from chalicelib.core.settings import get_settings
+    from chalicelib.openapi import build_document
+
+    document = client.get("/openapi.json").json_body
+    assert document["paths"]["/group/topic"]["post"]["x-wago-operations"] == ["group.topic"]
+    assert document["paths"]["/send/text"]["post"]["x-wago-operations"] == ["send_content", "send_text"]
+    assert "x-wago-operations" not in document["paths"]["/session/status"]["get"]
+
+    specs = [spec for router in routers(get_settings().model_copy(update={"whatsapp_driver": "sim"}))
+             for spec in router.specs]
+    for spec in specs:
+        for operation in spec.sends:
+            assert ops.OPERATIONS.get(operation.name) is operation, (spec.path, operation.name)
+    assert {op.name for spec in specs for op in spec.sends} == set(ops.OPERATIONS)
+    with_sim = build_document(specs)
+    assert with_sim["paths"]["/sim/logout"]["post"]["x-wago-operations"] == ["sim.logout", "sim.unlink"]
+    validate(with_sim)
+
+
+def test_a_route_sending_an_operation_it_does_not_declare_is_a_logged_500(client, monkeypatch):
+    """The bus refuses, inside a route, an operation the route does not declare (UndeclaredOperation, the
+    router's logged 500), so the document cannot drift from what the route does; outside a route nothing
+    is checked."""
+    import pytest
+
+    from chalicelib import bus
+    from chalicelib.core import ops
+
+    with bus.route_sends([ops.GROUP_TOPIC]), pytest.raises(bus.UndeclaredOperation, match="group.name"):
+        bus._wire_args(ops.GROUP_NAME, ops.GroupName(group="1@g.us", name="n"))
+    assert bus._wire_args(ops.GROUP_NAME, ops.GroupName(group="1@g.us", name="n"))["name"] == "n"
+
+    client.init("A", "atoken")
+    body = {"GroupJID": "120363012345678901@g.us", "Topic": "t"}
+    assert client.post("/group/topic", body, headers={"token": "atoken"}).json_body["error"] == "No session"
+    monkeypatch.setattr(ops, "GROUP_TOPIC", ops.GROUP_NAME)  # the handler now sends group.name
+    answer = client.post("/group/topic", body, headers={"token": "atoken"})
+    assert (answer.status_code, answer.json_body["error"]) == (500, "internal server error")

@@ -78,3 +78,15 @@ def test_sim_controls_do_not_exist_without_the_sim_driver(client):
     response = client.post("/sim/scan", {"Token": "x", "Phone": "15550001111"}, headers=ADMIN)
     assert response.status_code == 404
     assert "exist only with WHATSAPP_DRIVER=sim" in response.json_body["error"]
+
+
+def test_status_jid_is_whatsmeows_jid_without_agent_and_device():
+    """/session/status's `Jid` ({User, Server}) comes from chalicelib/core/jid.py's parser, the one every
+    other address field uses."""
+    from chalicelib.routes.session import status_jid
+
+    cases = {"5511999999999:7@s.whatsapp.net": ("5511999999999", "s.whatsapp.net"),
+             "5511999999999@s.whatsapp.net": ("5511999999999", "s.whatsapp.net"),
+             "123456789012345.0:3@lid": ("123456789012345", "lid"), None: ("", ""), "": ("", "")}
+    for stored, (user, server) in cases.items():
+        assert status_jid(stored).model_dump(by_alias=True) == {"User": user, "Server": server}

@@ -24,6 +24,15 @@ def condition_failed(exc: Exception) -> bool:
     return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
 
 
+def cancelled_by_condition(exc: Exception, index: int) -> bool:
+    """True when a cancelled TransactWriteItems (pynamodb's TransactWriteError) names item `index` (0-based,
+    in the order the transaction wrote them) as failing its condition: DynamoDB's CancellationReasons
+    give one reason per item, in order, `ConditionalCheckFailed` for that one. False for any other
+    reason (throttling, a conflicting transaction, validation) and for any other exception."""
+    reasons = getattr(exc, "cancellation_reasons", None) or []
+    return index < len(reasons) and getattr(reasons[index], "code", None) == "ConditionalCheckFailed"
+
+
 #: Rounds of BatchGetItem for keys DynamoDB left unprocessed (throttling) before the rest is given up.
 BATCH_GET_ROUNDS = 4
 

@@ -87,6 +87,7 @@ class SimMediaGrantModel(Model):
 
     @staticmethod
     def key(media_key: str) -> str:
+        """`mgrant#<S3 key>`: who may download the sim media file stored under this media-bucket key."""
         return MEDIA_GRANT_PREFIX + media_key
 
 
