@@ -3,10 +3,12 @@ the admin DLQ redrive."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
+from chalicelib.core.errors import DomainError
 from chalicelib.routes.fields import HttpUrl, Token
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import WagoModel, query_int
@@ -15,6 +17,8 @@ from chalicelib.webhooks.signing import MIN_SECRET_LENGTH, secret_hint
 
 router = Router(__name__, tag="Webhook")
 MAX_PAGE = 200
+#: A delivery log sort key (chalicelib/core/models/deliveries.py: `<ms, 15 digits>#<event id>`), as `next` gives it.
+_CURSOR = re.compile(r"[0-9]{15}(#[!-~]{1,128})?")
 
 
 def _secret(value: str) -> str:
@@ -103,7 +107,11 @@ def get_webhook(call: Call) -> WebhookSettings:
 )
 def list_deliveries(call: Call) -> DeliveryPage:
     limit = query_int(call.query, "limit", 50, 1, MAX_PAGE)
-    items, cursor = log.recent(call.session.token, limit, call.query.get("before") or None)
+    before = call.query.get("before") or None
+    if before is not None and not _CURSOR.fullmatch(before):
+        # Only a `next` this route answered (DynamoDB would refuse a range key over 1024 bytes: a 500).
+        raise DomainError(400, "Invalid before: not a cursor from a previous page's next")
+    items, cursor = log.recent(call.session.token, limit, before)
     return DeliveryPage(deliveries=[Delivery.model_validate(log.to_dict(i)) for i in items], next=cursor)
 
 
