@@ -162,6 +162,25 @@ class WagoRequestHandler(ChaliceRequestHandler):
             return
         super()._send_error_response(error)
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (a request line or header over 64 KiB: 414/431, a malformed
+        request line: 400, an unknown method: 501) in WaGo's envelope instead of its HTML page; the
+        connection is closed, as http.server does, since the rest of the request was not read."""
+        short = self.responses.get(code, ("Error",))[0]
+        detail = message if message and message != short else ""
+        body = json.dumps({"code": code, "error": f"{short}: {detail}" if detail else short, "success": False})
+        self.close_connection = True
+        try:
+            self.send_response(code, short)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Connection", "close")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if getattr(self, "command", None) != "HEAD":
+                self.wfile.write(body.encode())
+        except OSError:
+            pass  # the client is gone
+
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - BaseHTTPRequestHandler API
         if os.environ.get("WAGO_ACCESS_LOG", "0") == "1":
             super().log_message(format, *args)
