@@ -200,10 +200,20 @@ def parse_body(model: type[M], raw: bytes | str | None, max_bytes: int) -> M:
         raise DomainError(400, describe(exc)) from None
 
 
+def _field_path(loc: tuple[int | str, ...]) -> list[str]:
+    """An error's location as the client wrote it: pydantic's names of union members (`list[str]`,
+    `str`, `function-after[...]`) are not keys of the body."""
+    return [str(part) for part in loc if not (isinstance(part, str) and _UNION_MEMBER.fullmatch(part))]
+
+
+_UNION_MEMBER = re.compile(r"str|int|float|bool|bytes|none|list|dict|[a-z][a-z-]*\[.*\]")
+
+
 def describe(exc: ValidationError) -> str:
     """The first validation problem as one WaGo-style sentence."""
-    error = exc.errors(include_url=False)[0]
-    loc = [str(part) for part in error["loc"]]
+    errors = exc.errors(include_url=False)
+    error = errors[0]
+    loc = _field_path(error["loc"])
     field = loc[0] if loc else "Payload"
     where = ".".join(loc) if loc else "Payload"
     kind = error["type"]
@@ -213,7 +223,11 @@ def describe(exc: ValidationError) -> str:
     if kind == UNPARSEABLE_ADDRESS:
         return could_not_parse(next((part for part in reversed(loc) if not part.isdigit()), field))
     if kind in _TYPE_WORDS or kind.endswith("_type"):
-        return f"{DECODE_ERROR}: {where} must be {_TYPE_WORDS.get(kind, kind.removesuffix('_type'))}"
+        # A field that takes one of several types (`Subscribe`: a list or a comma string) fails once per
+        # type at the same place: name them all.
+        words = [_TYPE_WORDS.get(e["type"], e["type"].removesuffix("_type")) for e in errors
+                 if _field_path(e["loc"]) == loc and (e["type"] in _TYPE_WORDS or e["type"].endswith("_type"))]
+        return f"{DECODE_ERROR}: {where} must be {' or '.join(dict.fromkeys(words))}"
     message = error["msg"]
     message = message.removeprefix("Value error, ")
     return f"Invalid {where} in Payload: {message}"
