@@ -22,10 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import socket
 import sys
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 from chalice.cli.factory import CLIFactory
 from chalice.local import (
@@ -41,6 +43,16 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 MAX_REQUEST_BYTES = 64 << 20  # beyond any body a route takes (media data URLs are the largest)
+
+
+_TOKEN_PARAM = re.compile(r"([?&](?:token|admintoken)=)([^&\s#]*)", re.IGNORECASE)
+
+
+def redact_query(text: str) -> str:
+    """`text` with every `token=` / `admintoken=` query value replaced by its fingerprint."""
+    from chalicelib.core.redact import fingerprint
+
+    return _TOKEN_PARAM.sub(lambda m: m.group(1) + fingerprint("".join(unquote_plus(m.group(2)).split())), text)
 
 
 class FramingError(Exception):
@@ -183,7 +195,8 @@ class WagoRequestHandler(ChaliceRequestHandler):
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - BaseHTTPRequestHandler API
         if os.environ.get("WAGO_ACCESS_LOG", "0") == "1":
-            super().log_message(format, *args)
+            # The request line carries WaGo's `?token=` fallback: logged as its fingerprint, never as is.
+            super().log_message(format, *(redact_query(a) if isinstance(a, str) else a for a in args))
 
 
 def _server_on_fd(fd: int) -> type[ThreadedHTTPServer]:

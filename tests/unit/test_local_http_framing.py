@@ -162,3 +162,18 @@ def test_the_http_servers_own_refusals_are_envelopes_and_close(server, request_b
     assert head.startswith(f"HTTP/1.1 {status}".encode()) or head.startswith(f"HTTP/1.0 {status}".encode()), data
     assert b"Content-Type: application/json" in head and b"Connection: close" in head
     assert json.loads(payload) == {"code": status, "error": error, "success": False}
+
+
+def test_the_access_log_shows_query_tokens_as_fingerprints(monkeypatch, capsys):
+    """`WAGO_ACCESS_LOG=1` logs each request line, which carries WaGo's `?token=` fallback."""
+    from chalicelib.core.redact import fingerprint
+    from local_gateway.api_server import WagoRequestHandler
+
+    monkeypatch.setenv("WAGO_ACCESS_LOG", "1")
+    handler = object.__new__(WagoRequestHandler)
+    handler.client_address = ("127.0.0.1", 5)
+    handler.requestline = "GET /session/status?limit=5&token=LEAKY%20token1&AdminToken=qwert HTTP/1.1"
+    handler.log_request(200)
+    err = capsys.readouterr().err
+    assert "LEAKY" not in err and "qwert" not in err, err
+    assert f"?limit=5&token={fingerprint('LEAKYtoken1')}&AdminToken={fingerprint('qwert')} HTTP/1.1" in err
