@@ -233,7 +233,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1337)
-    parser.add_argument("--stage", default="local")
+    # The Chalice stage's environment_variables (.chalice/config.json) set STAGE in this process: it must
+    # be the stage the launcher and the session host run (STAGE=dev make run ran the API as `local`, on
+    # wago-local-* tables the launcher never created). A stage without a config entry (test) sets nothing.
+    parser.add_argument("--stage", default=os.environ.get("STAGE") or "local",
+                        help="Chalice stage whose configuration the app gets (default: $STAGE, else local)")
     parser.add_argument("--fd", type=int, default=None, help="serve this inherited listening socket")
     args = parser.parse_args()
     server = build_server(args.host, args.port, args.stage, args.fd)
