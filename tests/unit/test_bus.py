@@ -211,10 +211,8 @@ def test_a_command_over_sqss_message_limit_is_a_413_and_nothing_is_queued(aws):
 def test_a_body_within_the_limit_whose_command_is_not_is_a_413_not_a_500(client, mode):
     """MAX_BODY_BYTES bounds the body; the command adds its own fields. Before, SQS refused it
     (InvalidParameterValue: a 500), and an async send's record stayed `queued` for good."""
-    from chalicelib.core.models import MessageModel
+    from chalicelib.core.models import MessageModel, SessionModel
     from chalicelib.core.settings import get_settings
-
-    from chalicelib.core.models import SessionModel
 
     _host("h1")
     client.init("big", "big-token")
