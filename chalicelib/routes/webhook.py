@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field
 
 from chalicelib.core.errors import DomainError
-from chalicelib.routes.fields import HttpUrl, Token
+from chalicelib.routes.fields import OptionalHttpUrl, Token
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import WagoModel, query_int
 from chalicelib.webhooks import config, dlq, log
@@ -35,7 +35,11 @@ class _Sparse(WagoModel):
 
 
 class SetWebhookRequest(WagoModel):
-    webhook_url: HttpUrl = Field(alias="WebhookURL", description="Where events are POSTed.")
+    webhook_url: OptionalHttpUrl = Field(
+        alias="WebhookURL",
+        description="Where events are POSTed; an empty string removes the webhook (events are then not sent), "
+                    "as WaGo stores what it is given.",
+    )
     secret: Annotated[str, AfterValidator(_secret)] | None = Field(
         None, alias="Secret",
         description="Addition: HMAC-SHA256 key of X-Webhook-Signature and webhook-signature; omitted: kept; "
@@ -88,7 +92,8 @@ class RedriveResponse(WagoModel):
     summary="Set the webhook URL (and, as an addition, the signing secret) of this session.",
 )
 def set_webhook(call: Call) -> SetWebhookResponse:
-    config.check_url(call.body.webhook_url)
+    if call.body.webhook_url:
+        config.check_url(call.body.webhook_url)
     secret = config.KEEP if call.body.secret is None else call.body.secret
     config.set_webhook(call.session, call.body.webhook_url, secret)
     current = call.session.webhook_secret if call.body.secret is None else call.body.secret
