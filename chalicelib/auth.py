@@ -15,6 +15,10 @@ UNAUTHORIZED = "Unauthorized"
 INVALID_TOKEN = "invalid token"
 _NONE: Mapping[str, str] = {}  # Chalice gives None for a request without query parameters
 INVALID_ADMIN_TOKEN = "invalid admin token"
+#: Longest session token `/session/init` accepts. A longer `token` header matches no session, and is
+#: answered without a lookup: DynamoDB refuses a GetItem whose hash key exceeds 2048 bytes
+#: (ValidationException, which would be a 500; moto does not check keys on reads).
+MAX_TOKEN_CHARS = 256
 
 
 def normalize_token(value: str) -> str:
@@ -34,6 +38,8 @@ def require_session(request: Request) -> SessionModel:
     token = request_token(request)
     if not token:
         raise DomainError(401, UNAUTHORIZED)
+    if len(token) > MAX_TOKEN_CHARS:
+        raise DomainError(401, INVALID_TOKEN)
     try:
         return SessionModel.get(token, consistent_read=True)
     except SessionModel.DoesNotExist:

@@ -51,6 +51,8 @@ FIRST_POLL_DELAY = 0.01
 MAX_POLL_DELAY = 0.5
 #: Reply times remembered per operation (they say when the next reply is due).
 REPLY_WINDOW = 20
+#: SQS's largest message (body and attributes; the commands have no attributes): 1 MiB since 2025.
+SQS_MAX_MESSAGE_BYTES = 1_048_576
 _GONE_QUEUE_CODES = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
 
 
@@ -199,10 +201,17 @@ class Bus:
     # -- commands --------------------------------------------------------------------------------
 
     def send(self, host: HostModel, command: Command) -> None:
+        body = command.model_dump_json()
+        size = len(body.encode("utf-8"))
+        if size > SQS_MAX_MESSAGE_BYTES:
+            # A body within MAX_BODY_BYTES can still make a larger command (a QuotedMessage near the
+            # limit, plus the command's own fields): SQS would refuse it (InvalidParameterValue, a 500).
+            raise DomainError(413, f"Payload too large: the command for the session host would be {size} bytes, "
+                                   f"over SQS's limit of {SQS_MAX_MESSAGE_BYTES} bytes")
         try:
             self.sqs.send_message(
                 QueueUrl=host.command_queue_url,
-                MessageBody=command.model_dump_json(),
+                MessageBody=body,
                 MessageGroupId=command.token,
                 MessageDeduplicationId=command.command_id,
             )

@@ -10,13 +10,17 @@ Numbers and nesting are bounded where the JSON is read, before any model or stat
   `MAX_NUMBER_CHARS` characters; integers fit in Go's int64 (what WaGo and whatsmeow
   decode into; protobuf's int64 fields too), floats are finite (`NaN`/`Infinity` are not JSON: RFC 8259 §6);
 - a body nests at most `MAX_JSON_DEPTH` arrays/objects (a quoted message quoting a quoted message...);
-- query parameters that are numbers go through `query_int` (ASCII digits only, bounded).
+- query parameters that are numbers go through `query_int` (ASCII digits only, bounded);
+- a `\\uD800`-`\\uDFFF` escape that is not half of a surrogate pair (a truncated emoji) becomes U+FFFD,
+  in keys and values, as Go's decoder does: such a string cannot be encoded as UTF-8, so it could
+  otherwise reach SQS, DynamoDB or a reply only to fail there.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
@@ -37,6 +41,9 @@ MAX_JSON_DEPTH = 32
 #: Longest number literal: a 64-bit integer has at most 20 digits; floats need no more than 32 characters.
 MAX_NUMBER_CHARS = 32
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+#: A JSON escape of a surrogate (cheap pre-check: a body without one needs no walk).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 _TYPE_WORDS = {
     "string_type": "a string",
@@ -113,7 +120,21 @@ def decode_json(raw: bytes | str | None, max_bytes: int) -> Any:
     except RecursionError:
         raise DomainError(400, f"{DECODE_ERROR}: nested deeper than {MAX_JSON_DEPTH} levels") from None
     check_depth(data)
+    if _SURROGATE_ESCAPE.search(raw):
+        data = _replace_lone_surrogates(data)
     return data
+
+
+def _replace_lone_surrogates(value: Any) -> Any:
+    """`value` with every lone surrogate (json keeps an unpaired `\\ud800` as is) replaced by U+FFFD,
+    as Go's encoding/json does. Recursion is bounded by check_depth, which ran first."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_replace_lone_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_replace_lone_surrogates(key): _replace_lone_surrogates(item) for key, item in value.items()}
+    return value
 
 
 def _number_error(literal: str, why: str) -> DomainError:
@@ -179,10 +200,20 @@ def parse_body(model: type[M], raw: bytes | str | None, max_bytes: int) -> M:
         raise DomainError(400, describe(exc)) from None
 
 
+def _field_path(loc: tuple[int | str, ...]) -> list[str]:
+    """An error's location as the client wrote it: pydantic's names of union members (`list[str]`,
+    `str`, `function-after[...]`) are not keys of the body."""
+    return [str(part) for part in loc if not (isinstance(part, str) and _UNION_MEMBER.fullmatch(part))]
+
+
+_UNION_MEMBER = re.compile(r"str|int|float|bool|bytes|none|list|dict|[a-z][a-z-]*\[.*\]")
+
+
 def describe(exc: ValidationError) -> str:
     """The first validation problem as one WaGo-style sentence."""
-    error = exc.errors(include_url=False)[0]
-    loc = [str(part) for part in error["loc"]]
+    errors = exc.errors(include_url=False)
+    error = errors[0]
+    loc = _field_path(error["loc"])
     field = loc[0] if loc else "Payload"
     where = ".".join(loc) if loc else "Payload"
     kind = error["type"]
@@ -192,7 +223,11 @@ def describe(exc: ValidationError) -> str:
     if kind == UNPARSEABLE_ADDRESS:
         return could_not_parse(next((part for part in reversed(loc) if not part.isdigit()), field))
     if kind in _TYPE_WORDS or kind.endswith("_type"):
-        return f"{DECODE_ERROR}: {where} must be {_TYPE_WORDS.get(kind, kind.removesuffix('_type'))}"
+        # A field that takes one of several types (`Subscribe`: a list or a comma string) fails once per
+        # type at the same place: name them all.
+        words = [_TYPE_WORDS.get(e["type"], e["type"].removesuffix("_type")) for e in errors
+                 if _field_path(e["loc"]) == loc and (e["type"] in _TYPE_WORDS or e["type"].endswith("_type"))]
+        return f"{DECODE_ERROR}: {where} must be {' or '.join(dict.fromkeys(words))}"
     message = error["msg"]
     message = message.removeprefix("Value error, ")
     return f"Invalid {where} in Payload: {message}"

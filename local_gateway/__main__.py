@@ -29,14 +29,15 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
     parser = argparse.ArgumentParser(prog="python -m local_gateway", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default=os.environ.get("API_HOST", "127.0.0.1"), help="API bind address")
-    parser.add_argument("--api-port", type=int, default=int(os.environ.get("API_PORT", "1337")))
-    parser.add_argument("--aws-port", type=int, default=int(os.environ.get("MOTO_PORT", "4566")),
-                        help="port of the embedded AWS endpoint (0 picks a free one)")
+    # (string defaults go through `type` too: API_PORT=abc is argparse's usage error, not a traceback)
+    parser.add_argument("--api-port", type=int, default=os.environ.get("API_PORT", "1337"), help="API port (API_PORT)")
+    parser.add_argument("--aws-port", type=int, default=os.environ.get("MOTO_PORT", "4566"),
+                        help="port of the embedded AWS endpoint (MOTO_PORT; 0 picks a free one)")
     parser.add_argument("--state-dir",
                         default=os.environ.get("LOCAL_STATE_DIR") or str(PROJECT_DIR / DEFAULT_STATE_DIR),
                         help="where the embedded endpoint's durable state lives (LOCAL_STATE_DIR)")
     parser.add_argument("--snapshot-seconds", type=float,
-                        default=float(os.environ.get("LOCAL_SNAPSHOT_SECONDS", DEFAULT_SNAPSHOT_SECONDS)),
+                        default=os.environ.get("LOCAL_SNAPSHOT_SECONDS", str(DEFAULT_SNAPSHOT_SECONDS)),
                         help="how often changed state is written (bounds what a crash can lose)")
     parser.add_argument("--reset", action="store_true", help="delete the state directory first: start empty")
     parser.add_argument("--reset-only", action="store_true", help="delete the state directory and exit")

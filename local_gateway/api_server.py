@@ -22,10 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import socket
 import sys
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 from chalice.cli.factory import CLIFactory
 from chalice.local import (
@@ -41,6 +43,16 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 MAX_REQUEST_BYTES = 64 << 20  # beyond any body a route takes (media data URLs are the largest)
+
+
+_TOKEN_PARAM = re.compile(r"([?&](?:token|admintoken)=)([^&\s#]*)", re.IGNORECASE)
+
+
+def redact_query(text: str) -> str:
+    """`text` with every `token=` / `admintoken=` query value replaced by its fingerprint."""
+    from chalicelib.core.redact import fingerprint
+
+    return _TOKEN_PARAM.sub(lambda m: m.group(1) + fingerprint("".join(unquote_plus(m.group(2)).split())), text)
 
 
 class FramingError(Exception):
@@ -162,9 +174,29 @@ class WagoRequestHandler(ChaliceRequestHandler):
             return
         super()._send_error_response(error)
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (a request line or header over 64 KiB: 414/431, a malformed
+        request line: 400, an unknown method: 501) in WaGo's envelope instead of its HTML page; the
+        connection is closed, as http.server does, since the rest of the request was not read."""
+        short = self.responses.get(code, ("Error",))[0]
+        detail = message if message and message != short else ""
+        body = json.dumps({"code": code, "error": f"{short}: {detail}" if detail else short, "success": False})
+        self.close_connection = True
+        try:
+            self.send_response(code, short)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Connection", "close")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if getattr(self, "command", None) != "HEAD":
+                self.wfile.write(body.encode())
+        except OSError:
+            pass  # the client is gone
+
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - BaseHTTPRequestHandler API
         if os.environ.get("WAGO_ACCESS_LOG", "0") == "1":
-            super().log_message(format, *args)
+            # The request line carries WaGo's `?token=` fallback: logged as its fingerprint, never as is.
+            super().log_message(format, *(redact_query(a) if isinstance(a, str) else a for a in args))
 
 
 def _server_on_fd(fd: int) -> type[ThreadedHTTPServer]:
@@ -201,7 +233,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1337)
-    parser.add_argument("--stage", default="local")
+    # The Chalice stage's environment_variables (.chalice/config.json) set STAGE in this process: it must
+    # be the stage the launcher and the session host run (STAGE=dev make run ran the API as `local`, on
+    # wago-local-* tables the launcher never created). A stage without a config entry (test) sets nothing.
+    parser.add_argument("--stage", default=os.environ.get("STAGE") or "local",
+                        help="Chalice stage whose configuration the app gets (default: $STAGE, else local)")
     parser.add_argument("--fd", type=int, default=None, help="serve this inherited listening socket")
     args = parser.parse_args()
     server = build_server(args.host, args.port, args.stage, args.fd)

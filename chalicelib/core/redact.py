@@ -17,6 +17,7 @@ from typing import Any
 SECRET_KEYS = frozenset({
     "token", "tokens", "session_token", "admintoken", "admin_token", "webhook_secret", "secret", "credential",
     "turn_credential", "password", "link_token", "ring_tokens", "authorization",
+    "lane",  # a host's command lane (session_host/commands.py) is keyed by the session token
 })
 _MIN_REGISTERED = 6  # shorter values would redact ordinary words
 

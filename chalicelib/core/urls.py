@@ -11,7 +11,7 @@ parser reads the same way:
   internationalised names are converted to their IDNA A-labels), an IPv4 address, or an IPv6
   address in brackets (no zone id: it names an interface of the sending machine);
 - an optional port of 1..5 ASCII digits from 1 to 65535;
-- no spaces or control characters anywhere; at most `MAX_URL_LENGTH` characters.
+- no spaces, control characters or backslashes anywhere; at most `MAX_URL_LENGTH` characters.
 
 Errors are `InvalidUrl(reason)`; the API turns them into `Invalid <Field> in Payload: <reason>`.
 """
@@ -48,6 +48,10 @@ def parse_http_url(value: str) -> ParsedUrl:
         raise InvalidUrl(f"must be at most {MAX_URL_LENGTH} characters")
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise InvalidUrl("must not contain spaces or control characters")
+    if "\\" in value:
+        # Not a URL character (RFC 3986); WHATWG parsers (browsers, Node) read it as `/`, so
+        # `http://10.0.0.8\@example.com/` would name 10.0.0.8 to them and example.com to us.
+        raise InvalidUrl("must not contain a backslash (write it as %5C)")
     try:
         parts = urlsplit(value)
     except ValueError as exc:  # unbalanced brackets

@@ -32,7 +32,8 @@ CALL_NOT_FOUND = "call not found"
 PAGE = Path(__file__).resolve().parent.parent / "static" / "call.html"
 OFFER_SLACK_SECONDS = 10.0
 
-CallId = Annotated[str, StringConstraints(strip_whitespace=True, max_length=128)]
+MAX_CALL_ID_CHARS = 128
+CallId = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_CALL_ID_CHARS)]
 Sdp = Annotated[str, StringConstraints(min_length=1, max_length=65536)]
 
 
@@ -73,7 +74,9 @@ def _call_id(value: str) -> str:
 
 
 def _tracked(call: Call, call_id: str):
-    found = CallRegistry().get(call.session.token, _call_id(call_id))
+    if len(_call_id(call_id)) > MAX_CALL_ID_CHARS:  # (`?callID=` has no model) no such call, and DynamoDB
+        raise DomainError(404, CALL_NOT_FOUND)     # refuses a range key over 1024 bytes (a 500)
+    found = CallRegistry().get(call.session.token, call_id)
     if found is None:
         raise DomainError(404, CALL_NOT_FOUND)
     return found

@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
+from chalicelib.auth import MAX_TOKEN_CHARS
 from chalicelib.core import jid
 from chalicelib.core.urls import MAX_URL_LENGTH, parse_http_url
 from chalicelib.validation import UNPARSEABLE_ADDRESS
@@ -40,7 +41,7 @@ def _optional_http_url(value: str) -> str:
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256),
                  AfterValidator(_printable)]
 #: A session token: every space removed, printable, non-empty.
-Token = Annotated[str, StringConstraints(min_length=1, max_length=256), AfterValidator(_printable),
+Token = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TOKEN_CHARS), AfterValidator(_printable),
                   AfterValidator(_token)]
 #: Every URL the gateway stores or fetches (webhook targets, /send/mediaurl, link previews): parsed once
 #: here, stored in its normal form.

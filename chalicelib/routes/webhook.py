@@ -3,11 +3,13 @@ the admin DLQ redrive."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-from chalicelib.routes.fields import HttpUrl, Token
+from chalicelib.core.errors import DomainError
+from chalicelib.routes.fields import OptionalHttpUrl, Token
 from chalicelib.routing import Auth, Call, Router
 from chalicelib.validation import WagoModel, query_int
 from chalicelib.webhooks import config, dlq, log
@@ -15,6 +17,8 @@ from chalicelib.webhooks.signing import MIN_SECRET_LENGTH, secret_hint
 
 router = Router(__name__, tag="Webhook")
 MAX_PAGE = 200
+#: A delivery log sort key (chalicelib/core/models/deliveries.py: `<ms, 15 digits>#<event id>`), as `next` gives it.
+_CURSOR = re.compile(r"[0-9]{15}(#[!-~]{1,128})?")
 
 
 def _secret(value: str) -> str:
@@ -31,7 +35,11 @@ class _Sparse(WagoModel):
 
 
 class SetWebhookRequest(WagoModel):
-    webhook_url: HttpUrl = Field(alias="WebhookURL", description="Where events are POSTed.")
+    webhook_url: OptionalHttpUrl = Field(
+        alias="WebhookURL",
+        description="Where events are POSTed; an empty string removes the webhook (events are then not sent), "
+                    "as WaGo stores what it is given.",
+    )
     secret: Annotated[str, AfterValidator(_secret)] | None = Field(
         None, alias="Secret",
         description="Addition: HMAC-SHA256 key of X-Webhook-Signature and webhook-signature; omitted: kept; "
@@ -84,7 +92,8 @@ class RedriveResponse(WagoModel):
     summary="Set the webhook URL (and, as an addition, the signing secret) of this session.",
 )
 def set_webhook(call: Call) -> SetWebhookResponse:
-    config.check_url(call.body.webhook_url)
+    if call.body.webhook_url:
+        config.check_url(call.body.webhook_url)
     secret = config.KEEP if call.body.secret is None else call.body.secret
     config.set_webhook(call.session, call.body.webhook_url, secret)
     current = call.session.webhook_secret if call.body.secret is None else call.body.secret
@@ -103,7 +112,11 @@ def get_webhook(call: Call) -> WebhookSettings:
 )
 def list_deliveries(call: Call) -> DeliveryPage:
     limit = query_int(call.query, "limit", 50, 1, MAX_PAGE)
-    items, cursor = log.recent(call.session.token, limit, call.query.get("before") or None)
+    before = call.query.get("before") or None
+    if before is not None and not _CURSOR.fullmatch(before):
+        # Only a `next` this route answered (DynamoDB would refuse a range key over 1024 bytes: a 500).
+        raise DomainError(400, "Invalid before: not a cursor from a previous page's next")
+    items, cursor = log.recent(call.session.token, limit, before)
     return DeliveryPage(deliveries=[Delivery.model_validate(log.to_dict(i)) for i in items], next=cursor)
 
 

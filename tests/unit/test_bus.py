@@ -189,3 +189,43 @@ def test_a_gone_queue_is_skipped_when_placing(aws):
     assert caught.value.status == 504  # it reached "other" (nobody answers there in this test)
     assert SessionModel.get("tok", consistent_read=True).owner_host == "other"
     assert sqs.receive_message(QueueUrl=other.command_queue_url)["Messages"]
+
+
+def test_a_command_over_sqss_message_limit_is_a_413_and_nothing_is_queued(aws):
+    from chalicelib.bus import SQS_MAX_MESSAGE_BYTES
+
+    host = _host("h1")
+    session = _session()
+    quoted = {"conversation": "\u00e9" * (SQS_MAX_MESSAGE_BYTES // 2)}  # 2 bytes each in UTF-8
+    args = ops.SendContent(to="15550002222@s.whatsapp.net", content={"extendedTextMessage": {
+        "text": "x", "contextInfo": {"stanzaID": "A", "participant": "1@s.whatsapp.net", "quotedMessage": quoted}}})
+    with pytest.raises(DomainError) as caught:
+        _bus().command(session, ops.SEND_CONTENT, args, place=True, timeout=0.05)
+    assert caught.value.status == 413
+    assert caught.value.message.startswith("Payload too large: the command for the session host would be ")
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    assert not sqs.receive_message(QueueUrl=host.command_queue_url).get("Messages")
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_body_within_the_limit_whose_command_is_not_is_a_413_not_a_500(client, mode):
+    """MAX_BODY_BYTES bounds the body; the command adds its own fields. Before, SQS refused it
+    (InvalidParameterValue: a 500), and an async send's record stayed `queued` for good."""
+    from chalicelib.core.models import MessageModel, SessionModel
+    from chalicelib.core.settings import get_settings
+
+    _host("h1")
+    client.init("big", "big-token")
+    session = SessionModel.get("big-token")
+    session.update(actions=[SessionModel.owner_host.set("h1")])  # placed on h1 (which never answers)
+    body = {"Phone": "15550002222", "Body": "x", "Id": f"BIG{mode}",
+            "ContextInfo": {"StanzaID": "A", "Participant": "15550001111", "QuotedMessage": {"conversation": ""}}}
+    room = get_settings().max_body_bytes - len(json.dumps(body))
+    body["ContextInfo"]["QuotedMessage"]["conversation"] = "q" * room  # the body is exactly at the limit
+    path = "/send/text" + ("?async=true" if mode == "async" else "")
+    response = client.post(path, body, headers={"token": "big-token"})
+    assert response.status_code == 413, response.json_body
+    assert response.json_body["error"].startswith("Payload too large: the command for the session host")
+    if mode == "async":
+        record = MessageModel.get("big-token", "BIGasync", consistent_read=True)
+        assert record.status == "failed" and record.error.startswith("Payload too large")

@@ -194,3 +194,25 @@ def test_a_host_that_lost_the_session_publishes_no_message_status(aws):
     SessionModel("t").update(actions=[SessionModel.owner_host.remove()])  # released: no host owns it
     report("M6", ok=False)
     assert published() == ["M6"]
+
+
+def test_a_failed_task_logs_its_lane_the_session_token_as_a_fingerprint():
+    """A host's command lanes are keyed by session token; a task that raised logged `"lane": "<token>"`
+    (a token shorter than redact's registration minimum was not scrubbed anywhere)."""
+    import io
+
+    from chalicelib.core.observability import logger
+    from session_host.commands import KeyedExecutor
+
+    (handler,) = logging.getLogger(logger.service).handlers
+    captured = io.StringIO()
+    previous = handler.setStream(captured)
+    lanes = KeyedExecutor(1, name="test-lane")
+    try:
+        lanes.submit("tk1", lambda: 1 / 0)
+        assert lanes.wait_idle(5)
+    finally:
+        handler.setStream(previous)
+    line = json.loads(captured.getvalue().splitlines()[0])
+    assert line["message"] == "task failed" and line["lane"] == redact.fingerprint("tk1")
+    assert '"tk1"' not in captured.getvalue()

@@ -135,3 +135,45 @@ def test_a_body_that_cannot_be_delimited_is_a_400_and_the_connection_closes(serv
     assert head.startswith(b"HTTP/1.1 400"), data
     assert b"Connection: close" in head
     assert json.loads(payload)["error"].startswith(f"Bad Request: {reason}"), payload
+
+
+@pytest.mark.parametrize("request_bytes,status,error", [
+    (b"BREW /server/ok HTTP/1.1\r\nHost: x\r\n\r\n", 501, "Not Implemented: Unsupported method ('BREW')"),
+    (b"GET /server/ok HTTP/1.1\r\nHost: x\r\ntoken: " + b"t" * 70000 + b"\r\n\r\n", 431,
+     "Request Header Fields Too Large: Line too long"),
+    (b"GET /" + b"x" * 70000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "Request-URI Too Long"),
+])
+def test_the_http_servers_own_refusals_are_envelopes_and_close(server, request_bytes, status, error):
+    """http.server refuses these before the app sees them; the answer is still WaGo's envelope."""
+    with socket.create_connection(("127.0.0.1", server), timeout=10) as sock:
+        sock.sendall(request_bytes)
+        data = b""
+        deadline = time.monotonic() + 10
+        while True:
+            assert time.monotonic() < deadline, data
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break  # closed with part of a long request unread
+            if not chunk:
+                break
+            data += chunk
+    head, _, payload = data.partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status}".encode()) or head.startswith(f"HTTP/1.0 {status}".encode()), data
+    assert b"Content-Type: application/json" in head and b"Connection: close" in head
+    assert json.loads(payload) == {"code": status, "error": error, "success": False}
+
+
+def test_the_access_log_shows_query_tokens_as_fingerprints(monkeypatch, capsys):
+    """`WAGO_ACCESS_LOG=1` logs each request line, which carries WaGo's `?token=` fallback."""
+    from chalicelib.core.redact import fingerprint
+    from local_gateway.api_server import WagoRequestHandler
+
+    monkeypatch.setenv("WAGO_ACCESS_LOG", "1")
+    handler = object.__new__(WagoRequestHandler)
+    handler.client_address = ("127.0.0.1", 5)
+    handler.requestline = "GET /session/status?limit=5&token=LEAKY%20token1&AdminToken=qwert HTTP/1.1"
+    handler.log_request(200)
+    err = capsys.readouterr().err
+    assert "LEAKY" not in err and "qwert" not in err, err
+    assert f"?limit=5&token={fingerprint('LEAKYtoken1')}&AdminToken={fingerprint('qwert')} HTTP/1.1" in err

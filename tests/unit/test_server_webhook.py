@@ -40,7 +40,6 @@ def test_set_and_get_webhook(client):
 def test_bad_webhook_urls(client):
     client.init("a", "t1")
     cases = {
-        "": "Missing WebhookURL in Payload",
         "ftp://example.test/x": "Invalid WebhookURL in Payload: must be an absolute http:// or https:// URL",
         "/relative": "Invalid WebhookURL in Payload: must be an absolute http:// or https:// URL",
         "https://exa mple.test/": "Invalid WebhookURL in Payload: must not contain spaces or control characters",
@@ -50,3 +49,21 @@ def test_bad_webhook_urls(client):
         assert response.status_code == 400, url
         assert response.json_body["error"] == error
     assert SessionModel.get("t1").webhook == ""
+
+
+def test_an_empty_webhook_url_removes_the_webhook_and_an_absent_one_is_missing(client):
+    """WaGo stores the URL it is given, "" included: that is how a client stops its webhook (the
+    console's emptied URL field too). Before, "" was `Missing WebhookURL`: once set, a webhook could
+    not be removed short of deleting the session."""
+    client.init("a", "t1")
+    headers = {"token": "t1"}
+    client.post("/webhook", {"WebhookURL": "https://example.test/hook", "Secret": "s" * 16}, headers=headers)
+    for empty in ("", "   "):
+        response = client.post("/webhook", {"WebhookURL": empty}, headers=headers)
+        assert response.status_code == 200, response.json_body
+        assert response.json_body["data"]["webhook"] == ""
+        assert SessionModel.get("t1").webhook == ""
+        assert client.get("/webhook", headers=headers).json_body["data"]["webhook"] == ""
+    for body in ({}, {"Secret": "s" * 16}):
+        missing = client.post("/webhook", body, headers=headers)
+        assert (missing.status_code, missing.json_body["error"]) == (400, "Missing WebhookURL in Payload")

@@ -32,6 +32,8 @@ BROKEN = {
     "http://xn--zz/": "host 'xn--zz' has a malformed IDNA label 'xn--zz'",
     "http://exa mple.com/": "must not contain spaces or control characters",
     "http://h/\x7f": "must not contain spaces or control characters",
+    "http://10.0.0.8\\@example.com/": "must not contain a backslash (write it as %5C)",
+    "http://h/a\\b": "must not contain a backslash (write it as %5C)",
     "ftp://h/": "must be an absolute http:// or https:// URL",
     "http:/h": "must be an absolute http:// or https:// URL",
     "//h/x": "must be an absolute http:// or https:// URL",

@@ -67,3 +67,44 @@ def test_exact_key_wins_over_other_casing(client):
 def test_unknown_keys_are_ignored(client):
     response = client.post("/session/init", {"Name": "n", "Token": "t", "Os": "x", "Extra": {"a": 1}}, headers=ADMIN)
     assert response.status_code == 200
+
+
+WRONG_VALUES = ({}, [1], [{}], 1, 1.5, True, "x", {"a": [1]})
+
+
+def test_messages_name_the_fields_as_the_client_wrote_them_on_every_route():
+    """A field that takes several types (`Subscribe`: a list or a comma string) reported pydantic's
+    union member names (`Subscribe.list[str].0`); every message names body keys and list indexes only."""
+    import re
+
+    from pydantic import ValidationError
+
+    from app import ROUTES
+    from chalicelib.validation import describe
+
+    member = re.compile(r"\[|\b(str|int|list|dict|bool|float|none)\b")
+    checked = 0
+    for spec in ROUTES:
+        if spec.body is None:
+            continue
+        for name, field in spec.body.model_fields.items():
+            for value in WRONG_VALUES:
+                try:
+                    spec.body.model_validate({field.alias or name: value})
+                except ValidationError as exc:
+                    message = describe(exc)
+                    where = message.split(" must be ")[0].split(" in Payload")[0]
+                    assert not member.search(where), (spec.path, value, message)
+                    checked += 1
+    assert checked > 500
+
+
+@pytest.mark.parametrize(("value", "error"), [
+    ({}, "Could not decode Payload: Subscribe must be a list or a string"),
+    (5, "Could not decode Payload: Subscribe must be a list or a string"),
+    ([1], "Could not decode Payload: Subscribe.0 must be a string"),
+])
+def test_a_field_of_several_types_names_them_all(client, value, error):
+    client.init("subs", "subs-token")
+    response = client.post("/session/connect", {"Subscribe": value}, headers={"token": "subs-token"})
+    assert (response.status_code, response.json_body["error"]) == (400, error)
