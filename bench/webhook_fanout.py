@@ -2,12 +2,14 @@
 
 Same run, same receiver (an asyncio HTTP/1.1 server on 127.0.0.1 in its own process, answering 200,
 counting TCP connections), moto server on loopback in its own process:
-  handler    the fan-out handler alone, called with batches of 10 records as Lambda gives them
-             (received from the events queue beforehand, not timed): batch read of sessions and
-             delivery log, POST (form fields token + jsonData, signed), delivery log write;
-  worker     the same handler fed by the local poller (SQS receive and delete included), as `make run`;
+  handler    the fan-out handler alone, called with batches of the stack's fanoutBatchSize (25) as
+             Lambda gives them (received from the events queue beforehand, not timed): batch read of
+             sessions and delivery log, POST (form fields token + jsonData, signed, 10 in flight),
+             delivery log write;
+  worker     the same handler fed by the local poller (batches of 10: one SQS receive; receive and
+             delete included), as `make run`;
   baseline   httpx.AsyncClient POSTing the same form bodies, with the same number in flight as the
-             handler's batch (10), nothing else.
+             handler (10), nothing else.
 Prints the median events/s of each over several rounds, the ratios to the baseline, the AWS calls
 per event of the handler (counted, by operation) and the receiver's new TCP connections per event.
 """
@@ -70,10 +72,20 @@ def receiver_main(port: int, counter, connections, ready) -> None:
 
 
 
+def _stack_batch_size() -> int:
+    """The fan-out event source's BatchSize the CDK stack deploys by default (infra/wago_infra/stack.py)."""
+    sys.path.insert(0, str(PROJECT_DIR / "infra"))
+    from wago_infra.stack import StageConfig
+
+    return StageConfig(stage="dev").fanout_batch_size
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=300, help="events per round")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=_stack_batch_size(),
+                        help="records per handler invocation (default: the stack's fanoutBatchSize)")
     args = parser.parse_args()
 
     counter = multiprocessing.Value("l", 0)
@@ -149,14 +161,19 @@ def main() -> int:
 
         def handler_round(n: int, calls_out: list | None = None) -> float:
             enqueue(n)
-            batches, handles = [], []
+            batches, handles, pending = [], [], []
             deadline = time.monotonic() + 120
-            while sum(len(b["Records"]) for b in batches) < n and time.monotonic() < deadline:
+            while sum(len(b["Records"]) for b in batches) + len(pending) < n and time.monotonic() < deadline:
                 messages = sqs.receive_message(QueueUrl=poller.queue_url, MaxNumberOfMessages=10,
                                                VisibilityTimeout=600, AttributeNames=["All"]).get("Messages", [])
-                if messages:
-                    batches.append(to_lambda_event(messages, poller.queue_arn, settings.region))
+                if messages:  # gathered into batches of the stack's size, as Lambda's SQS poller does
+                    pending.extend(messages)
                     handles += [m["ReceiptHandle"] for m in messages]
+                    while len(pending) >= args.batch:
+                        batches.append(to_lambda_event(pending[:args.batch], poller.queue_arn, settings.region))
+                        del pending[:args.batch]
+            if pending:
+                batches.append(to_lambda_event(pending, poller.queue_arn, settings.region))
             target = counter.value + n
             with count_aws_calls() as calls:
                 started = time.perf_counter()
@@ -217,7 +234,7 @@ def main() -> int:
     h, w, b = statistics.median(handler), statistics.median(worker), statistics.median(baseline)
     [calls] = counted
     print(f"webhook fan-out, {args.events} events x {args.rounds} rounds, receiver and moto server on 127.0.0.1, "
-          f"{CONCURRENCY} in flight")
+          f"{CONCURRENCY} in flight; handler batches of {args.batch} (the worker's local poller: 10)")
     print(f"handler   {h:9.1f} events/s (median; rounds: {', '.join(f'{x:.0f}' for x in handler)})")
     print(f"worker    {w:9.1f} events/s (median; rounds: {', '.join(f'{x:.0f}' for x in worker)}; poller's SQS "
           f"receive + delete included)")

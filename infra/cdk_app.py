@@ -4,9 +4,10 @@
 Context keys (all optional; `-c key=value` or cdk.json): stage (dev|prod, default dev),
 whatsappDriver (neonize|sim), hostCapacity, hostMin, hostMax, hostCpu, hostMemory, hostImage
 (a registry image instead of building session_host/Dockerfile), fanoutMaxConcurrency,
-fanoutBatchWindow, mediaExpiryDays, logLevel, alarmEmail, dbInstanceType, sessionHosts (false: no
-VPC, database or ECS service, e.g. for LocalStack's free edition), apiThrottleRate and
-apiThrottleBurst (the API stage's default method throttling, requests/s and burst).
+fanoutBatchWindow, fanoutBatchSize (records per fan-out invocation, 1..50, default 25),
+mediaExpiryDays, logLevel, alarmEmail, dbInstanceType, sessionHosts (false: no VPC, database or ECS
+service, e.g. for LocalStack's free edition), apiThrottleRate and apiThrottleBurst (the API stage's
+default method throttling, requests/s and burst).
 Account/region: CDK_DEFAULT_ACCOUNT/CDK_DEFAULT_REGION (set by the CLI from your credentials);
 `make synth` runs without credentials and leaves the stack environment-agnostic.
 """
@@ -42,6 +43,7 @@ def config_from_context(app: cdk.App) -> StageConfig:
         host_image=ctx("hostImage"),
         fanout_max_concurrency=ctx("fanoutMaxConcurrency", 5, int),
         fanout_batch_window_seconds=ctx("fanoutBatchWindow", 1, int),
+        fanout_batch_size=ctx("fanoutBatchSize", 25, int),
         media_expiry_days=ctx("mediaExpiryDays", 30, int),
         log_level=ctx("logLevel", "INFO"),
         alarm_email=ctx("alarmEmail"),

@@ -56,8 +56,10 @@ from chalicelib.webhooks.delivery import AttemptResult, ClientPool, post_event
 from chalicelib.webhooks.retry import Verdict, classify, visibility_for
 from chalicelib.webhooks.subscriptions import is_subscribed
 
-#: Deliveries in flight at once per invocation (the SQS batch size).
+#: Deliveries in flight at once per invocation (a batch of 25, the stack's default, takes three rounds).
 CONCURRENCY = 10
+#: Records whose session and delivery-log item one BatchGetItem reads (2 keys each; DynamoDB's cap is 100).
+PREFETCH_RECORDS = 50
 _executor = ThreadPoolExecutor(max_workers=CONCURRENCY, thread_name_prefix="webhook")
 
 
@@ -112,16 +114,17 @@ class _Batch:
                 self.events[raw.get("messageId", "")] = None
 
     def prefetch(self) -> None:
-        """One BatchGetItem (consistent) for the batch's sessions and delivery-log items together."""
+        """One BatchGetItem (consistent) for the batch's sessions and delivery-log items together: two
+        keys per record, so one call per PREFETCH_RECORDS records (DynamoDB takes 100 keys a call)."""
         events = [e for e in self.events.values() if e is not None]
-        if not events:
-            return
-        tokens = sorted({e.token for e in events})
-        log_keys = sorted({(e.token, delivery_sort_key(e.ts, e.event_id)) for e in events})
-        sessions, entries = batch_get((SessionModel, tokens), (DeliveryModel, log_keys))
-        self.sessions.update({t: None for t in tokens})
-        self.sessions.update({s.token: s for s in sessions})
-        self.delivered.update(e.event_id for e in entries if e.state == log.DELIVERED)
+        for start in range(0, len(events), PREFETCH_RECORDS):
+            chunk = events[start:start + PREFETCH_RECORDS]
+            tokens = sorted({e.token for e in chunk} - set(self.sessions))
+            log_keys = sorted({(e.token, delivery_sort_key(e.ts, e.event_id)) for e in chunk})
+            sessions, entries = batch_get((SessionModel, tokens), (DeliveryModel, log_keys))
+            self.sessions.update({t: None for t in tokens})
+            self.sessions.update({s.token: s for s in sessions})
+            self.delivered.update(e.event_id for e in entries if e.state == log.DELIVERED)
 
     def session(self, token: str) -> SessionModel | None:
         with self.lock:

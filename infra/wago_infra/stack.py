@@ -85,6 +85,12 @@ class StageConfig:
     host_image: str | None = None  # a registry image instead of building session_host/Dockerfile
     fanout_max_concurrency: int = 5
     fanout_batch_window_seconds: int = 1
+    # Records per fan-out invocation (SQS event source BatchSize; over 10 needs the batching window).
+    # Its two AWS calls (one BatchGetItem, one BatchWriteItem: chalicelib/webhooks/fanout.py) are per
+    # batch, so a larger batch delivers more per second (bench/webhook_fanout.py: 0.42x a bare POST
+    # loop at 10, 0.58x at 25); 25 is one BatchWriteItem, and its POSTs, 10 at a time, fit the
+    # function's timeout even when every receiver times out (3 rounds x WEBHOOK_TIMEOUT_SECONDS).
+    fanout_batch_size: int = 25
     events_max_receives: int = 8
     media_expiry_days: int = 30
     log_level: str = "INFO"
@@ -97,6 +103,12 @@ class StageConfig:
     api_throttle_rate: float = 100.0
     api_throttle_burst: int = 200
     source_dir: Path = field(default=REPO_ROOT)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.fanout_batch_size <= FANOUT_MAX_BATCH:
+            raise ValueError(f"fanoutBatchSize must be 1..{FANOUT_MAX_BATCH}, not {self.fanout_batch_size}")
+        if self.fanout_batch_size > 10 and self.fanout_batch_window_seconds < 1:
+            raise ValueError("a fanoutBatchSize over 10 needs a fanoutBatchWindow of at least 1 s (Lambda's rule)")
 
     @property
     def names(self) -> Names:
@@ -385,6 +397,7 @@ class WagoStack(cdk.Stack):
         fanout.add_property_override("MemorySize", 256)
         source = f"Events.{FANOUT_EVENT_SOURCE}.Properties"
         fanout.add_property_override(f"{source}.FunctionResponseTypes", ["ReportBatchItemFailures"])
+        fanout.add_property_override(f"{source}.BatchSize", self.config.fanout_batch_size)
         fanout.add_property_override(f"{source}.MaximumBatchingWindowInSeconds",
                                      self.config.fanout_batch_window_seconds)
         fanout.add_property_override(f"{source}.ScalingConfig",
@@ -763,6 +776,9 @@ class WagoStack(cdk.Stack):
 
 API_TIMEOUT_SECONDS = 30  # API Gateway gives up at 29 s; the bus waits COMMAND_TIMEOUT_SECONDS (20 s)
 FANOUT_TIMEOUT_SECONDS = 60
+# The most records one fan-out batch may hold: its one BatchGetItem reads a session and a delivery-log
+# item per record, and DynamoDB takes at most 100 keys per BatchGetItem.
+FANOUT_MAX_BATCH = 50
 
 
 def _lambda_metric(name: str, function_name: str) -> cloudwatch.Metric:

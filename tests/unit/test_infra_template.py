@@ -125,7 +125,14 @@ def test_fanout_event_source_reports_partial_batch_failures(resources):
     assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert source["ScalingConfig"]["MaximumConcurrency"] >= 2  # bounded (2 is SQS's minimum)
     assert source["MaximumBatchingWindowInSeconds"] >= 1
-    assert source["BatchSize"] == 10
+    from chalicelib.webhooks.fanout import CONCURRENCY, PREFETCH_RECORDS
+    from wago_infra.stack import FANOUT_MAX_BATCH, StageConfig
+
+    assert source["BatchSize"] == StageConfig(stage=STAGE).fanout_batch_size == 25
+    assert FANOUT_MAX_BATCH <= PREFETCH_RECORDS  # one BatchGetItem per batch
+    # Even when every receiver times out, the batch's POSTs (CONCURRENCY at a time) end within the timeout.
+    rounds = -(-source["BatchSize"] // CONCURRENCY)
+    assert rounds * stage_settings().webhook_timeout_seconds + 10 <= props(functions["DeliverEvents"])["Timeout"]
     # The literal queue name the decorator registered is the queue this stack creates.
     queue_names = {props(q)["QueueName"] for q in of_type(resources, "AWS::SQS::Queue").values()}
     assert stage_settings().events_queue_name in queue_names
