@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 # Settings are read at import: fix the environment before anything imports chalicelib.
@@ -98,3 +102,30 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def api_server(env: dict[str, str]) -> Iterator[int]:
+    """`python -m local_gateway.api_server` alone (no AWS behind it unless `env` names one) on a free
+    127.0.0.1 port, with exactly `env`; yields the port once it listens (bounded: 60 s), then stops it."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "local_gateway.api_server", "--port", str(port)],
+                               cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                assert process.poll() is None, "api_server exited"
+                assert time.monotonic() < deadline, "api_server did not listen"
+                time.sleep(0.1)
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)

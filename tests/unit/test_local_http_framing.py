@@ -13,13 +13,11 @@ import http.client
 import json
 import os
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.conftest import ADMIN, PROJECT_DIR, free_port
+from tests.conftest import ADMIN, api_server
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 PATHS = ("/server/ok", "/session/init", "/no/such/route", "/openapi.json")
@@ -27,30 +25,10 @@ PATHS = ("/server/ok", "/session/init", "/no/such/route", "/openapi.json")
 
 @pytest.fixture(scope="module")
 def server():
-    port = free_port()
     env = {**os.environ, "STAGE": "test", "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "x",
            "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}
-    process = subprocess.Popen([sys.executable, "-m", "local_gateway.api_server", "--port", str(port)],
-                               cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                assert process.poll() is None, "api_server exited"
-                time.sleep(0.1)
-        else:
-            raise AssertionError("api_server did not listen")
+    with api_server(env) as port:
         yield port
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 def _ok(conn: http.client.HTTPConnection) -> None:
