@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import free_port, percentile  # noqa: E402 - bench/ is on sys.path
+from common import free_port, percentile, stdout_to_devnull  # noqa: E402 - bench/ is on sys.path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
@@ -126,17 +126,18 @@ def main() -> int:
             "status-http": status_http_call,
         }
         calls_per_request = {}
-        for name in ("baseline", "lambda", "status-lambda"):
-            paths[name]()  # warm (clients, the host row cache)
-            with count_aws_calls() as calls:
-                for _ in range(20):
-                    paths[name]()
-            calls_per_request[name] = {f"{svc}.{op}": n / 20 for (svc, op), n in calls.items()}
         results: dict[str, list[float]] = {name: [] for name in paths}
-        # Interleave the three in rounds so machine noise hits each alike.
-        for _ in range(3):
-            for name, fn in paths.items():
-                results[name].extend(measure(fn, args.rounds // 3))
+        with stdout_to_devnull():  # the handler's request log and EMF lines, as Lambda writes them
+            for name in ("baseline", "lambda", "status-lambda"):
+                paths[name]()  # warm (clients, the host row cache)
+                with count_aws_calls() as calls:
+                    for _ in range(20):
+                        paths[name]()
+                calls_per_request[name] = {f"{svc}.{op}": n / 20 for (svc, op), n in calls.items()}
+            # Interleave the three in rounds so machine noise hits each alike.
+            for _ in range(3):
+                for name, fn in paths.items():
+                    results[name].extend(measure(fn, args.rounds // 3))
     finally:
         server.terminate()
         server.wait(timeout=10)

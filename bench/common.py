@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -91,3 +93,21 @@ class LocalGateway:
             self.process.wait(10)
         self.output.close()
         shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def stdout_to_devnull() -> Iterator[None]:
+    """While the block runs, file descriptor 1 goes to /dev/null: what the code under measurement writes
+    there (Powertools' JSON log lines and EMF metrics, as Lambda ships them to CloudWatch) is still
+    written, so its cost stays in the figure, but it does not bury the benchmark's own output."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)

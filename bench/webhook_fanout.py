@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import multiprocessing
 import os
@@ -29,7 +28,7 @@ import time
 import uuid
 from pathlib import Path
 
-from common import free_port, wait_for  # noqa: E402 - bench/ is on sys.path
+from common import free_port, stdout_to_devnull, wait_for  # noqa: E402 - bench/ is on sys.path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
@@ -211,7 +210,7 @@ def main() -> int:
 
         # Powertools metrics as deployed (EMF flushed per batch to stdout, which Lambda ships to
         # CloudWatch): their cost is measured, their lines go to /dev/null.
-        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        with stdout_to_devnull():
             outside: list[float] = []
             worker_round(20)  # warm up every path (connections, imports, tables)
             handler_round(20)
