@@ -10,6 +10,7 @@ a repeated `Id` returns the first result and never sends twice (chalicelib/core/
 from __future__ import annotations
 
 import base64
+import json
 import re
 import time
 from dataclasses import replace
@@ -38,6 +39,11 @@ Body = Annotated[str, StringConstraints(min_length=1, max_length=65536)]
 MessageId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128,
                                              pattern=r"^[A-Za-z0-9._:-]+$")]
 Caption = Annotated[str, StringConstraints(max_length=4096)]
+#: A mention list names group members: WhatsApp groups hold at most 1024 participants.
+MAX_MENTIONS = 1024
+#: A quoted message is a copy of an earlier message's content (text up to 65,536 characters, a small
+#: thumbnail): anything larger is not one, and would not fit the records it travels in (SQS, DynamoDB).
+QUOTED_MAX_BYTES = 128 * 1024
 
 
 def _media_body_limit() -> int:
@@ -50,12 +56,20 @@ class ContextInfo(WagoModel):
     """whatsmeow's ContextInfo as WaGo takes it: a reply needs StanzaID and Participant together, and a
     QuotedMessage is the content of that reply's target (so it needs them too)."""
 
-    stanza_id: str = Field("", alias="StanzaID", description="The quoted message's id.")
+    stanza_id: str = Field("", alias="StanzaID", max_length=128, description="The quoted message's id.")
     participant: OptionalUserAddress = Field("", alias="Participant", description="The quoted message's sender (JID).")
     quoted_message: dict | None = Field(None, alias="QuotedMessage",
-                                        description='The quoted content as WhatsApp JSON, e.g. {"conversation": "hi"}.')
-    mentioned_jid: list[UserAddress] = Field(default_factory=list, alias="MentionedJID",
-                                             description="JIDs mentioned in the text.")
+                                        description='The quoted content as WhatsApp JSON, e.g. {"conversation": "hi"} '
+                                                    f"(at most {QUOTED_MAX_BYTES // 1024} KiB as JSON).")
+    mentioned_jid: list[UserAddress] = Field(default_factory=list, alias="MentionedJID", max_length=MAX_MENTIONS,
+                                             description=f"JIDs mentioned in the text (at most {MAX_MENTIONS}).")
+
+    @field_validator("quoted_message")
+    @classmethod
+    def _quoted_message_fits(cls, value: dict | None) -> dict | None:
+        if value is not None and len(json.dumps(value, ensure_ascii=False).encode()) > QUOTED_MAX_BYTES:
+            raise ValueError(f"must be at most {QUOTED_MAX_BYTES // 1024} KiB as JSON")
+        return value
 
     @model_validator(mode="after")
     def _a_reply_is_whole(self) -> ContextInfo:

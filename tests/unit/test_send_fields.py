@@ -130,6 +130,23 @@ def test_a_half_filled_context_info_is_the_same_400_on_every_route(client, sent,
     assert sent == []  # nothing was sent
 
 
+@pytest.mark.parametrize("context,field", [
+    ({"StanzaID": "A" * 129, "Participant": "15550001111@s.whatsapp.net"}, "ContextInfo.StanzaID"),
+    ({"MentionedJID": ["15550002222@s.whatsapp.net"] * 1025}, "ContextInfo.MentionedJID"),
+    ({"StanzaID": "3EB0X", "Participant": "15550001111@s.whatsapp.net",
+      "QuotedMessage": {"conversation": "x" * (128 * 1024)}}, "ContextInfo.QuotedMessage"),
+])
+def test_context_info_is_bounded_before_anything_is_sent(client, sent, context, field):
+    """A reply's id, its mentions and its quoted copy have WhatsApp's sizes: beyond them the message was
+    answered Sent and then failed to be stored (DynamoDB's 400 KB item) in the background."""
+    for path in _send_routes():
+        response = client.post(path, {"Phone": "15550002222", **BODIES[path], "ContextInfo": context},
+                               headers={"token": TOKEN})
+        assert response.status_code == 400, (path, response.json_body)
+        assert field in response.json_body["error"], (path, response.json_body)
+    assert sent == []  # nothing was sent
+
+
 def test_the_sim_network_delivers_a_media_messages_context_info(aws):
     """The recipient's imageMessage carries the contextInfo (the field report: it had none)."""
     import boto3
