@@ -208,20 +208,20 @@ def test_a_command_over_sqss_message_limit_is_a_413_and_nothing_is_queued(aws):
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_a_body_within_the_limit_whose_command_is_not_is_a_413_not_a_500(client, mode):
-    """MAX_BODY_BYTES bounds the body; the command adds its own fields. Before, SQS refused it
-    (InvalidParameterValue: a 500), and an async send's record stayed `queued` for good."""
+def test_a_body_within_the_limit_whose_command_is_not_is_a_413_not_a_500(client, mode, monkeypatch):
+    """A command over SQS's message limit is refused before SQS is called: a 413, and an async send's
+    record marked failed. Before, SQS refused it (InvalidParameterValue: a 500) and the record stayed
+    `queued` for good. The request fields' own bounds (ContextInfo's sizes, Body's 65,536 characters)
+    now keep a real command far under SQS's 1 MiB, so this backstop is exercised with a lower cap."""
+    import chalicelib.bus as bus_module
     from chalicelib.core.models import MessageModel, SessionModel
-    from chalicelib.core.settings import get_settings
 
+    monkeypatch.setattr(bus_module, "SQS_MAX_MESSAGE_BYTES", 64 * 1024)
     _host("h1")
     client.init("big", "big-token")
     session = SessionModel.get("big-token")
     session.update(actions=[SessionModel.owner_host.set("h1")])  # placed on h1 (which never answers)
-    body = {"Phone": "15550002222", "Body": "x", "Id": f"BIG{mode}",
-            "ContextInfo": {"StanzaID": "A", "Participant": "15550001111", "QuotedMessage": {"conversation": ""}}}
-    room = get_settings().max_body_bytes - len(json.dumps(body))
-    body["ContextInfo"]["QuotedMessage"]["conversation"] = "q" * room  # the body is exactly at the limit
+    body = {"Phone": "15550002222", "Body": "x" * 65536, "Id": f"BIG{mode}"}  # Body's own limit
     path = "/send/text" + ("?async=true" if mode == "async" else "")
     response = client.post(path, body, headers={"token": "big-token"})
     assert response.status_code == 413, response.json_body
