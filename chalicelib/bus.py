@@ -204,8 +204,8 @@ class Bus:
         body = command.model_dump_json()
         size = len(body.encode("utf-8"))
         if size > SQS_MAX_MESSAGE_BYTES:
-            # A body within MAX_BODY_BYTES can still make a larger command (a QuotedMessage near the
-            # limit, plus the command's own fields): SQS would refuse it (InvalidParameterValue, a 500).
+            # The request fields' own bounds keep a real command far below SQS's limit; this is the
+            # backstop for a route that carries more: SQS would refuse it (InvalidParameterValue, a 500).
             raise DomainError(413, f"Payload too large: the command for the session host would be {size} bytes, "
                                    f"over SQS's limit of {SQS_MAX_MESSAGE_BYTES} bytes")
         try:
