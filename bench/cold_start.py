@@ -11,11 +11,17 @@ is those directories and the standard library, so a package the zip lacks fails 
 and, as in Lambda's read-only /var/task, nothing it compiles is cached for the next sample: the byte
 code the zip ships (package.py) is all there is.
 
-Per round, interleaved (so machine noise hits both alike):
+Per round, interleaved (so machine noise hits all alike):
   baseline   `import boto3` (what every Python Lambda pays anyway)
-  app        `import app` (both Lambda functions: the API handler and the fan-out)
-Prints the medians, the ratio app/boto3, the AWS calls made at import (must be 0), and the slowest
-top-level imports of `app` (python -X importtime) to show where the rest goes.
+  API        `import app` as the API function: the areas of routes are installed on their first
+             request (chalicelib/api.py, "On demand"), so this is what every request needs
+  + area     the same, then the area a first `GET /session/status` or `POST /send/text` installs
+  whole API  `import app` with every area at import (as before the route index; as outside Lambda)
+  fan-out    `import app` as the fan-out function
+  libraries  the third-party modules the API function imports, alone
+Prints the medians, the ratios to boto3, the libraries' own split (each measured after the ones
+before it, in one process), the AWS calls made at import (must be 0), and the slowest top-level
+imports of `app` (python -X importtime) to show where the rest goes.
 
 The installed dependencies are cached under --cache (keyed by requirements.txt); the app's own
 files are copied afresh on every run.
@@ -126,21 +132,53 @@ print(" ".join(name for name in list(sys.modules) if name not in before
 """
 
 
-def _env(handler: str = API) -> dict[str, str]:
-    # What a Lambda function sees (no endpoint, no credentials needed at import).
+def _env(handler: str = API, *, in_lambda: bool = True) -> dict[str, str]:
+    # What a Lambda function sees (no endpoint, no credentials needed at import). Outside Lambda (no
+    # AWS_LAMBDA_FUNCTION_NAME) app.py installs every area at import.
     env = {"_HANDLER": handler, "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "AWS_REGION": "us-east-1",
            "AWS_DEFAULT_REGION": "us-east-1", "STAGE": "dev", "ADMIN_TOKEN": "bench-admin-token",
            "AWS_LAMBDA_FUNCTION_NAME": "wago-dev-api_handler", "POWERTOOLS_METRICS_NAMESPACE": "bench",
            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}  # any call at import would fail fast here, not reach AWS
+    if not in_lambda:
+        del env["AWS_LAMBDA_FUNCTION_NAME"]
     return env
 
 
-def timed_import(python: str, path: list[str], statement: str, handler: str = API) -> float:
+def timed_import(python: str, path: list[str], statement: str, handler: str = API, in_lambda: bool = True) -> float:
     """Milliseconds to run `statement` (imports) in a fresh process as the function `handler`."""
     out = subprocess.run([python, "-S", "-E", "-B", "-c", _TIMED.format(path=path, statement=statement)],
-                         env=_env(handler), cwd=path[0], capture_output=True, text=True, check=True)
+                         env=_env(handler, in_lambda=in_lambda), cwd=path[0], capture_output=True, text=True,
+                         check=True)
     return float(out.stdout.strip().splitlines()[-1]) * 1000
+
+
+# The libraries every API request needs, in the order the split measures them (each after the ones before).
+_LIBRARY_GROUPS = {
+    "botocore + pynamodb": "import botocore.session, botocore.client, pynamodb.models, pynamodb.connection",
+    "chalice": "import chalice.app",
+    "pydantic (+ pydantic_core)": "import pydantic.main, pydantic.fields, pydantic.functional_validators",
+    "Powertools (Logger, Metrics)": "import aws_lambda_powertools.logging, aws_lambda_powertools.metrics",
+    "the app's own modules": "import app",
+}
+_SPLIT = """
+import sys, time
+sys.path[:0] = {path!r}
+out = []
+for statement in {statements!r}:
+    started = time.perf_counter()
+    exec(statement)
+    out.append(time.perf_counter() - started)
+print(" ".join(str(s) for s in out))
+"""
+
+
+def library_split(python: str, path: list[str]) -> list[float]:
+    """Milliseconds of each of _LIBRARY_GROUPS, imported in that order in one fresh API process."""
+    code = _SPLIT.format(path=path, statements=list(_LIBRARY_GROUPS.values()))
+    out = subprocess.run([python, "-S", "-E", "-B", "-c", code], env=_env(), cwd=path[0], capture_output=True,
+                         text=True, check=True)
+    return [float(s) * 1000 for s in out.stdout.strip().splitlines()[-1].split()]
 
 
 def libraries(python: str, path: list[str]) -> list[str]:
@@ -181,31 +219,40 @@ def main() -> int:
 
     python, path, what = lambda_package(args.cache)
     third_party = libraries(python, path)
-    samples: dict[str, tuple[str, str]] = {  # label: (statement, handler)
-        "baseline  import boto3": ("import boto3", API),
-        "API       import app": ("import app", API),
-        "fan-out   import app": ("import app", FANOUT),
-        "libraries the API imports": ("\n".join(f"import {name}" for name in third_party), API),
+    first = "import app\napp.app.on_demand.load({!r}, {!r})"
+    samples: dict[str, tuple[str, str, bool]] = {  # label: (statement, handler, in Lambda)
+        "baseline  import boto3": ("import boto3", API, True),
+        "API       import app": ("import app", API, True),
+        "  + area of GET /session/status": (first.format("GET", "/session/status"), API, True),
+        "  + area of POST /send/text": (first.format("POST", "/send/text"), API, True),
+        "whole API import app": ("import app", API, False),
+        "fan-out   import app": ("import app", FANOUT, True),
+        "libraries the API imports": ("\n".join(f"import {name}" for name in third_party), API, True),
     }
-    for statement, handler in samples.values():  # warm the page cache
-        timed_import(python, path, statement, handler)
+    for statement, handler, in_lambda in samples.values():  # warm the page cache
+        timed_import(python, path, statement, handler, in_lambda)
     times: dict[str, list[float]] = {label: [] for label in samples}
+    splits: list[list[float]] = []
     for _ in range(args.rounds):  # interleaved, so machine noise hits all alike
-        for label, (statement, handler) in samples.items():
-            times[label].append(timed_import(python, path, statement, handler))
+        for label, (statement, handler, in_lambda) in samples.items():
+            times[label].append(timed_import(python, path, statement, handler, in_lambda))
+        splits.append(library_split(python, path))
     medians = {label: statistics.median(values) for label, values in times.items()}
     b = medians["baseline  import boto3"]
     calls = import_calls(python, path)
 
     print(f"Lambda cold start (imports only), {what}, {args.rounds} fresh processes each")
     for label, values in times.items():
-        print(f"{label:<28} {medians[label]:8.1f} ms (median; min {min(values):.1f}) = "
+        print(f"{label:<32} {medians[label]:8.1f} ms (median; min {min(values):.1f}) = "
               f"{medians[label] / b:5.2f}x boto3")
     api, libs = medians["API       import app"], medians["libraries the API imports"]
     print(f"ratio API/boto3 {api / b:.2f}x, fan-out/boto3 {medians['fan-out   import app'] / b:.2f}x (target <= 1.5x)")
     packages = sorted({name.split(".")[0] for name in third_party})
     print(f"  the libraries alone ({', '.join(packages)}): {libs / b:.2f}x; the app's own modules add "
           f"{api - libs:.1f} ms ({(api - libs) / b:.2f}x)")
+    print("  split of the API's import, in this order in one process (median ms, x boto3):")
+    for label, column in zip(_LIBRARY_GROUPS, zip(*splits, strict=True), strict=True):
+        print(f"    {label:<30} {statistics.median(column):7.1f} ms  {statistics.median(column) / b:5.2f}x")
     print(f"AWS calls at import: {calls.split(' ', 1)[0]}")
     print("slowest imports under app (cumulative ms, one sample):")
     for cumulative, name in slowest_imports(python, path, args.top):

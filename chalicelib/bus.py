@@ -29,9 +29,7 @@ from __future__ import annotations
 import collections
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -43,6 +41,7 @@ from chalicelib.core.errors import DomainError
 from chalicelib.core.models import HostModel, ReplyModel, SessionModel
 from chalicelib.core.models.base import condition_failed
 from chalicelib.core.settings import Settings, get_settings
+from chalicelib.routing import declared_sends
 
 NO_HOST = "no session host available"
 FAILING_OVER = "the session's host stopped answering; it is failing over to another host, retry in a few seconds"
@@ -62,20 +61,6 @@ class HostGone(Exception):
 
 class UndeclaredOperation(RuntimeError):
     """A route sent an operation its declaration does not name (`Router.route(sends=...)`): a route bug."""
-
-
-#: Names of the operations the running route declares; None outside a route (tools, other Lambdas).
-_ROUTE_SENDS: ContextVar[frozenset[str] | None] = ContextVar("wago_route_sends", default=None)
-
-
-@contextmanager
-def route_sends(operations: Iterable[ops.Operation[Any, Any]]) -> Iterator[None]:
-    """Within this block (a route's handler), the bus sends only `operations`; UndeclaredOperation otherwise."""
-    token = _ROUTE_SENDS.set(frozenset(op.name for op in operations))
-    try:
-        yield
-    finally:
-        _ROUTE_SENDS.reset(token)
 
 
 
@@ -321,8 +306,9 @@ def _reply_data(op: ops.Operation[Any, Any], reply: Reply) -> Any:
 
 
 def _check_declared(op: ops.Operation[Any, Any]) -> None:
-    """UndeclaredOperation when a route sends `op` without declaring it (route_sends); nothing outside a route."""
-    declared = _ROUTE_SENDS.get()
+    """UndeclaredOperation when a route sends `op` without declaring it (routing.route_sends); nothing outside a
+    route."""
+    declared = declared_sends()
     if declared is not None and op.name not in declared:
         raise UndeclaredOperation(f"the route sends {op.name!r} but declares {sorted(declared)} (sends=...)")
 

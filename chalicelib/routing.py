@@ -15,22 +15,26 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import Blueprint, Chalice, Response
 from chalice.app import Request
 
 from chalicelib import envelope
 from chalicelib.auth import require_admin, require_session
-from chalicelib.bus import route_sends
-from chalicelib.core import limits, ops
+from chalicelib.core import limits
 from chalicelib.core.errors import DomainError
 from chalicelib.core.models import SessionModel
 from chalicelib.core.observability import logger
 from chalicelib.core.settings import ConfigurationError, get_settings
 from chalicelib.validation import WagoModel, parse_body
+
+if TYPE_CHECKING:  # the operations are imported by the areas that send them (the bus among them), not here
+    from chalicelib.core import ops
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 ANY_CONTENT_TYPE = ["*/*"]  # WaGo's own curl examples send JSON as form-urlencoded
@@ -41,6 +45,26 @@ class Auth(enum.Enum):
     SESSION = "token"
     ADMIN = "admintoken"
     ADMIN_AND_SESSION = "admintoken+token"
+
+
+#: Names of the operations the running route declares; None outside a route (tools, other Lambdas).
+_ROUTE_SENDS: ContextVar[frozenset[str] | None] = ContextVar("wago_route_sends", default=None)
+
+
+@contextmanager
+def route_sends(operations: Iterable[ops.Operation[Any, Any]]) -> Iterator[None]:
+    """Within this block (a route's handler), the bus sends only `operations` (chalicelib/bus.py raises
+    UndeclaredOperation for another)."""
+    token = _ROUTE_SENDS.set(frozenset(op.name for op in operations))
+    try:
+        yield
+    finally:
+        _ROUTE_SENDS.reset(token)
+
+
+def declared_sends() -> frozenset[str] | None:
+    """Names of the operations the running route declares (`Router.route(sends=...)`); None outside a route."""
+    return _ROUTE_SENDS.get()
 
 
 @dataclass(frozen=True)
@@ -185,23 +209,35 @@ def _render(result: Any, spec: RouteSpec) -> Response:
 
 
 def install(app: Chalice, routers: list[Router]) -> list[RouteSpec]:
-    """Register every router on the app, then answer unsupported methods with a 405 envelope.
-
-    API Gateway would otherwise answer a wrong method with its own 403 body, which no WaGo client
-    understands; registering the other methods sends them to the app instead.
-    """
+    """Register every router on the app, then `install_fallbacks` for their paths. Returns their specs."""
     specs: list[RouteSpec] = []
     for router in routers:
         app.register_blueprint(router.blueprint)
         specs.extend(router.specs)
+    install_fallbacks(app, methods_by_path(specs))
+    return specs
+
+
+def methods_by_path(specs: list[RouteSpec]) -> dict[str, set[str]]:
+    """{path: the methods routed there}."""
     by_path: dict[str, set[str]] = {}
     for spec in specs:
         by_path.setdefault(spec.path, set()).add(spec.method)
-    for index, (path, methods) in enumerate(sorted(by_path.items())):
-        others = [m for m in HTTP_METHODS if m not in methods]
+    return by_path
+
+
+def install_fallbacks(app: Chalice, methods: dict[str, set[str]]) -> None:
+    """Answer the other methods of each path with a 405 envelope, and an unknown route with a 404 one.
+
+    `methods`: {path: the methods its routes serve}. API Gateway would otherwise answer a wrong method
+    with its own 403 body, which no WaGo client understands; registering the other methods sends them
+    to the app instead.
+    """
+    for index, (path, served) in enumerate(sorted(methods.items())):
+        others = [m for m in HTTP_METHODS if m not in served]
         if others:
             app.route(path, methods=others, content_types=ANY_CONTENT_TYPE, name=f"method_not_allowed_{index}")(
-                _method_not_allowed(sorted(methods))
+                _method_not_allowed(sorted(served))
             )
 
     def unknown_route(request: Request, get_response: Callable[[Request], Response]) -> Response:
@@ -212,13 +248,12 @@ def install(app: Chalice, routers: list[Router]) -> list[RouteSpec]:
         return get_response(request)
 
     app.register_middleware(unknown_route, "http")
-    return specs
 
 
-def install_unavailable(app: Chalice, specs: list[RouteSpec], status: int, message: str) -> None:
-    """Answer every method of these routes' paths with one envelope (routes of a feature this deployment
-    does not run, e.g. the simulator controls under the neonize driver), instead of a bare 404."""
-    for index, path in enumerate(sorted({spec.path for spec in specs})):
+def install_unavailable(app: Chalice, paths: list[str], status: int, message: str) -> None:
+    """Answer every method of these paths with one envelope (routes of a feature this deployment does
+    not run, e.g. the simulator controls under the neonize driver), instead of a bare 404."""
+    for index, path in enumerate(sorted(set(paths))):
         def view(**_params: str) -> Response:
             return envelope.failure(status, message)
 

@@ -1,8 +1,8 @@
 """Admin-only controls of the simulated WhatsApp network: the "phone" side of pairing and logout, and
 sim accounts that message, read, type and go online (what a real contact's phone would do).
 
-Installed only when WHATSAPP_DRIVER=sim (app.py); with the real driver these paths answer 404 with
-`unavailable_message`, saying why.
+Installed only when WHATSAPP_DRIVER=sim (chalicelib/api.py); with the real driver these paths answer 404
+with `chalicelib.api.unavailable_message`, saying why.
 The sim network lives on the session hosts (session_host/sim/): each control is a `sim.*` operation
 (chalicelib/core/ops.py), sent to the host holding the session (`/sim/scan`, `/sim/logout`) or to any
 live sim host (the phone-side ones, and `/sim/logout` when no host holds the session). The API never
@@ -28,12 +28,6 @@ from chalicelib.validation import WagoModel
 router = Router(__name__, tag="Simulator")
 
 SIM = "sim"  # the driver that carries the sim network (HostModel.driver)
-
-
-def unavailable_message(driver: str) -> str:
-    """What /sim/* answers when the gateway runs another driver."""
-    return (f"Not Found: the simulator controls (/sim/*) exist only with WHATSAPP_DRIVER=sim; this gateway runs "
-            f"the {driver} driver")
 
 
 class ScanRequest(WagoModel):

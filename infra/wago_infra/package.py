@@ -69,7 +69,8 @@ APP_FILES = ("app.py", "chalicelib", ".chalice/config.json")
 DOCS_ASSETS = ("chalicelib/static/docs/swagger-ui-bundle.js", "chalicelib/static/docs/swagger-ui.css")
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
 # Part of the staged directory's cache key: raise it when stage_app lays the directory out differently.
-_STAGE_LAYOUT = b"2: vendor/ holds the byte code of app.py and Chalice's runtime files"
+_STAGE_LAYOUT = (b"3: vendor/ holds the byte code of app.py and Chalice's runtime files; "
+                 b"chalicelib/routes/index.json is the route index")
 
 
 def _digest(*parts: bytes) -> str:
@@ -171,6 +172,7 @@ def stage_app(project_dir: Path = REPO_ROOT, *, python_version: str = TARGET_PYT
             shutil.copytree(source, target, ignore=_IGNORED)
         else:
             shutil.copy2(source, target)
+    write_route_index(tmp)
     (tmp / "requirements.txt").write_text(
         "# Empty on purpose: the dependencies are in vendor/, installed for the Lambda runtime\n"
         "# by infra/wago_infra/package.py from the repository's requirements.txt.\n")
@@ -219,6 +221,25 @@ def _vendor_with_entry_byte_code(staged: Path, site: Path, compiler: str, python
         args += [str(source), str(cfile), shown]
     subprocess.run([compiler, "-c", _COMPILE_FILES, *args], check=True, stdout=subprocess.PIPE,
                    stderr=subprocess.STDOUT, timeout=120)
+
+
+_WRITE_ROUTE_INDEX = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from chalicelib import api
+api.ROUTE_INDEX.write_text(json.dumps(api.route_index(), indent=1) + "\\n")
+"""
+
+
+def write_route_index(staged: Path) -> Path:
+    """Write `staged`'s route index (chalicelib/api.py `route_index`, at `ROUTE_INDEX`): the API function
+    then imports each area of routes on its first request instead of all at import. Derived from the
+    staged routers themselves by this (the build's) interpreter, writing no byte code; returns its path."""
+    done = subprocess.run([sys.executable, "-B", "-c", _WRITE_ROUTE_INDEX, str(staged)], cwd=staged, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"could not build the route index of {staged}:\n{done.stdout[-4000:]}")
+    return staged / "chalicelib" / "routes" / "index.json"
 
 
 def _source_of(module) -> Path:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import json
 import sys
-import uuid
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs
 
@@ -25,6 +24,7 @@ import pytest
 
 from tests.artifacts.stack import ADMIN_TOKEN, PROJECT_DIR, Child, LocalAws, wait_host_registered
 from tests.http_server import LocalHTTPServer
+from tests.lambda_events import proxy_event
 
 sys.path.append(str(PROJECT_DIR / "infra"))
 from wago_infra import package
@@ -34,26 +34,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 STAGE = "dev"
 ADMIN = {"admintoken": ADMIN_TOKEN}
-
-
-def proxy_event(method: str, path: str, *, headers: dict | None = None, body: str | None = None,
-                resource: str | None = None) -> dict:
-    """An API Gateway REST API proxy-integration event (version 1.0), as the `api` stage sends it."""
-    headers = {"Host": "abc123.execute-api.us-east-1.amazonaws.com", "User-Agent": "wago-client",
-               "Content-Type": "application/json", **(headers or {})}
-    return {
-        "resource": resource or path, "path": path, "httpMethod": method,
-        "headers": headers, "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": None, "multiValueQueryStringParameters": None,
-        "pathParameters": None, "stageVariables": None,
-        "requestContext": {
-            "resourceId": "abc", "resourcePath": resource or path, "httpMethod": method, "stage": "api",
-            "requestId": str(uuid.uuid4()), "path": f"/api{path}", "protocol": "HTTP/1.1",
-            "accountId": "000000000000", "apiId": "abc123", "requestTimeEpoch": 1796000000000,
-            "identity": {"sourceIp": "127.0.0.1", "userAgent": "wago-client"},
-        },
-        "body": body, "isBase64Encoded": False,
-    }
 
 
 class Api:

@@ -94,10 +94,10 @@ def test_a_route_sending_an_operation_it_does_not_declare_is_a_logged_500(client
     is checked."""
     import pytest
 
-    from chalicelib import bus
+    from chalicelib import bus, routing
     from chalicelib.core import ops
 
-    with bus.route_sends([ops.GROUP_TOPIC]), pytest.raises(bus.UndeclaredOperation, match="group.name"):
+    with routing.route_sends([ops.GROUP_TOPIC]), pytest.raises(bus.UndeclaredOperation, match="group.name"):
         bus._wire_args(ops.GROUP_NAME, ops.GroupName(group="1@g.us", name="n"))
     assert bus._wire_args(ops.GROUP_NAME, ops.GroupName(group="1@g.us", name="n"))["name"] == "n"
 
