@@ -219,12 +219,12 @@ def main() -> int:
 
     python, path, what = lambda_package(args.cache)
     third_party = libraries(python, path)
-    first = "import app\napp.app.on_demand.load({!r}, {!r})"
+    first = "import app\napp.app.on_demand.load({!r})"
     samples: dict[str, tuple[str, str, bool]] = {  # label: (statement, handler, in Lambda)
         "baseline  import boto3": ("import boto3", API, True),
         "API       import app": ("import app", API, True),
-        "  + area of GET /session/status": (first.format("GET", "/session/status"), API, True),
-        "  + area of POST /send/text": (first.format("POST", "/send/text"), API, True),
+        "  + area of GET /session/status": (first.format("/session/status"), API, True),
+        "  + area of POST /send/text": (first.format("/send/text"), API, True),
         "whole API import app": ("import app", API, False),
         "fan-out   import app": ("import app", FANOUT, True),
         "libraries the API imports": ("\n".join(f"import {name}" for name in third_party), API, True),

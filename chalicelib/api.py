@@ -9,9 +9,10 @@ Two ways to install (bench/cold_start.py measures both functions' imports):
 - **On demand** (`Gateway` with `install_api_on_demand`), in Lambda when the package holds the route
   index (`ROUTE_INDEX`, written by infra/wago_infra/package.py from `route_index()`, so it cannot
   disagree with the routers): at import, only what every request needs (routing, auth, settings,
-  the table models) and the 405/404 answers, which the index alone gives. An area's module, with
-  its request models, is imported on the first request for one of its routes. A cold start for
-  `GET /session/status` loads the Session area and not the other twelve.
+  the table models) and the 404 answers, which the index alone gives. An area's module, with its
+  request models, is imported on the first request for one of its paths, whatever the method; the
+  path's 405 route follows it. A cold start for `GET /session/status` loads the Session area and not
+  the other twelve.
 """
 
 from __future__ import annotations
@@ -24,15 +25,19 @@ from typing import Any
 
 from chalice import Chalice
 
+from chalicelib import envelope
+from chalicelib.core.observability import logger
 from chalicelib.core.settings import Settings, get_settings
 from chalicelib.routing import (
     Auth,
     Call,
     Router,
     RouteSpec,
+    fallback_names,
     install,
-    install_fallbacks,
+    install_method_not_allowed,
     install_unavailable,
+    install_unknown_route,
 )
 
 # Every area of the API, as "module:attribute" of its Router, imported only when installed.
@@ -126,50 +131,62 @@ def load_route_index(path: Path = ROUTE_INDEX) -> dict[str, dict[str, str]] | No
 
 
 class Gateway(Chalice):
-    """Chalice, which can install an area on the first request for one of its routes.
+    """Chalice, which can install an area on the first request for one of its paths.
 
     Chalice looks the route up (`requestContext.resourcePath` and `httpMethod` of API Gateway's proxy
-    event) before any middleware runs, so the area is installed here, before that lookup.
+    event) before any middleware runs, so the area is installed here, before that lookup. An area that
+    fails to import answers that request with a logged 500 envelope (and is tried again on the next).
     """
 
     on_demand: OnDemandRoutes | None = None
 
     def __call__(self, event: Any, context: Any) -> dict[str, Any]:
-        if self.on_demand is not None and isinstance(event, dict):
-            request_context = event.get("requestContext") or {}
-            self.on_demand.load(request_context.get("httpMethod"), request_context.get("resourcePath"))
+        if self.on_demand is not None and isinstance(event, dict) and isinstance(event.get("requestContext"), dict):
+            path = event["requestContext"].get("resourcePath")
+            try:
+                self.on_demand.load(path)
+            except Exception:
+                logger.exception("could not install the routes of a path", extra={"path": str(path)[:200]})
+                return envelope.failure(500, "internal server error").to_dict(self.api.binary_types)
         return super().__call__(event, context)
 
 
 class OnDemandRoutes:
-    """The areas of a route index, each installed on the app the first time one of its routes is asked for."""
+    """The areas of a route index, each installed on the app the first time one of its paths is asked for.
+
+    On a path's first request: every area serving it (in AREAS order), then its 405 route for the other
+    methods, so the path's routes are registered in the order the whole install registers them.
+    """
 
     def __init__(self, app: Chalice, index: dict[str, dict[str, str]], areas: tuple[str, ...]):
         self.app = app
-        self.index = index
-        self.areas = set(areas)
+        self.order = [name for name in (*AREAS, SIMULATOR) if name in areas]
+        self.paths = {path: by_method for path, by_method in index.items()
+                      if any(name in areas for name in by_method.values())}
+        self.fallback_names = fallback_names({path: set(by_method) for path, by_method in self.paths.items()})
         self.installed: list[str] = []
+        self.ready: set[str] = set()
 
-    def load(self, method: Any, path: Any) -> None:
-        """Install the area that serves `method path` unless it is installed already (or served by none:
-        Chalice then answers from the fallbacks)."""
-        name = self.index.get(path, {}).get(method) if isinstance(path, str) else None
-        if name is None or name in self.installed or name not in self.areas:
+    def load(self, path: Any) -> None:
+        """Make `path` (a route template, e.g. "/docs/{asset}") ready: a path of no served area is left
+        to Chalice and the fallbacks."""
+        if not isinstance(path, str) or path in self.ready or path not in self.paths:
             return
-        self.app.register_blueprint(area(name).blueprint)
-        self.installed.append(name)
+        serving = set(self.paths[path].values())
+        for name in self.order:
+            if name in serving and name not in self.installed:
+                self.app.register_blueprint(area(name).blueprint)
+                self.installed.append(name)
+        install_method_not_allowed(self.app, path, set(self.paths[path]), self.fallback_names[path])
+        self.ready.add(path)
 
 
 def install_api_on_demand(app: Gateway, settings: Settings, index: dict[str, dict[str, str]]) -> None:
-    """Install from `index` (`route_index()`) what every request needs: the 405 answer for each path's
-    other methods, the 404 for an unknown route, and the simulator's 404 where its driver does not run.
-    Each area then installs itself on its first request (`Gateway`)."""
-    served = served_areas(settings)
-    methods = {path: set(by_method) for path, by_method in index.items()
-               if any(name in served for name in by_method.values())}
-    install_fallbacks(app, methods)
+    """Install from `index` (`route_index()`) what every request needs: the 404 for an unknown route and
+    the simulator's 404 where its driver does not run. Each path's area and 405 route are installed on
+    its first request (`Gateway`)."""
+    install_unknown_route(app)
     if settings.whatsapp_driver != "sim":
         install_unavailable(app, [path for path, by_method in index.items() if SIMULATOR in by_method.values()],
                             404, unavailable_message(settings.whatsapp_driver))
-    app.on_demand = OnDemandRoutes(app, index, served)
-
+    app.on_demand = OnDemandRoutes(app, index, served_areas(settings))

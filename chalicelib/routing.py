@@ -227,19 +227,32 @@ def methods_by_path(specs: list[RouteSpec]) -> dict[str, set[str]]:
 
 
 def install_fallbacks(app: Chalice, methods: dict[str, set[str]]) -> None:
-    """Answer the other methods of each path with a 405 envelope, and an unknown route with a 404 one.
+    """`install_method_not_allowed` for every path of `methods` ({path: the methods its routes serve}),
+    then `install_unknown_route`."""
+    for path, name in fallback_names(methods).items():
+        install_method_not_allowed(app, path, methods[path], name)
+    install_unknown_route(app)
 
-    `methods`: {path: the methods its routes serve}. API Gateway would otherwise answer a wrong method
-    with its own 403 body, which no WaGo client understands; registering the other methods sends them
-    to the app instead.
+
+def fallback_names(methods: dict[str, set[str]]) -> dict[str, str]:
+    """{path: the name of its 405 route}, one per path, the same however the routes are installed."""
+    return {path: f"method_not_allowed_{index}" for index, path in enumerate(sorted(methods))}
+
+
+def install_method_not_allowed(app: Chalice, path: str, served: set[str], name: str) -> None:
+    """Answer `path`'s other methods (not in `served`) with a 405 envelope naming the allowed ones.
+
+    API Gateway would otherwise answer a wrong method with its own 403 body, which no WaGo client
+    understands; registering the other methods sends them to the app instead. Install it after the
+    path's routes: Chalice's own 405 (a method outside HTTP_METHODS) lists them in that order.
     """
-    for index, (path, served) in enumerate(sorted(methods.items())):
-        others = [m for m in HTTP_METHODS if m not in served]
-        if others:
-            app.route(path, methods=others, content_types=ANY_CONTENT_TYPE, name=f"method_not_allowed_{index}")(
-                _method_not_allowed(sorted(served))
-            )
+    others = [m for m in HTTP_METHODS if m not in served]
+    if others:
+        app.route(path, methods=others, content_types=ANY_CONTENT_TYPE, name=name)(_method_not_allowed(sorted(served)))
 
+
+def install_unknown_route(app: Chalice) -> None:
+    """Answer a route the app does not serve with WaGo's 404 envelope."""
     def unknown_route(request: Request, get_response: Callable[[Request], Response]) -> Response:
         # In AWS, API Gateway answers a path it has no resource for (the MISSING_AUTHENTICATION_TOKEN
         # gateway response, in WaGo's envelope); a direct invocation of the function gets the same.

@@ -159,7 +159,7 @@ def stage_app(project_dir: Path = REPO_ROOT, *, python_version: str = TARGET_PYT
                                     "before packaging the Lambda function")
     vendor = vendor_dependencies(project_dir / "requirements.txt", python_version=python_version,
                                  build_root=build_root)
-    key = _digest(_app_digest(project_dir), vendor.parent.name.encode(), _STAGE_LAYOUT,
+    key = _digest(_app_digest(project_dir), vendor.parent.name.encode(), _STAGE_LAYOUT, _WRITE_ROUTE_INDEX.encode(),
                   str(byte_code_interpreter(python_version) is not None).encode())
     final = build_root / f"app-py{python_version}-{key}"
     if (final / "app.py").exists():
@@ -234,9 +234,12 @@ api.ROUTE_INDEX.write_text(json.dumps(api.route_index(), indent=1) + "\\n")
 def write_route_index(staged: Path) -> Path:
     """Write `staged`'s route index (chalicelib/api.py `route_index`, at `ROUTE_INDEX`): the API function
     then imports each area of routes on its first request instead of all at import. Derived from the
-    staged routers themselves by this (the build's) interpreter, writing no byte code; returns its path."""
+    staged routers themselves by this (the build's) interpreter, writing no byte code, in an environment
+    of its own: the index holds every area whatever the settings, so the build shell's variables (a
+    STAGE, a driver) neither change it nor fail it. Returns its path."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONDONTWRITEBYTECODE": "1"}
     done = subprocess.run([sys.executable, "-B", "-c", _WRITE_ROUTE_INDEX, str(staged)], cwd=staged, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120, check=False)
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"could not build the route index of {staged}:\n{done.stdout[-4000:]}")
     return staged / "chalicelib" / "routes" / "index.json"

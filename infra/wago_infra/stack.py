@@ -815,7 +815,9 @@ def _importing_app_for(env: dict[str, str], region: str):
     if not cdk.Token.is_unresolved(region):
         os.environ["AWS_DEFAULT_REGION"] = region
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    for key in ("RESOURCE_PREFIX", "AWS_ENDPOINT_URL", "ADMIN_TOKEN"):
+    # Not as a Lambda function either: app.py would install its routes on demand (or none, as the
+    # fan-out) and Chalice would package an API without them.
+    for key in ("RESOURCE_PREFIX", "AWS_ENDPOINT_URL", "ADMIN_TOKEN", "AWS_LAMBDA_FUNCTION_NAME", "_HANDLER"):
         os.environ.pop(key, None)
     settings_module = sys.modules.get("chalicelib.core.settings")
     if settings_module is not None and already is None:

@@ -64,6 +64,9 @@ def synth(tmp_path_factory):
                PYTHONPATH=os.pathsep.join([str(PROJECT_DIR), str(INFRA_DIR)]))
     for var in ("STAGE", "AWS_ENDPOINT_URL", "CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION"):
         env.pop(var, None)
+    # A build shell that looks like a Lambda function (its variables left set) must not change what is
+    # packaged: app.py would install its routes on demand, or none as the fan-out (stack._importing_app_for).
+    env.update(AWS_LAMBDA_FUNCTION_NAME="a-build-shell", _HANDLER="app.deliver_events")
     # cwd: chalice.cdk writes ./chalice.out
     done = subprocess.run([sys.executable, "-c", SYNTH, str(work), STAGE], cwd=work, env=env,
                           capture_output=True, text=True, timeout=240)
@@ -328,6 +331,17 @@ def test_unknown_route_answers_wagos_404_envelope(resources):
     assert body == json.loads(envelope.failure(404, "Not Found").body)
 
 
+def test_the_rest_api_has_every_route_of_the_app(resources):
+    """API Gateway's resources come from Chalice's route table at synth: every declared route is there."""
+    from chalicelib import api
+
+    paths = props(resources["RestAPI"])["DefinitionBody"]["paths"]
+    for path, methods in api.route_index().items():
+        if path.startswith("/sim/"):
+            continue  # the stage runs the neonize driver: /sim/* answer 404 saying why, on every method
+        assert {method.lower() for method in methods} <= set(paths[path]), path
+
+
 def test_bodies_too_large_for_lambda_or_api_gateway_say_how_to_send_media(resources):
     # Over Lambda's 6 MB (502 from API Gateway) or API Gateway's 10 MB (413), the app never sees the
     # request: the gateway's own answer carries the app's advice (POST /media/upload, then MediaKey).
@@ -442,6 +456,18 @@ def test_deployed_zip_holds_only_target_abi_modules_and_imports_on_the_target_py
     with package.LambdaProcess(interpreter, tmp_path / "task", package.runtime_libraries(), env) as child:
         assert child.python.startswith(package.TARGET_PYTHON + ".")
         assert child.sys_path[0] == str(tmp_path / "task")
+    # The API function imports each area of routes on its first request (chalicelib/api.py), so the
+    # handler's import above loads none: every area, and the index naming them, are checked here.
+    every_area = ("import json, sys; sys.path[:0] = sys.argv[1:]; import app; from chalicelib import api; "
+                  "routers = [api.area(name) for name in (*api.AREAS, api.SIMULATOR)]; "
+                  "print(json.dumps([app.app.on_demand is not None, sorted(api.load_route_index()), "
+                  "sorted({spec.path for router in routers for spec in router.specs})]))")
+    done = subprocess.run([interpreter, "-I", "-S", "-B", "-c", every_area, str(task),
+                           str(package.runtime_libraries())],
+                          env=env, cwd=task, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    on_demand, indexed, declared = json.loads(done.stdout.strip().splitlines()[-1])
+    assert on_demand and indexed == declared and len(declared) > 70
     with capsys.disabled():
         print(f"\n[lambda package] handler imported with Python {child.python} from the unpacked zip in "
               f"{child.init_ms:.0f} ms; unzipped {unzipped / package.MIB:.1f} MiB of "

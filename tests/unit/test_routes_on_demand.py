@@ -31,6 +31,8 @@ REQUESTS = [
     ("GET", "/session/status", {"token": "atoken"}, None),
     ("GET", "/session/status", {"token": "nope"}, None),
     ("POST", "/send/text", {"token": "atoken"}, "{not json"),
+    ("OPTIONS", "/webhook/redrive", {}, None),  # Chalice's own 405: its Allow lists the path's routes in order
+    (["GET"], "/server/ok", {}, None),  # a malformed httpMethod (direct invocation): Chalice's own answer
 ]
 
 PROBE = """
@@ -48,23 +50,27 @@ with mock_aws():
     at_import = areas()
     answers = []
     for method, path, headers, body in json.loads(sys.argv[1]):
-        response = app.app(proxy_event(method, path, headers=headers, body=body), None)
+        event = proxy_event(method if isinstance(method, str) else "GET", path, headers=headers, body=body)
+        event["requestContext"]["httpMethod"] = method
+        response = app.app(event, None)
         answers.append([response["statusCode"], json.loads(response["body"]), response["headers"].get("Allow")])
     print(json.dumps({{"at_import": at_import, "after": areas(), "answers": answers,
                       "on_demand": app.app.on_demand is not None}}))
 """
 
 
-def _probe(code_dir, *, in_lambda: bool) -> dict:
+def _probe(code_dir, *, in_lambda: bool, requests: list = REQUESTS) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_LAMBDA", "_HANDLER", "AWS_CHALICE"))}
     env.update(STAGE="test", ADMIN_TOKEN="qwert", AWS_DEFAULT_REGION="us-east-1", _HANDLER="app.app",
                AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", PYTHONDONTWRITEBYTECODE="1")
     if in_lambda:
         env["AWS_LAMBDA_FUNCTION_NAME"] = "wago-test-APIHandler"
-    done = subprocess.run([sys.executable, "-c", PROBE.format(project=str(PROJECT_DIR)), json.dumps(REQUESTS)],
+    done = subprocess.run([sys.executable, "-c", PROBE.format(project=str(PROJECT_DIR)), json.dumps(requests)],
                           cwd=code_dir, env=env, capture_output=True, text=True, timeout=180, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    found["log"] = done.stdout  # Powertools writes its JSON log lines to stdout, as in Lambda
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +89,8 @@ def test_an_area_is_imported_on_its_first_request_only(package_code):
     assert found["on_demand"] is True
     assert found["at_import"] == []  # no area at import: only routing, auth, settings and the table models
     assert found["after"] == sorted(["chalicelib.routes.server:router", "chalicelib.routes.admin_sessions:router",
-                                     "chalicelib.routes.session:router", "chalicelib.routes.send:router"])
+                                     "chalicelib.routes.session:router", "chalicelib.routes.send:router",
+                                     "chalicelib.routes.webhook:router"])
 
 
 def test_on_demand_answers_as_the_whole_api(package_code):
@@ -92,8 +99,9 @@ def test_on_demand_answers_as_the_whole_api(package_code):
     assert whole["on_demand"] is False and len(whole["at_import"]) == len(whole["after"]) > 10
     assert on_demand["answers"] == whole["answers"]
     statuses = [answer[0] for answer in on_demand["answers"]]
-    assert statuses == [200, 405, 404, 200, 200, 401, 400]
+    assert statuses == [200, 405, 404, 200, 200, 401, 400, 405, 500]
     assert on_demand["answers"][1][2] == "GET"
+    assert on_demand["answers"][7][2].startswith("POST, ")
     assert "WHATSAPP_DRIVER=sim" in on_demand["answers"][2][1]["error"]
 
 
@@ -106,3 +114,20 @@ def test_the_route_index_names_every_route_of_every_area():
     declared = {(spec.method, spec.path) for name in (*api.AREAS, api.SIMULATOR) for spec in api.area(name).specs}
     assert {(method, path) for path, methods in index.items() for method in methods} == declared
     assert index["/session/status"] == {"GET": "chalicelib.routes.session:router"}
+
+
+def test_an_area_that_fails_to_import_answers_a_logged_500_and_the_others_still_work(package_code, tmp_path):
+    broken = tmp_path / "code"
+    shutil.copytree(package_code, broken)
+    calls = broken / "chalicelib" / "routes" / "calls.py"
+    calls.write_text(calls.read_text() + "\nraise RuntimeError('broken area')\n")
+    requests = [("POST", "/call/make", {"token": "atoken"}, "{}"), ("GET", "/server/ok", {}, None),
+                ("POST", "/call/make", {"token": "atoken"}, "{}")]
+    found = _probe(broken, in_lambda=True, requests=requests)
+    assert [answer[:2] for answer in found["answers"]] == [
+        [500, {"code": 500, "error": "internal server error", "success": False}],
+        [200, {"code": 200, "data": {"status": "ok"}, "success": True}],
+        [500, {"code": 500, "error": "internal server error", "success": False}],
+    ]
+    assert found["after"] == ["chalicelib.routes.server:router"]
+    assert found["log"].count("could not install the routes of a path") == 2 and "broken area" in found["log"]
