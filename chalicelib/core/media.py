@@ -19,13 +19,17 @@ import binascii
 import hashlib
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import filetype
+from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.core import aws
 from chalicelib.core.errors import DomainError
+from chalicelib.core.observability import logger
 from chalicelib.core.settings import Settings, get_settings
 
 OUTBOUND_PREFIX = "media/out/"
@@ -131,6 +135,36 @@ def _sniff(spec: MediaKind, field: str, head: bytes) -> str:
     return sniffed or "application/octet-stream"
 
 
+# What S3 answers for a key that is not there: 404 (HeadObject has no body, so no NoSuchKey code),
+# NoSuchKey, or 403 where the caller may not list the bucket. The stack grants object actions only,
+# so in AWS a missing key is AccessDenied ("If you don't have the s3:ListBucket permission, Amazon S3
+# returns an HTTP status code 403", S3 API reference, GetObject and HeadObject); moto answers 404.
+_MISSING_OBJECT = frozenset({"404", "NoSuchKey", "NotFound", "403", "AccessDenied", "Forbidden"})
+
+
+def missing_object(exc: ClientError) -> bool:
+    """Whether S3's error means the object is not there (or not visible to this role), rather than S3
+    failing; see _MISSING_OBJECT."""
+    return str(exc.response.get("Error", {}).get("Code", "")) in _MISSING_OBJECT
+
+
+@contextmanager
+def _reading_upload(field: str) -> Iterator[None]:
+    """S3 errors of reading an upload as the client should see them: a key that is not there is its
+    mistake (404); S3 failing or unreachable is not (503, try again), and is logged."""
+    try:
+        yield
+    except ClientError as exc:
+        if missing_object(exc):
+            raise DomainError(404, "MediaKey not found: upload the file first") from None
+        logger.warning("media store error", extra={"aws_error": exc.response.get("Error", {}).get("Code"),
+                                                   "field": field})
+        raise DomainError(503, "media store unavailable: try again") from None
+    except BotoCoreError as exc:  # no answer at all (connection, timeout)
+        logger.warning("media store unreachable", extra={"aws_error": type(exc).__name__, "field": field})
+        raise DomainError(503, "media store unavailable: try again") from None
+
+
 def _owner(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:32]
 
@@ -176,16 +210,15 @@ class MediaStore:
         if not self.owns_upload(token, key):
             raise DomainError(403, "MediaKey does not belong to this session")
         bucket = self.settings.media_bucket_name
-        try:
+        with _reading_upload(field):
             head = self.s3.head_object(Bucket=bucket, Key=key)
-        except Exception:
-            raise DomainError(404, "MediaKey not found: upload the file first") from None
         size = int(head["ContentLength"])
         if size > max_bytes:
             raise DomainError(413, f"Payload too large: {field} exceeds the limit of {max_bytes} bytes")
         if not sniff:
             return StoredMedia(key, head.get("ContentType") or "application/octet-stream", size, "")
-        first = self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{SNIFF_BYTES - 1}")["Body"].read()
+        with _reading_upload(field):
+            first = self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{SNIFF_BYTES - 1}")["Body"].read()
         return StoredMedia(key, _sniff(KINDS[kind], field, first), size, "")
 
     def presigned_get(self, key: str, seconds: int = 900) -> str:
@@ -200,7 +233,7 @@ class MediaStore:
 
     def get(self, key: str) -> tuple[bytes, str]:
         """(bytes, Content-Type) of `key`; the type defaults to application/octet-stream. Raises
-        botocore's ClientError (NoSuchKey) when absent."""
+        botocore's ClientError when S3 does not give it (`missing_object` tells an absent key)."""
         obj = self.s3.get_object(Bucket=self.settings.media_bucket_name, Key=key)
         return obj["Body"].read(), obj.get("ContentType") or "application/octet-stream"
 

@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.core.aws import client
 from chalicelib.core.contract import WireEvent
+from chalicelib.core.media import missing_object
 from chalicelib.core.settings import get_settings
 
 
@@ -34,7 +35,7 @@ def fetch(event: WireEvent) -> Attachment | None:
     try:
         obj = client("s3").get_object(Bucket=get_settings().media_bucket_name, Key=event.media_key)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+        if missing_object(exc):  # expired or deleted: in AWS an AccessDenied (the role cannot list the bucket)
             return None
         raise
     data = obj["Body"].read()

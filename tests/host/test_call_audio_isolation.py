@@ -110,3 +110,27 @@ def test_a_media_key_plays_only_this_sessions_upload(aws, audio_dir):
         assert caught.value.status == 400
     finally:
         media.shutdown()
+
+
+def test_a_media_key_s3_cannot_read_is_503_not_404(aws, audio_dir, monkeypatch):
+    """Only a key that is not there (NoSuchKey, or AccessDenied for a role that cannot list the bucket,
+    as in AWS) is the client's 404; S3 failing is 503, try again."""
+    from botocore.exceptions import ClientError
+
+    from chalicelib.core.calls.registry import CallRegistry
+    from chalicelib.core.media import UPLOAD_PREFIX, MediaStore, _owner
+
+    settings = Settings(stage="test", call_audio_dir=str(audio_dir))
+    key = f"{UPLOAD_PREFIX}{_owner('alice-token')}/clip"
+    media = CallMedia(settings, CallRegistry(60), "h1")
+    try:
+        for code, status in (("AccessDenied", 404), ("NoSuchKey", 404), ("InternalError", 503), ("SlowDown", 503)):
+            def failing_get(self, key, code=code):
+                raise ClientError({"Error": {"Code": code, "Message": "no"}}, "GetObject")
+
+            monkeypatch.setattr(MediaStore, "get", failing_get)
+            with pytest.raises(DomainError) as caught:
+                media.play("alice-token", "C1", media_key=key)
+            assert caught.value.status == status, code
+    finally:
+        media.shutdown()

@@ -98,3 +98,67 @@ def test_documents_take_any_bytes():
     data, mimetype = decode_data_url("document", _url("data:application/octet-stream;base64,", b"%PDF-1.4\n%..."),
                                      1 << 20)
     assert mimetype == "application/pdf" and data.startswith(b"%PDF")
+
+
+@pytest.mark.parametrize("failure,status,message", [
+    # S3's answers for a key that is not there: 404, or 403 without s3:ListBucket (the stack's case)
+    ({"Error": {"Code": "404", "Message": "Not Found"}}, 404, "MediaKey not found: upload the file first"),
+    ({"Error": {"Code": "403", "Message": "Forbidden"}}, 404, "MediaKey not found: upload the file first"),
+    # S3 itself failing is not the client's mistake
+    ({"Error": {"Code": "InternalError", "Message": "We encountered an internal error"}}, 503,
+     "media store unavailable: try again"),
+    ({"Error": {"Code": "SlowDown", "Message": "Reduce your request rate"}}, 503, "media store unavailable: try again"),
+    ("connection", 503, "media store unavailable: try again"),
+])
+def test_an_upload_that_s3_cannot_read_is_a_404_only_when_the_key_is_missing(aws, failure, status, message,
+                                                                             monkeypatch):
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    from chalicelib.core import media
+    from chalicelib.core.media import UPLOAD_PREFIX, MediaStore, _owner
+
+    logged: list[tuple[str, dict]] = []
+    monkeypatch.setattr(media.logger, "warning", lambda message, extra: logged.append((message, extra)))
+    store = MediaStore()
+    key = f"{UPLOAD_PREFIX}{_owner('atoken')}/0123"
+
+    def head_object(**_kwargs):
+        if failure == "connection":
+            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
+        raise ClientError(failure, "HeadObject")
+
+    store.s3 = type("FailingS3", (), {"head_object": staticmethod(head_object)})()
+    with pytest.raises(DomainError) as raised:
+        store.check_upload("atoken", key, "image", "Image", 1 << 20)
+    assert (raised.value.status, raised.value.message) == (status, message)
+    if status == 503:  # logged with S3's error code (or the exception's name), for the operator
+        ((line, extra),) = logged
+        assert line.startswith("media store") and extra["aws_error"] in ("InternalError", "SlowDown",
+                                                                          "EndpointConnectionError")
+    else:
+        assert logged == []
+
+
+@pytest.mark.parametrize("code,delivered_without_media", [("AccessDenied", True), ("NoSuchKey", True),
+                                                         ("InternalError", False)])
+def test_a_webhook_whose_media_is_gone_still_goes_out(aws, monkeypatch, code, delivered_without_media):
+    """In AWS the fan-out's role may not list the bucket, so an expired object is AccessDenied, not
+    NoSuchKey: the event goes out without its file rather than retrying into the DLQ. S3 failing is
+    retried (the error propagates to the batch's item failure)."""
+    from botocore.exceptions import ClientError
+
+    from chalicelib.core.contract import WireEvent
+    from chalicelib.webhooks import media as webhook_media
+
+    class FailingS3:
+        def get_object(self, **_kwargs):
+            raise ClientError({"Error": {"Code": code, "Message": "no"}}, "GetObject")
+
+    monkeypatch.setattr(webhook_media, "client", lambda service: FailingS3())
+    event = WireEvent(event_id="e1", token="atoken", seq=1, ts=1.0, type="Message", event={},
+                      media_key="media/in/abc/def")
+    if delivered_without_media:
+        assert webhook_media.fetch(event) is None
+    else:
+        with pytest.raises(ClientError):
+            webhook_media.fetch(event)
