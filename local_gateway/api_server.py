@@ -74,9 +74,12 @@ class WagoRequestHandler(ChaliceRequestHandler):
         try:
             super()._generic_handle()
         except FramingError as exc:
-            self.close_connection = True
-            body = json.dumps({"code": 400, "error": f"Bad Request: {exc}", "success": False})
-            self._send_http_response(400, {"Content-Type": "application/json", "Connection": "close"}, body)
+            self._refuse_unframed(exc)
+
+    def _refuse_unframed(self, exc: FramingError) -> None:
+        self.close_connection = True
+        body = json.dumps({"code": 400, "error": f"Bad Request: {exc}", "success": False})
+        self._send_http_response(400, {"Content-Type": "application/json", "Connection": "close"}, body)
 
     def do_HEAD(self) -> None:  # noqa: N802 - BaseHTTPRequestHandler's naming
         self._head = True
@@ -86,7 +89,20 @@ class WagoRequestHandler(ChaliceRequestHandler):
         finally:
             self.command, self._head = "HEAD", False
 
-    do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
+    do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _generic_handle
+
+    def do_OPTIONS(self) -> None:  # noqa: N802 - BaseHTTPRequestHandler's naming
+        """The deployed API defines no OPTIONS method (no route sets CORS), so API Gateway answers one
+        with its MISSING_AUTHENTICATION_TOKEN gateway response, which the stack maps to WaGo's 404
+        envelope. chalice's server would answer 200, its automatic CORS preflight."""
+        try:
+            self._parse_payload()  # read the body, if any, to keep the connection in step
+        except FramingError as exc:
+            self._refuse_unframed(exc)
+            return
+        from chalicelib.routing import NOT_FOUND_BODY
+
+        self._send_http_response(404, {"Content-Type": "application/json"}, NOT_FOUND_BODY)
 
     def _parse_payload(self):  # noqa: ANN202 - chalice's signature
         transfer = self.headers.get_all("Transfer-Encoding") or []

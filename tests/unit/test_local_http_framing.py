@@ -155,3 +155,18 @@ def test_the_access_log_shows_query_tokens_as_fingerprints(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "LEAKY" not in err and "qwert" not in err, err
     assert f"?limit=5&token={fingerprint('LEAKYtoken1')}&AdminToken={fingerprint('qwert')} HTTP/1.1" in err
+
+
+def test_options_answers_as_api_gateway_does_wagos_404(server):
+    """No route sets CORS, so the deployed API has no OPTIONS method: API Gateway's answer is the
+    MISSING_AUTHENTICATION_TOKEN gateway response, WaGo's 404 envelope (not chalice's 200 preflight)."""
+    conn = http.client.HTTPConnection("127.0.0.1", server, timeout=10)
+    try:
+        for path, body in (("/server/ok", None), ("/send/text", b'{"Phone": "1"}'), ("/no/such/route", None)):
+            conn.request("OPTIONS", path, body=body, headers={"Origin": "http://127.0.0.1:9"})
+            response = conn.getresponse()
+            assert (response.status, json.loads(response.read())) == (
+                404, {"code": 404, "error": "Not Found", "success": False}), path
+            _ok(conn)  # the body was read: the connection is still in step
+    finally:
+        conn.close()
