@@ -134,9 +134,12 @@ print(" ".join(name for name in list(sys.modules) if name not in before
 
 def _env(handler: str = API, *, in_lambda: bool = True) -> dict[str, str]:
     # What a Lambda function sees (no endpoint, no credentials needed at import). Outside Lambda (no
-    # AWS_LAMBDA_FUNCTION_NAME) app.py installs every area at import.
+    # AWS_LAMBDA_FUNCTION_NAME) app.py installs every area at import. The admin token is a secret's
+    # ARN, as the stack gives it: read on the first admin request, never at import (a read would fail
+    # here, on the closed endpoint, and AWS calls at import would not be 0).
     env = {"_HANDLER": handler, "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "AWS_REGION": "us-east-1",
-           "AWS_DEFAULT_REGION": "us-east-1", "STAGE": "dev", "ADMIN_TOKEN": "bench-admin-token",
+           "AWS_DEFAULT_REGION": "us-east-1", "STAGE": "dev",
+           "ADMIN_TOKEN_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:000000000000:secret:wago-dev-admin-AbCdEf",
            "AWS_LAMBDA_FUNCTION_NAME": "wago-dev-api_handler", "POWERTOOLS_METRICS_NAMESPACE": "bench",
            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}  # any call at import would fail fast here, not reach AWS

@@ -307,13 +307,30 @@ class Settings(BaseModel):
         return self.stage in ("local", "test")
 
     def require_admin_token(self) -> str:
-        """The admin token in force; the WaGo default only where the stage is local."""
-        if self.admin_token:
-            return self.admin_token.strip()
-        if self.admin_token_secret_arn:
-            return _secret_value(self.admin_token_secret_arn)
-        if self.is_local:
+        """The admin token in force: ADMIN_TOKEN, else the secret ADMIN_TOKEN_SECRET_ARN names (read from
+        Secrets Manager on first use, then cached 5 minutes), else WaGo's default where the stage is local.
+        A blank ADMIN_TOKEN counts as unset. ConfigurationError when there is none, or the secret is empty."""
+        self.check_admin_token_source()
+        if self._admin_token:
+            return self._admin_token
+        if not self.admin_token_secret_arn:
             return LOCAL_DEFAULT_ADMIN_TOKEN
+        token = _secret_value(self.admin_token_secret_arn)
+        if not token:
+            raise ConfigurationError("the admin token is empty: the secret ADMIN_TOKEN_SECRET_ARN names holds no token")
+        return token
+
+    @property
+    def _admin_token(self) -> str:
+        """ADMIN_TOKEN without surrounding spaces; empty (as unset) when it holds none."""
+        return (self.admin_token or "").strip()
+
+    def check_admin_token_source(self) -> None:
+        """ConfigurationError unless an admin token is configured: ADMIN_TOKEN, ADMIN_TOKEN_SECRET_ARN, or
+        the local stage's default. Reads no secret (the API function checks this at start, and reads the
+        secret on its first admin request)."""
+        if self._admin_token or self.admin_token_secret_arn or self.is_local:
+            return
         raise ConfigurationError(
             f"stage '{self.stage}' needs an admin token: set ADMIN_TOKEN or ADMIN_TOKEN_SECRET_ARN "
             f"(the default '{LOCAL_DEFAULT_ADMIN_TOKEN}' is accepted only in the local stage)"
@@ -337,16 +354,17 @@ class Settings(BaseModel):
     def validate_runnable(self, role: str = "api") -> None:
         """Fail fast, with a message an operator can act on, before serving anything.
 
-        `role` is the process's job: `api` (the API Lambda, `make run`'s API) checks the admin token,
-        which only it reads; `fanout` (the webhook Lambda) and `host` (a session host) read no
-        admin token, so they neither check it nor need access to its secret (least privilege: the
-        stack grants the secret to the API role only). A `host` checks its lease timing
-        (`check_lease_timing`). ValueError for an unknown role.
+        `role` is the process's job: `api` (the API Lambda, `make run`'s API) checks that an admin token
+        is configured (`check_admin_token_source`; a secret is read on the first admin request, not
+        here: the read would cost every cold start boto3's import, a client and a call); `fanout` (the
+        webhook Lambda) and `host` (a session host) read no admin token, so they neither check it nor
+        need access to its secret (least privilege: the stack grants the secret to the API role only).
+        A `host` checks its lease timing (`check_lease_timing`). ValueError for an unknown role.
         """
         if role not in PROCESS_ROLES:
             raise ValueError(f"unknown process role {role!r} (one of {', '.join(PROCESS_ROLES)})")
         if role == "api":
-            self.require_admin_token()
+            self.check_admin_token_source()
         if role == "host":
             self.check_lease_timing()
 
@@ -355,10 +373,17 @@ PROCESS_ROLES = ("api", "fanout", "host")
 
 
 def _secret_value(arn: str) -> str:
-    # Powertools caches the secret (5 s default TTL is raised to 5 min here) across invocations.
+    """The secret's value, stripped. Powertools caches it (its 5 s default TTL is raised to 5 min here)
+    across invocations. ConfigurationError naming AWS's error code when it cannot be read (the code
+    only: AWS's message can hold account and role ARNs, and the client sees this one)."""
     from aws_lambda_powertools.utilities import parameters
 
-    value = parameters.get_secret(arn, max_age=300)
+    try:
+        value = parameters.get_secret(arn, max_age=300)
+    except parameters.exceptions.GetParameterError as exc:
+        cause = exc.__cause__ or exc.__context__  # Powertools re-raises without `from`
+        code = getattr(cause, "response", {}).get("Error", {}).get("Code") or type(cause or exc).__name__
+        raise ConfigurationError(f"could not read the admin token secret (ADMIN_TOKEN_SECRET_ARN): {code}") from None
     if isinstance(value, bytes):
         value = value.decode()
     return str(value).strip()

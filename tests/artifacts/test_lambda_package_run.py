@@ -107,7 +107,10 @@ def test_the_deployed_zip_serves_the_api_and_the_fanout(unpacked, capsys):
         # The host needs no admin token (settings.validate_runnable("host")): none is given to it.
         host = Child("sim-host", [sys.executable, "-m", "session_host"], PROJECT_DIR, aws.env(STAGE))
         wait_host_registered(aws, STAGE, host)
-        api_env = _lambda_env(aws, f"wago-{STAGE}-APIHandler", "app.app", unpacked["task"], ADMIN_TOKEN=ADMIN_TOKEN)
+        # As the stack gives it: the secret's ARN, read on the first admin request (not at import).
+        secret = aws.client("secretsmanager").create_secret(Name=f"wago-{STAGE}-admin-token", SecretString=ADMIN_TOKEN)
+        api_env = _lambda_env(aws, f"wago-{STAGE}-APIHandler", "app.app", unpacked["task"],
+                              ADMIN_TOKEN_SECRET_ARN=secret["ARN"])
         with package.LambdaProcess(unpacked["interpreter"], unpacked["task"], unpacked["runtime"], api_env) as child:
             assert child.sys_path[:2] == [str(unpacked["task"]), str(unpacked["runtime"])]
             assert not any("site-packages" in p for p in child.sys_path), child.sys_path

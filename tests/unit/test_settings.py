@@ -47,3 +47,42 @@ def test_host_command_polling_defaults_by_stage():
     assert Settings(stage="local").command_poll_interval == 0.05  # moto: short polls (see the field)
     assert Settings(stage="prod", admin_token="x" * 16).command_poll_interval == 0.0  # SQS: long polls
     assert Settings(stage="prod", admin_token="x" * 16, command_short_poll_seconds=0.2).command_poll_interval == 0.2
+
+
+def test_the_api_starts_on_a_secret_arn_without_reading_it(aws):
+    """The API function checks at start that an admin token is configured, and reads the secret on the
+    first admin request: reading it at start cost every cold start boto3's import (Powertools'
+    parameters), a client and a call. The secret need not exist yet: nothing is read."""
+    import botocore.endpoint
+
+    calls: list[str] = []
+    original = botocore.endpoint.Endpoint.make_request
+
+    def counting(self, model, request_dict):
+        calls.append(model.name)
+        return original(self, model, request_dict)
+
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:wago-prod-admin-token-AbCdEf"
+    try:
+        botocore.endpoint.Endpoint.make_request = counting
+        Settings(stage="prod", admin_token_secret_arn=arn).validate_runnable("api")
+    finally:
+        botocore.endpoint.Endpoint.make_request = original
+    assert calls == []
+
+
+def test_an_unreadable_or_empty_admin_token_is_a_configuration_error_without_aws_detail(aws):
+    import boto3
+
+    missing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:wago-prod-missing-AbCdEf"
+    with pytest.raises(ConfigurationError) as raised:
+        Settings(stage="prod", admin_token_secret_arn=missing).require_admin_token()
+    assert str(raised.value) == ("could not read the admin token secret (ADMIN_TOKEN_SECRET_ARN): "
+                                 "ResourceNotFoundException")
+    empty = boto3.client("secretsmanager").create_secret(Name="wago/empty", SecretString=" \n")["ARN"]
+    with pytest.raises(ConfigurationError, match="the admin token is empty"):
+        Settings(stage="prod", admin_token_secret_arn=empty).require_admin_token()
+    # A blank ADMIN_TOKEN is unset (`export ADMIN_TOKEN=`): the local default, or no token at all.
+    assert Settings(stage="local", admin_token=" ").require_admin_token() == "qwert"
+    with pytest.raises(ConfigurationError, match="stage 'prod' needs an admin token"):
+        Settings(stage="prod", admin_token="   ").validate_runnable()
