@@ -54,7 +54,8 @@ reset: $(STAMP)
 test: $(STAMP) $(ASSETS_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Static checks: ruff on the whole tree, mypy on chalicelib/ and session_host/ (strict on chalicelib/core);
+# Static checks: ruff on the whole tree, mypy on app.py, chalicelib/, session_host/, local_gateway/ and
+# infra/wago_infra/ (strict on chalicelib/core);
 # both read their configuration from pyproject.toml.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

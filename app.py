@@ -26,12 +26,13 @@ if IN_LAMBDA:
     # In Lambda, refuse to start on an unusable configuration (e.g. no admin token outside local).
     settings.validate_runnable("fanout" if FANOUT else "api")
 
+app: Chalice
 if FANOUT:
     app = Chalice(app_name="wago-gateway")
 else:
     from chalicelib import api
 
-    app = api.Gateway(app_name="wago-gateway")
+    app = gateway = api.Gateway(app_name="wago-gateway")
 app.api.binary_types = []  # bodies are JSON (or form-encoded JSON); never base64 them
 app.register_middleware(log_api_request, "http")
 
@@ -39,7 +40,7 @@ if not FANOUT:
     openapi = api.openapi  # the document, for tests and tools
     route_index = api.load_route_index() if IN_LAMBDA else None
     if route_index is not None:
-        api.install_api_on_demand(app, settings, route_index)
+        api.install_api_on_demand(gateway, settings, route_index)
     else:
         ROUTERS, ROUTES = api.install_api(app, settings)
 

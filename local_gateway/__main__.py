@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.snapshot_seconds:g} s; `make reset` starts empty)", flush=True)
     expected, reset = startup.prepare_sessions(settings.connect_on_startup)
     if store is not None:  # the reset live state went through the tracker: the first snapshot has it
+        assert tracker is not None, "the local state is kept only with the embedded (tracked) moto server"
         snapshotter = local_state.Snapshotter(store, tracker, args.snapshot_seconds)
         snapshotter.start()
 
@@ -236,8 +237,9 @@ def main(argv: list[str] | None = None) -> int:
         listener.close()
         if snapshotter is not None:
             snapshotter.stop()  # after the children: their last writes (released sessions) are kept
-            print(f"local state written to {store.root} ({store.snapshots} snapshots, longest write "
-                  f"{store.max_write_seconds * 1000:.0f} ms)", flush=True)
+            written = snapshotter.state
+            print(f"local state written to {written.root} ({written.snapshots} snapshots, longest write "
+                  f"{written.max_write_seconds * 1000:.0f} ms)", flush=True)
         if moto_server is not None:
             moto_server.stop()
         if store is not None:

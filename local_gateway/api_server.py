@@ -222,7 +222,9 @@ def _server_on_fd(fd: int) -> type[ThreadedHTTPServer]:
         def __init__(self, address, handler) -> None:  # noqa: ANN001 - socketserver's signature
             super().__init__(address, handler, bind_and_activate=False)
             self.socket.close()
-            self.socket = socket.socket(fileno=fd)
+            # Annotated: chalice's ThreadedHTTPServer has an untyped base (six.moves' ThreadingMixIn), so
+            # mypy would otherwise infer this attribute from this assignment, after the line above reads it.
+            self.socket: socket.socket = socket.socket(fileno=fd)
             self.server_address = self.socket.getsockname()[:2]
             self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 

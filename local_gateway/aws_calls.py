@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import botocore.endpoint
 
 _lock = threading.Lock()
-_active: list[Counter] = []
+_active: list[Calls] = []
 _original = botocore.endpoint.Endpoint.make_request
 
 
@@ -38,7 +38,7 @@ def _counting(self, operation_model, request_dict):
     return result
 
 
-class Calls(Counter):
+class Calls(Counter[tuple[str, str]]):
     """(service, operation) -> calls; helpers for the usual questions. With `trace`, also the calls in
     order as (thread name, service, operation), and in `spans` the same with each call's start and end
     (time.perf_counter seconds, retries included) for benchmarks."""

@@ -29,6 +29,8 @@ class Expected:
 
 def prepare_sessions(connect_on_startup: bool) -> tuple[list[Expected], int]:
     """Reset live state for a fresh start; returns (sessions that will be restored, sessions reset)."""
+    from pynamodb.expressions.update import Action
+
     from chalicelib.core.models import SessionModel
     from chalicelib.core.models.sessions import RELEASED
 
@@ -47,7 +49,7 @@ def prepare_sessions(connect_on_startup: bool) -> tuple[list[Expected], int]:
         # A session to restore must stay in the owner index (hosts find orphans only there): RELEASED.
         owner = (SessionModel.owner_host.set(RELEASED) if session.auto_connect and connect_on_startup
                  else SessionModel.owner_host.remove())
-        actions = [SessionModel.connected.set(False), SessionModel.logged_in.set(False),
+        actions: list[Action] = [SessionModel.connected.set(False), SessionModel.logged_in.set(False),
                    owner, SessionModel.qr_code.remove(),
                    SessionModel.qr_expires_at.remove(), SessionModel.pair_code.remove()]
         if not connect_on_startup:

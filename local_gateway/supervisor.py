@@ -80,11 +80,10 @@ class Supervisor:
     def start(self, name: str, *args: str, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
         child = self.children.get(name) or Child(name, tuple(args), tuple(pass_fds))
         self.children[name] = child
-        self._spawn(child)
-        assert child.process is not None
-        return child.process
+        return self._spawn(child)
 
-    def _spawn(self, child: Child) -> None:
+    def _spawn(self, child: Child) -> subprocess.Popen:
+        """Start `child`'s process (it becomes `child.process`) and return it."""
         process = subprocess.Popen(
             [sys.executable, *child.args], env=self.env, cwd=self.cwd, preexec_fn=_die_with_parent(self.death_signal),
             pass_fds=child.pass_fds, stderr=subprocess.PIPE, text=True, errors="replace", bufsize=1,
@@ -94,6 +93,7 @@ class Supervisor:
         child.restart_at = None
         threading.Thread(target=self._forward_stderr, args=(child, process), name=f"{child.name}-stderr",
                          daemon=True).start()
+        return process
 
     @staticmethod
     def _forward_stderr(child: Child, process: subprocess.Popen) -> None:
@@ -137,9 +137,9 @@ class Supervisor:
                         self.log(f"launcher: clean-up after {child.name} failed: {type(exc).__name__}: {exc}")
                 child.restart_at = now + delay
             elif child.restart_at is not None and now >= child.restart_at:
-                self._spawn(child)
+                process = self._spawn(child)
                 self.restarts += 1
-                self.log(f"launcher: {child.name} restarted (pid {child.process.pid})")
+                self.log(f"launcher: {child.name} restarted (pid {process.pid})")
 
     def stop_all(self, grace_seconds: float = 20.0) -> None:
         """SIGTERM every child (they finish in-flight work), then SIGKILL whoever is still there."""

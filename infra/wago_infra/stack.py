@@ -49,7 +49,7 @@ from aws_cdk import (
     aws_sns_subscriptions as subscriptions,
     aws_sqs as sqs,
 )
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from wago_infra.naming import Names
 from wago_infra.package import LAMBDA_RUNTIME, stage_app
@@ -237,6 +237,7 @@ class WagoStack(cdk.Stack):
         )
         # Redrive back from the DLQ to the events queue only (SQS redrive, after a fix).
         dlq_cfn = dlq.node.default_child
+        assert isinstance(dlq_cfn, sqs.CfnQueue), f"{dlq.node.path}: no AWS::SQS::Queue resource"
         # (the ARN is spelled from the fixed name: a reference would make the two queues a cycle).
         dlq_cfn.redrive_allow_policy = {"redrivePermission": "byQueue",
                                         "sourceQueueArns": [self._arn("sqs", self.names.name("events"))]}
@@ -333,7 +334,7 @@ class WagoStack(cdk.Stack):
                      "so the API can only name this stage's host-queue prefix")
         return api, fanout
 
-    def _grant_media(self, role: iam.IGrantable, *actions: str) -> None:
+    def _grant_media(self, role: iam.IRole, *actions: str) -> None:
         """Object-level S3 actions on the media bucket's objects only (no bucket-level or delete actions)."""
         role.grant_principal.add_to_principal_policy(iam.PolicyStatement(
             actions=list(actions), resources=[self.media_bucket.arn_for_objects("*")]))
@@ -341,7 +342,7 @@ class WagoStack(cdk.Stack):
                      "media object keys are generated per message (<prefix><session>/<uuid>); the grant is limited "
                      "to this stage's media bucket and to the listed object actions")
 
-    def _acknowledge_session_index(self, role: iam.IGrantable) -> None:
+    def _acknowledge_session_index(self, role: iam.IRole) -> None:
         """A CDK table grant covers the table's indexes as `<table arn>/index/*` (aws-cdk-lib Table.grant*)."""
         sessions = self._logical_id(self.tables["sessions"])
         _acknowledge(role, f"AwsSolutions-IAM5[Resource::<{sessions}.Arn>/index/*]",
@@ -349,7 +350,9 @@ class WagoStack(cdk.Stack):
                      "index (by-owner: owner_host -> auto_connect, epoch), and the grant is limited to this table")
 
     def _logical_id(self, construct: Construct) -> str:
-        return self.resolve(construct.node.default_child.logical_id)
+        resource = construct.node.default_child
+        assert isinstance(resource, cdk.CfnElement), f"{construct.node.path}: no CloudFormation resource"
+        return self.resolve(resource.logical_id)
 
     # -- Chalice: API Gateway, API Lambda, fan-out Lambda ---------------------------------------------
 
@@ -598,6 +601,7 @@ class WagoStack(cdk.Stack):
             "NEONIZE_DB_NAME": "whatsmeow",
         })
         db_secret = self.database.secret
+        assert db_secret is not None, "the device store's credentials are generated, so it has a secret"
         container = task.add_container(
             "host",
             container_name="session-host",
@@ -838,6 +842,6 @@ def _upload_hint() -> str:
     return UPLOAD_HINT
 
 
-def _acknowledge(scope: Construct, rule: str, reason: str) -> None:
+def _acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
     """Accept one cdk-nag finding on `scope` (and below), with the reason it is right for this stack."""
     cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=rule, reason=reason))
