@@ -157,6 +157,8 @@ def _reading_upload(field: str) -> Iterator[None]:
     except ClientError as exc:
         if missing_object(exc):
             raise DomainError(404, "MediaKey not found: upload the file first") from None
+        if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):  # IfMatch: it was rewritten
+            raise DomainError(409, "MediaKey changed while it was being checked: send again") from None
         logger.warning("media store error", extra={"aws_error": exc.response.get("Error", {}).get("Code"),
                                                    "field": field})
         raise DomainError(503, "media store unavailable: try again") from None
@@ -205,21 +207,47 @@ class MediaStore:
 
     def check_upload(self, token: str, key: str, kind: str, field: str, max_bytes: int,
                      sniff: bool = True) -> StoredMedia:
-        """A presigned upload a send refers to: this session's, present, within the limit, the right type
-        (`sniff=False`: any type, e.g. call playback, which the host decodes)."""
+        """A presigned upload a request refers to: this session's, present, within the limit, the right type
+        (`sniff=False`: any type, e.g. call playback, which the host decodes). DomainError 403 (another
+        session's key), 404 (not there), 413, 400 (type), 503 (S3 failing)."""
+        stored, _etag = self._check_upload(token, key, kind, field, max_bytes, sniff)
+        return stored
+
+    def take_upload(self, token: str, key: str, kind: str, field: str, max_bytes: int) -> StoredMedia:
+        """The upload a send refers to, checked (`check_upload`) and copied to an outbound key, which is
+        what the send carries: what is sent is what was checked, and stays so. The upload key itself can
+        be written again until its form expires (a presigned POST is reusable), so sending it would let
+        a file change after the check, past the type and size checks, and in already-sent messages.
+
+        The copy is server-side (S3 CopyObject, one call, up to 5 GB), conditional on the ETag the check
+        read (`CopySourceIfMatch`), and stores the sniffed type as the object's Content-Type (a presigned
+        POST stores S3's default, binary/octet-stream). DomainError as `check_upload`, and 409 when the
+        upload changed between the check and the copy."""
+        checked, etag = self._check_upload(token, key, kind, field, max_bytes, sniff=True)
+        bucket = self.settings.media_bucket_name
+        target = f"{OUTBOUND_PREFIX}{_owner(token)}/{uuid.uuid4().hex}"
+        with _reading_upload(field):
+            self.s3.copy_object(Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": key},
+                                CopySourceIfMatch=etag, MetadataDirective="REPLACE", ContentType=checked.mimetype)
+        return StoredMedia(target, checked.mimetype, checked.size, "")
+
+    def _check_upload(self, token: str, key: str, kind: str, field: str, max_bytes: int,
+                      sniff: bool) -> tuple[StoredMedia, str]:
+        """(the checked upload, the ETag its checks read)."""
         if not self.owns_upload(token, key):
             raise DomainError(403, "MediaKey does not belong to this session")
         bucket = self.settings.media_bucket_name
         with _reading_upload(field):
             head = self.s3.head_object(Bucket=bucket, Key=key)
-        size = int(head["ContentLength"])
+        size, etag = int(head["ContentLength"]), str(head.get("ETag") or "")
         if size > max_bytes:
             raise DomainError(413, f"Payload too large: {field} exceeds the limit of {max_bytes} bytes")
         if not sniff:
-            return StoredMedia(key, head.get("ContentType") or "application/octet-stream", size, "")
+            return StoredMedia(key, head.get("ContentType") or "application/octet-stream", size, ""), etag
         with _reading_upload(field):
-            first = self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{SNIFF_BYTES - 1}")["Body"].read()
-        return StoredMedia(key, _sniff(KINDS[kind], field, first), size, "")
+            first = self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{SNIFF_BYTES - 1}",
+                                       IfMatch=etag)["Body"].read()
+        return StoredMedia(key, _sniff(KINDS[kind], field, first), size, ""), etag
 
     def presigned_get(self, key: str, seconds: int = 900) -> str:
         """A presigned GET URL for `key`, valid for `seconds` (S3's limit: 7 days)."""

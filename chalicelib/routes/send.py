@@ -208,8 +208,10 @@ def _send_media(call: Call, kind: ops.SendMediaKind, data_url: str, caption: str
     settings = get_settings()
     store = MediaStore(settings)
     field = KINDS[kind].field
+    if body.media_key and data_url:
+        raise DomainError(400, f"Give either {field} or MediaKey, not both")
     if body.media_key:
-        stored = store.check_upload(call.session.token, body.media_key.strip(), kind, field, settings.media_max_bytes)
+        stored = store.take_upload(call.session.token, body.media_key.strip(), kind, field, settings.media_max_bytes)
     elif data_url:
         # data_url_max_bytes: MEDIA_MAX_BYTES, or less where Lambda's 6 MB request cap applies; a file
         # between the two fits a presigned upload.

@@ -188,13 +188,36 @@ def test_presigned_upload_then_send_by_media_key(stack, receiver):
     (image,) = wait_for(lambda: [m for m in receiver.of("max", "Message") if m["event"]["Info"]["ID"] == sent["Id"]],
                         what="the uploaded image")
     assert image["event"]["Message"]["imageMessage"]["fileLength"] == len(png)
-    assert wait_for(lambda: receiver.files.get(sent["Id"]), what="its file part")[2] == png
+    file_name, content_type, data = wait_for(lambda: receiver.files.get(sent["Id"]), what="its file part")
+    # The send carries a copy typed as checked (a presigned POST stores S3's binary/octet-stream).
+    assert (data, content_type, file_name.endswith(".png")) == (png, "image/png", True)
+    media = image["event"]["Message"]["imageMessage"]
+    assert not media["directPath"].startswith("media/up/")  # the copy, not the upload key
+
+    # The form can be posted again until it expires: what was checked and sent must not change with it.
+    junk = b"\0" * 4096
+    again = httpx.post(upload["Url"], data=upload["Fields"], files={"file": ("x.bin", junk, "image/png")}, timeout=10)
+    assert again.status_code in (200, 204), again.text
+    got = _data(stack.call("POST", "/message/download/image", "max", {
+        "URL": media["URL"], "directPath": media["directPath"], "mediaKey": media["mediaKey"],
+        "mimetype": media["mimetype"], "fileSHA256": media["fileSHA256"], "fileLength": media["fileLength"]}))
+    assert base64.b64decode(got["Data"].split(",", 1)[1]) == png
+    # ...and a new send of the rewritten upload is checked again.
+    assert _data(stack.call("POST", "/send/image", "lia", {"Phone": "15550006002", "MediaKey": upload["MediaKey"]}),
+                 400).startswith("Invalid Image in Payload")
+    # One of the two, not both: a data URL beside a MediaKey is a client mistake, not silently ignored.
+    assert _data(stack.call("POST", "/send/image", "lia", {"Phone": "15550006002", "MediaKey": upload["MediaKey"],
+                                                            "Image": "data:image/png;base64,AAAA"}), 400) \
+        == "Give either Image or MediaKey, not both"
 
     assert _data(stack.call("POST", "/send/image", "max", {"Phone": "15550006001", "MediaKey": upload["MediaKey"]}),
                  403) == "MediaKey does not belong to this session"
     missing = upload["MediaKey"].rsplit("/", 1)[0] + "/nothing-here"
     assert _data(stack.call("POST", "/send/image", "lia", {"Phone": "15550006002", "MediaKey": missing}), 404) \
         == "MediaKey not found: upload the file first"
+    restored = httpx.post(upload["Url"], data=upload["Fields"], files={"file": ("pic.png", png, "image/png")},
+                          timeout=10)
+    assert restored.status_code in (200, 204), restored.text
     assert _data(stack.call("POST", "/send/audio", "lia", {"Phone": "15550006002", "MediaKey": upload["MediaKey"]}),
                  400) == "Invalid Audio in Payload: the data is image/png, not audio/"
     assert _data(stack.call("POST", "/send/image", "lia", {"Phone": "15550006002"}), 400) == "Missing Image in Payload"

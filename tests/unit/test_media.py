@@ -162,3 +162,34 @@ def test_a_webhook_whose_media_is_gone_still_goes_out(aws, monkeypatch, code, de
     else:
         with pytest.raises(ClientError):
             webhook_media.fetch(event)
+
+
+def test_a_sent_upload_is_a_copy_of_what_was_checked(aws):
+    """take_upload copies the checked object (its ETag) to an outbound key, typed as sniffed; an upload
+    rewritten between the check and the copy is a 409, never sent."""
+    from chalicelib.core.media import OUTBOUND_PREFIX, UPLOAD_PREFIX, MediaStore, _owner
+
+    store = MediaStore()
+    bucket = store.settings.media_bucket_name
+    key = f"{UPLOAD_PREFIX}{_owner('atoken')}/0123"
+    png = _png()
+    store.s3.put_object(Bucket=bucket, Key=key, Body=png)  # as a presigned POST leaves it: S3's default type
+    taken = store.take_upload("atoken", key, "image", "Image", 1 << 20)
+    assert taken.key.startswith(f"{OUTBOUND_PREFIX}{_owner('atoken')}/") and (taken.mimetype, taken.size) == (
+        "image/png", len(png))
+    store.s3.put_object(Bucket=bucket, Key=key, Body=b"\0" * 100)  # the form posted again
+    copied = store.s3.get_object(Bucket=bucket, Key=taken.key)
+    assert (copied["Body"].read(), copied["ContentType"]) == (png, "image/png")
+
+    store.s3.put_object(Bucket=bucket, Key=key, Body=png)
+    real_head = store.s3.head_object
+
+    def head_then_rewrite(**kwargs):  # the client posts the form again right after the check read it
+        head = real_head(**kwargs)
+        store.s3.put_object(Bucket=bucket, Key=key, Body=png + b"more")
+        return head
+
+    store.s3.head_object = head_then_rewrite
+    with pytest.raises(DomainError) as raised:
+        store.take_upload("atoken", key, "image", "Image", 1 << 20)
+    assert (raised.value.status, raised.value.message) == (409, "MediaKey changed while it was being checked: send again")
