@@ -247,12 +247,14 @@ class SimGroups:
         return members
 
     def create(self, phone: str, token: str | None, name: str, participants: builtins.list[str]) -> dict[str, Any]:
-        members = self._members(participants, phone)
-        if len(members) + 1 > MAX_PARTICIPANTS:
+        """whatsmeow's CreateGroup: the group is created with the participants who are on WhatsApp; one
+        who is not is listed in the answer's Participants with `Error` 404 and is not a member (as
+        WhatsApp answers a create, and as `update_participants` answers an add)."""
+        requested = self._members(participants, phone)
+        if len(requested) + 1 > MAX_PARTICIPANTS:
             raise DomainError(400, f"a group has at most {MAX_PARTICIPANTS} participants")
-        missing = [m for m in members if self._account(m) is None]
-        if missing:
-            raise DomainError(404, f"{missing[0]} is not on WhatsApp")
+        missing = [m for m in requested if self._account(m) is None]
+        members = [m for m in requested if m not in missing]
         now = self.network.clock()
         for _ in range(MAX_RETRIES):
             group = SimGroupModel(SimGroupModel.key(_new_group_jid()), owner=phone, name=name, name_set_at=now,
@@ -270,7 +272,11 @@ class SimGroups:
         # whatsmeow tells the creator too (Type "new", CreateKey = the id CreateGroup sent)
         self._joined(group, {phone}, phone, "", "new", None, create_key)
         self._joined(group, set(members), phone, "add", "", token)
-        return group_json(group)
+        info = group_json(group)
+        if missing:
+            info["Participants"] = [*info["Participants"], *(participant_json(m, error=ERR_NOT_FOUND) for m in missing)]
+            info["ParticipantCount"] = len(info["Participants"])
+        return info
 
     def update_participants(self, phone: str, token: str | None, jid: str, phones: builtins.list[str],
                             action: str) -> builtins.list[dict[str, Any]]:

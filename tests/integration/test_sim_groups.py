@@ -178,8 +178,12 @@ def test_user_and_group_errors_keep_wagos_envelope(stack, receiver):
     assert _data(call("POST", "/group/create", "dora", {"Name": "x"}), 400) == "Missing Participants in Payload"
     assert _data(call("POST", "/group/create", "dora", {"Participants": ["15550005002"]}), 400) \
         == "Missing Name in Payload"
-    assert _data(call("POST", "/group/create", "dora", {"Name": "x", "Participants": ["15550005002"]}), 404) \
-        == "15550005002 is not on WhatsApp"
+    # Someone not on WhatsApp does not stop the create: WhatsApp lists them with Error 404, not as a member.
+    created = _data(call("POST", "/group/create", "dora", {"Name": "x", "Participants": ["15550005002"]}))
+    assert [(p["JID"], p["Error"]) for p in created["Participants"]] == [
+        ("15550005001@s.whatsapp.net", 0), ("15550005002@s.whatsapp.net", 404)]
+    info = _data(call("GET", f"/group/info?GroupJID={created['JID']}", "dora"))
+    assert [p["JID"] for p in info["Participants"]] == ["15550005001@s.whatsapp.net"]
     bad_action = _data(call("POST", "/group/participants", "dora", {"GroupJID": "120363000000000001@g.us",
                                                                      "Phone": ["15550005002"], "Action": "kick"}), 400)
     assert bad_action.startswith("Invalid Action in Payload")
