@@ -192,4 +192,5 @@ def test_a_sent_upload_is_a_copy_of_what_was_checked(aws):
     store.s3.head_object = head_then_rewrite
     with pytest.raises(DomainError) as raised:
         store.take_upload("atoken", key, "image", "Image", 1 << 20)
-    assert (raised.value.status, raised.value.message) == (409, "MediaKey changed while it was being checked: send again")
+    assert (raised.value.status, raised.value.message) == (
+        409, "MediaKey changed while it was being checked: send again")
