@@ -84,13 +84,15 @@ class RouteSpec:
 
 @dataclass
 class Call:
-    """What a handler gets: the request, the authenticated session, the validated body."""
+    """What a handler gets: the request, the route's declared path (e.g. `/send/text`, path parameters
+    unfilled), the authenticated session, the validated body."""
 
     request: Request
     params: dict[str, str]
     authenticated: SessionModel | None = None
     body: Any = None
     query: dict[str, str] = field(default_factory=dict)
+    path: str = ""
 
     @property
     def session(self) -> SessionModel:
@@ -134,7 +136,7 @@ class Router:
             def view(**params: str) -> Response:
                 request = self.blueprint.current_request
                 try:
-                    call = Call(request=request, params=params, query=dict(request.query_params or {}))
+                    call = Call(request=request, params=params, query=dict(request.query_params or {}), path=path)
                     call.authenticated = _authenticate(request, auth)
                     if body is not None:
                         limit = max_body_bytes or get_settings().max_body_bytes

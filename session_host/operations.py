@@ -2,7 +2,9 @@
 the simulator's are in session_host/sim/operations.py), each bound to its declaration in `chalicelib/core/ops.py`.
 
 Sends are idempotent by the client's `Id` (`chalicelib/core/outbox.py`): a repeated Id answers the first
-result and never sends twice. Messaging needs the running client: WaGo's `No session` otherwise.
+result and never sends twice; the Id reused for a different request (the API's fingerprint in the
+command's args) is refused with 409 and nothing is sent. Messaging needs the running client: WaGo's
+`No session` otherwise.
 """
 
 from __future__ import annotations
@@ -65,14 +67,16 @@ class MessagingOps:
 
     def _send_once(self, token: str, args: ops.Send, kind: str, send: Callable[[str | None], dict[str, Any]]) -> Any:
         """One send, at most once per client `Id` (chalicelib/core/outbox.py): the claim is written under
-        this host's fencing condition, and the lease is checked again right before the driver call."""
+        this host's fencing condition, and the lease is checked again right before the driver call.
+        DomainError(409) when the Id is being sent right now, or was used for another request
+        (`args.fingerprint` differs from the claim's)."""
         self.lifecycle.running(token)
         holdings = self.lifecycle.holdings
         try:
             return outbox.send_once(token, args.id, kind, args.to, lambda: send(args.id),
                                     epoch=holdings.check(token), host_id=self.lifecycle.host_id,
                                     fence=holdings.condition(token), reuses_id=self.driver.reuses_message_ids,
-                                    before_send=lambda: holdings.check(token))
+                                    before_send=lambda: holdings.check(token), fingerprint=args.fingerprint)
         except outbox.SendInProgress:
             raise DomainError(409, f"message {args.id} is already being sent") from None
         except outbox.OutcomeUnknown:
@@ -108,8 +112,8 @@ class MessagingOps:
         stored = self.media.put_outbound(token, data, mimetype)
         return self.send_media(token, ops.SendMedia(
             # the API accepts only WhatsApp's kinds in Type (and SendMedia validates it again)
-            to=args.to, id=args.id, kind=cast(ops.SendMediaKind, args.kind or kind_for(mimetype)), media_key=stored.key,
-            mimetype=mimetype,
+            to=args.to, id=args.id, fingerprint=args.fingerprint,
+            kind=cast(ops.SendMediaKind, args.kind or kind_for(mimetype)), media_key=stored.key, mimetype=mimetype,
             sha256=stored.sha256, caption=args.caption, file_name=args.file_name, context_info=args.context_info))
 
     @handles(ops.DOWNLOAD)

@@ -117,10 +117,15 @@ class Pair(Subscribe):
 
 
 class Send(Args):
-    """What every send shares: the recipient chat JID and the client's `Id` (idempotency key)."""
+    """What every send shares: the recipient chat JID, the client's `Id` (idempotency key) and the
+    fingerprint of the request that sent it, so a different message reusing the Id is refused (409)."""
 
     to: str
     id: str | None = None
+    fingerprint: str | None = Field(
+        None, description="Hex digest of the client's request without its Id (chalicelib/routes/send.py "
+                          "`Send.fingerprint`), stored on the Id's record; None (an older API, a host-internal "
+                          "send) matches any record.")
 
 
 class SendText(Send):

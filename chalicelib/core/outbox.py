@@ -4,6 +4,10 @@ Used by the session host around every send, and by the event publisher for recei
 - a send with the client's `Id` first claims `(token, Id)` with a conditional write, in one transaction
   with the host's fencing condition on the session row (owner and epoch) when it gives one; a repeat
   (a client retry, or SQS redelivering the command) finds the claim and returns the first result;
+- the claim keeps the fingerprint of the request (computed by the API from what the client sent, without
+  the Id): a repeat with another fingerprint is a different message reusing the Id, refused with 409 and
+  nothing sent, the first record untouched (the IETF httpapi Idempotency-Key draft's rule). A record or a
+  command without a fingerprint (an older release, a host-internal send) matches any request;
 - a claim still `sending` that was made under an older epoch belongs to a host that lost the session
   (it died, or was fenced) between WhatsApp taking the message and the result being recorded. The
   new owner resolves it at once: if the driver sends with the client's `Id` as WhatsApp's message id
@@ -35,6 +39,7 @@ from chalicelib.core.settings import get_settings
 STALE_CLAIM_SECONDS = 120  # same epoch, this old and no result: the send died without a trace (fallback)
 STALE_QUEUE_MARGIN_SECONDS = 60  # beyond its command's deadline: the clocks of the API and the host may differ
 RECEIPT_STATUS = {"Delivered": "delivered", "Read": "read"}
+ID_REUSED = "Id {id} was already used for a different message; send this one with a new Id"
 OUTCOME_UNKNOWN = ("the session host sending message {id} stopped before WhatsApp's answer was recorded; WhatsApp "
                    "may have delivered it, so it is not sent again (send it with a new Id to send it anyway)")
 
@@ -59,9 +64,18 @@ def _result(record: MessageModel) -> dict[str, Any]:
     return {"Id": record.whatsapp_id or record.message_id, "Timestamp": record.sent_at or ""}
 
 
-def queue(token: str, message_id: str, kind: str, to: str) -> bool:
+def check_request(record: MessageModel, message_id: str, fingerprint: str | None) -> None:
+    """DomainError(409, ID_REUSED) when `record` (of the client's `message_id`) was written for another
+    request than `fingerprint`; either side without a fingerprint matches (older releases, host-internal
+    sends). The one comparison of the API's pre-checks, `queue` and `send_once`."""
+    if fingerprint and record.fingerprint and record.fingerprint != fingerprint:
+        raise DomainError(409, ID_REUSED.format(id=message_id))
+
+
+def queue(token: str, message_id: str, kind: str, to: str, fingerprint: str | None = None) -> bool:
     """Async mode: record the message as queued before its command leaves. False if that Id is taken
     (a repeated request while it is queued, sending or sent): nothing is dispatched twice.
+    DomainError(409, ID_REUSED) if the Id was taken by another request (`fingerprint`: check_request).
 
     A claim is never left stuck: an Id whose send `failed`, or that is still `queued` after its command's
     deadline (`ASYNC_COMMAND_TTL_SECONDS`, after which no host runs it), is claimed again, so a retry
@@ -70,7 +84,7 @@ def queue(token: str, message_id: str, kind: str, to: str) -> bool:
     most once; DomainError(500) with that text, as the synchronous path answers."""
     now = time.time()
     record = MessageModel(token, message_id, kind=kind, to=to, status="queued", rank=STATUS_ORDER["queued"],
-                          updated_at=now, expires_at=_expiry())
+                          updated_at=now, expires_at=_expiry(), fingerprint=fingerprint)
     try:
         record.save(condition=MessageModel.message_id.does_not_exist())
         return True
@@ -80,6 +94,7 @@ def queue(token: str, message_id: str, kind: str, to: str) -> bool:
         existing = MessageModel.get(token, message_id, consistent_read=True)
     except DoesNotExist:
         return False
+    check_request(existing, message_id, fingerprint)
     if existing.status == "failed" and existing.error == OUTCOME_UNKNOWN.format(id=message_id):
         raise DomainError(500, OUTCOME_UNKNOWN.format(id=message_id))
     stale = existing.status == "queued" and now - float(existing.updated_at or 0) > \
@@ -89,12 +104,17 @@ def queue(token: str, message_id: str, kind: str, to: str) -> bool:
     try:
         existing.update(actions=[MessageModel.status.set("queued"), MessageModel.rank.set(STATUS_ORDER["queued"]),
                                  MessageModel.error.remove(), MessageModel.kind.set(kind), MessageModel.to.set(to),
-                                 MessageModel.updated_at.set(now)],
+                                 MessageModel.updated_at.set(now), *_fingerprint_set(fingerprint)],
                         condition=(MessageModel.status == existing.status)
                         & (MessageModel.updated_at == existing.updated_at))
     except UpdateError:
         return False  # another retry claimed it first
     return True
+
+
+def _fingerprint_set(fingerprint: str | None) -> list[Action]:
+    """Store the request's fingerprint on a record being (re)claimed; nothing when the send has none."""
+    return [MessageModel.fingerprint.set(fingerprint)] if fingerprint else []
 
 
 def mark_failed(token: str, message_id: str, error: str) -> None:
@@ -131,23 +151,27 @@ def _claim(claim: MessageModel, fence: Any) -> bool:
 
 def send_once(token: str, message_id: str | None, kind: str, to: str, send: Callable[[], dict[str, Any]],
               epoch: int | None = None, host_id: str = "", fence: Any = None, reuses_id: bool = False,
-              before_send: Callable[[], object] | None = None) -> dict[str, Any]:
+              before_send: Callable[[], object] | None = None, fingerprint: str | None = None) -> dict[str, Any]:
     """Run `send` (returns {"Id", "Timestamp"}) at most once per (token, message_id).
 
     `epoch`/`host_id`: the session host's held epoch, stored on the claim; `fence`: the pynamodb
     condition on the session row written with the claim (ClaimFenced when it fails); `reuses_id`: the
     driver sends with `message_id` as WhatsApp's id, so a claim a dead owner left `sending` may be sent
-    again (else OutcomeUnknown); `before_send`: a last check right before the driver call (fencing).
+    again (else OutcomeUnknown); `before_send`: a last check right before the driver call (fencing);
+    `fingerprint`: the request's (ops.Send.fingerprint), kept on the claim: a repeat of the Id with another
+    one raises DomainError(409, ID_REUSED) before anything is sent or written (check_request).
     """
     now = time.time()
     if message_id:
         claim = MessageModel(token, message_id, kind=kind, to=to, status="sending", rank=0, updated_at=now,
-                             expires_at=_expiry(), claim_epoch=epoch, claim_host=host_id or None)
+                             expires_at=_expiry(), claim_epoch=epoch, claim_host=host_id or None,
+                             fingerprint=fingerprint)
         if not _claim(claim, fence):
             existing = MessageModel.get(token, message_id, consistent_read=True)
+            check_request(existing, message_id, fingerprint)
             if existing.rank >= STATUS_ORDER["sent"]:
                 return _result(existing)
-            _take_over(existing, now, epoch, host_id, reuses_id)
+            _take_over(existing, now, epoch, host_id, reuses_id, fingerprint)
     if before_send is not None:
         before_send()
     try:
@@ -161,11 +185,12 @@ def send_once(token: str, message_id: str | None, kind: str, to: str, send: Call
         raise
     whatsapp_id = sent["Id"]
     for key in {whatsapp_id, message_id or whatsapp_id}:  # neonize cannot choose ids: the claim points to WhatsApp's
-        _record_sent(token, key, kind, to, whatsapp_id, sent["Timestamp"])
+        _record_sent(token, key, kind, to, whatsapp_id, sent["Timestamp"], fingerprint)
     return {"Id": whatsapp_id, "Timestamp": sent["Timestamp"]}
 
 
-def _take_over(existing: MessageModel, now: float, epoch: int | None, host_id: str, reuses_id: bool) -> None:
+def _take_over(existing: MessageModel, now: float, epoch: int | None, host_id: str, reuses_id: bool,
+               fingerprint: str | None) -> None:
     """A claim exists without a result: in progress (SendInProgress), left by a host that lost the session
     (resend if the id is reused, else OutcomeUnknown), or failed before (send again)."""
     message_id = existing.message_id
@@ -187,20 +212,23 @@ def _take_over(existing: MessageModel, now: float, epoch: int | None, host_id: s
         existing.update(actions=[MessageModel.status.set("sending"), MessageModel.updated_at.set(now),
                                  MessageModel.claim_epoch.set(epoch) if epoch is not None
                                  else MessageModel.claim_epoch.remove(),
-                                 MessageModel.claim_host.set(host_id) if host_id else MessageModel.claim_host.remove()],
+                                 MessageModel.claim_host.set(host_id) if host_id else MessageModel.claim_host.remove(),
+                                 *_fingerprint_set(fingerprint)],
                         condition=(MessageModel.status == existing.status)
                         & (MessageModel.updated_at == existing.updated_at))
     except UpdateError:
         raise SendInProgress(message_id) from None
 
 
-def _record_sent(token: str, key: str, kind: str, to: str, whatsapp_id: str, sent_at: str) -> None:
-    """One write: the record's send fields and status `sent`, unless a receipt already moved it further
-    (the sim network, for one, can deliver before the send call returns); then, and only then, a second
-    write stores the send fields without touching the status."""
+def _record_sent(token: str, key: str, kind: str, to: str, whatsapp_id: str, sent_at: str,
+                 fingerprint: str | None) -> None:
+    """One write: the record's send fields (with the request's fingerprint, so the record under WhatsApp's
+    id refuses another request too) and status `sent`, unless a receipt already moved it further (the sim
+    network, for one, can deliver before the send call returns); then, and only then, a second write
+    stores the send fields without touching the status."""
     fields: list[Action] = [MessageModel.kind.set(kind), MessageModel.to.set(to), MessageModel.sent_at.set(sent_at),
               MessageModel.whatsapp_id.set(whatsapp_id), MessageModel.updated_at.set(time.time()),
-              MessageModel.expires_at.set(_expiry())]
+              MessageModel.expires_at.set(_expiry()), *_fingerprint_set(fingerprint)]
     record = MessageModel(token, key)
     try:
         record.update(actions=[*fields, MessageModel.status.set("sent"), MessageModel.rank.set(STATUS_ORDER["sent"])],

@@ -4,12 +4,14 @@
 
 Media arrives as WaGo's base64 data URLs; the Lambda checks and stores it in S3 (chalicelib/core/media.py)
 and the command carries the S3 key. The answer comes once WhatsApp accepted the message, as WaGo's;
-a repeated `Id` returns the first result and never sends twice (chalicelib/core/outbox.py).
+a repeated `Id` returns the first result and never sends twice (chalicelib/core/outbox.py), and the
+same `Id` on a different request (`Send.fingerprint`) answers 409 and sends nothing.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import time
@@ -44,6 +46,9 @@ MAX_MENTIONS = 1024
 #: A quoted message is a copy of an earlier message's content (text up to 65,536 characters, a small
 #: thumbnail): anything larger is not one, and would not fit the records it travels in (SQS, DynamoDB).
 QUOTED_MAX_BYTES = 128 * 1024
+#: A request fingerprint keeps 32 hex digits (128 bits) of SHA-256: no two requests of one session's Id
+#: collide by chance.
+FINGERPRINT_HEX_DIGITS = 32
 
 
 def _media_body_limit() -> int:
@@ -100,6 +105,21 @@ class Send(WagoModel):
             mentions=[jid.user(m, "MentionedJID") for m in info.mentioned_jid] if info else (),
             forwarded=self.forward) or None
 
+    def fingerprint(self, path: str) -> str:
+        """What identifies this request as a message, for `Id` idempotency (ops.Send.fingerprint): the
+        first FINGERPRINT_HEX_DIGITS hex digits of SHA-256 over the route's `path` (e.g. `/send/text`) and
+        the canonical JSON (sorted keys, no spaces, ASCII) of this validated body without `Id`.
+
+        Computed from what the client sent, never from what the API derives per request (S3 keys of the
+        stored media, generated ids, default timestamps), so a genuine retry (the same data URL, the same
+        MediaKey) matches and any other recipient, text, kind or media does not. Validation folds key case
+        and fills defaults, so keys cased differently or a default written out are the same request (a
+        recipient written another way, a number for a JID, is not). Rule: the IETF
+        httpapi Idempotency-Key draft (a key reused with another payload is refused)."""
+        body = self.model_dump(mode="json", by_alias=True, exclude={"id"})
+        canonical = json.dumps([path, body], sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:FINGERPRINT_HEX_DIGITS]
+
 
 class SendTextRequest(Send):
     body: Body = Field(alias="Body", description="The text.")
@@ -141,14 +161,18 @@ class SendResponse(WagoModel):
     id: str = Field(alias="Id", description="The message id (keep it for receipts, reactions, edits, status).")
 
 
-def _already_sent(session: SessionModel, message_id: str | None) -> SendResponse | None:
-    """A repeated Id whose first send completed: answer from the record, touch nothing.
+def _already_sent(session: SessionModel, message_id: str | None, fingerprint: str) -> SendResponse | None:
+    """A repeated Id whose first send completed: answer from the record, touch nothing. DomainError(409)
+    when the Id's record is of another request (`fingerprint`, outbox.check_request), whatever its status.
 
-    Checked up front only where a send does heavy work before the host (media: S3 writes); text and
-    content sends leave repeats to the host's outbox (one read fewer per send) and look here only when
-    the host cannot answer (no live session, timeout), so a repeat still gets its first result."""
+    Checked up front only where a send does heavy work before the host (media: S3 writes, a download);
+    text and content sends leave repeats to the host's outbox (one read fewer per send) and look here only
+    when the host cannot answer (no live session, timeout), so a repeat still gets its first result."""
     record = outbox.status_of(session.token, message_id) if message_id else None
-    if record is not None and record.rank >= STATUS_ORDER["sent"]:
+    if record is None or not message_id:
+        return None
+    outbox.check_request(record, message_id, fingerprint)
+    if record.rank >= STATUS_ORDER["sent"]:
         return SendResponse(details="Sent", timestamp=record.sent_at or "", id=record.whatsapp_id or record.message_id)
     return None
 
@@ -163,22 +187,28 @@ def wants_async(call: Call) -> bool:
     return flag or "respond-async" in (call.request.headers.get("prefer") or "").lower()
 
 
-def _run_send(call: Call, op: ops.Operation, args: ops.Send, kind: str) -> Response | SendResponse:
+def _run_send(call: Call, op: ops.Operation, args: ops.Send, kind: str,
+              fingerprint: str | None = None) -> Response | SendResponse:
     """The send, synchronously (WaGo's meaning) or, on request, queued: 202 with the message Id, the
-    outcome in /message/status and a MessageStatus webhook."""
+    outcome in /message/status and a MessageStatus webhook. The command carries the Id and the request's
+    `fingerprint` (computed here unless the route already did); the Id reused for another request is
+    409, by the host's outbox or, async, by `outbox.queue`."""
     body = call.body
+    fingerprint = fingerprint or body.fingerprint(call.path)
     if not wants_async(call):
         try:
-            return _sent(get_bus().command(call.session, op, args.model_copy(update={"id": body.id})))
+            return _sent(get_bus().command(call.session, op,
+                                           args.model_copy(update={"id": body.id, "fingerprint": fingerprint})))
         except DomainError:
-            done = _already_sent(call.session, body.id)
+            done = _already_sent(call.session, body.id, fingerprint)
             if done is not None:
                 return done
             raise
     message_id = body.id or message_content.new_message_id()
-    if outbox.queue(call.session.token, message_id, kind, body.phone):
+    if outbox.queue(call.session.token, message_id, kind, body.phone, fingerprint):
         try:
-            get_bus().dispatch(call.session, op, args.model_copy(update={"id": message_id}))
+            get_bus().dispatch(call.session, op,
+                               args.model_copy(update={"id": message_id, "fingerprint": fingerprint}))
         except DomainError as exc:
             outbox.mark_failed(call.session.token, message_id, exc.message)
             raise
@@ -202,7 +232,8 @@ def send_text(call: Call) -> Response | SendResponse:
 def _send_media(call: Call, kind: ops.SendMediaKind, data_url: str, caption: str = "", file_name: str = "",
                 mimetype: str = "") -> Response | SendResponse:
     body = call.body
-    done = _already_sent(call.session, body.id)
+    fingerprint = body.fingerprint(call.path)
+    done = _already_sent(call.session, body.id, fingerprint)
     if done is not None:
         return done
     settings = get_settings()
@@ -228,7 +259,7 @@ def _send_media(call: Call, kind: ops.SendMediaKind, data_url: str, caption: str
         stored = replace(stored, mimetype=mimetype)
     return _run_send(call, ops.SEND_MEDIA, ops.SendMedia(
         to=body.phone, kind=kind, media_key=stored.key, mimetype=stored.mimetype, sha256=stored.sha256,
-        caption=caption, file_name=file_name, context_info=body.context()), kind)
+        caption=caption, file_name=file_name, context_info=body.context()), kind, fingerprint)
 
 
 @router.route(
@@ -327,9 +358,10 @@ def send_mediaurl(call: Call) -> Response | SendResponse:
     except BlockedDestination as exc:
         raise DomainError(400, f"Invalid Url in Payload: {exc}; the gateway may not fetch it") from None
     file_name = body.file_name or body.url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
-    return _already_sent(call.session, body.id) or _run_send(call, ops.SEND_MEDIAURL, ops.SendMediaUrl(
+    fingerprint = body.fingerprint(call.path)
+    return _already_sent(call.session, body.id, fingerprint) or _run_send(call, ops.SEND_MEDIAURL, ops.SendMediaUrl(
         to=body.phone, url=body.url, kind=body.type, caption=body.caption, file_name=file_name,
-        context_info=body.context()), body.type or "media")
+        context_info=body.context()), body.type or "media", fingerprint)
 
 
 def _send_content(call: Call, content: dict[str, Any]) -> Response | SendResponse:

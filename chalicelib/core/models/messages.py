@@ -29,5 +29,8 @@ class MessageModel(Model):
     error = UnicodeAttribute(null=True)
     claim_epoch = NumberAttribute(null=True)  # the session's epoch when the send was claimed (fencing)
     claim_host = UnicodeAttribute(null=True)  # the session host that claimed it
+    # The request the Id was first used for (ops.Send.fingerprint); None on records of older releases and
+    # host-internal sends, which match any request.
+    fingerprint = UnicodeAttribute(null=True)
     updated_at = NumberAttribute(default=0)
     expires_at = TTLAttribute(null=True)
