@@ -1,7 +1,8 @@
 """No double send across a host's death: the host is SIGKILLed (a test hook in the sim driver) right
 after WhatsApp (the sim network) took a message and before the send's outcome was recorded. Retries of
 that `Id`, before and after another host adopts the session, never make the recipient receive it twice,
-and one answers the first result within the lease plus a bound, not after a fixed 120 s."""
+and one answers the first result within the lease plus a bound, not after a fixed 120 s; the Id reused
+for another message is then refused (409)."""
 
 from __future__ import annotations
 
@@ -65,6 +66,10 @@ def test_a_send_interrupted_by_host_death_is_delivered_once(tmp_path):
         time.sleep(1)
         again = cluster.call("/send/text", sender, body).json()["data"]
         assert again == result
+        # The Id reused for another message, on the adopting host: refused, and nothing more is sent.
+        other = cluster.call("/send/text", sender, {**body, "Body": "another message"})
+        assert (other.status_code, other.json()["error"]) == (
+            409, f"Id {message_id} was already used for a different message; send this one with a new Id")
         wait_for(lambda: cluster.received(recipient, message_id) >= 1, 10, "the recipient's copy")
         time.sleep(1)
         assert cluster.received(recipient, message_id) == 1
