@@ -232,18 +232,20 @@ def send_text(call: Call) -> Response | SendResponse:
 def _send_media(call: Call, kind: ops.SendMediaKind, data_url: str, caption: str = "", file_name: str = "",
                 mimetype: str = "") -> Response | SendResponse:
     body = call.body
+    field = KINDS[kind].field
+    if body.media_key and data_url:
+        raise DomainError(400, f"Give either {field} or MediaKey, not both")
+    if not body.media_key and not data_url:
+        raise DomainError(400, f"Missing {field} in Payload")
     fingerprint = body.fingerprint(call.path)
-    done = _already_sent(call.session, body.id, fingerprint)
+    done = _already_sent(call.session, body.id, fingerprint)  # before any S3 work: a retry, or another request
     if done is not None:
         return done
     settings = get_settings()
     store = MediaStore(settings)
-    field = KINDS[kind].field
-    if body.media_key and data_url:
-        raise DomainError(400, f"Give either {field} or MediaKey, not both")
     if body.media_key:
         stored = store.take_upload(call.session.token, body.media_key.strip(), kind, field, settings.media_max_bytes)
-    elif data_url:
+    else:
         # data_url_max_bytes: MEDIA_MAX_BYTES, or less where Lambda's 6 MB request cap applies; a file
         # between the two fits a presigned upload.
         try:
@@ -253,8 +255,6 @@ def _send_media(call: Call, kind: ops.SendMediaKind, data_url: str, caption: str
                 raise DomainError(413, f"{exc.message}; {limits.UPLOAD_HINT}") from None
             raise
         stored = store.put_outbound(call.session.token, data, mimetype or sniffed)
-    else:
-        raise DomainError(400, f"Missing {field} in Payload")
     if mimetype:
         stored = replace(stored, mimetype=mimetype)
     return _run_send(call, ops.SEND_MEDIA, ops.SendMedia(

@@ -118,6 +118,7 @@ def test_an_image_id_reused_for_another_file_caption_or_kind_is_409_before_any_s
     body = {"Phone": BOB[1], "Image": image, "Caption": "look", "Id": "IMG1"}
     first = client.post("/send/image", body, headers=HEADERS)
     assert first.status_code == 200, first.json_body
+    _settle(linked, "IMG1")  # the delivery stores Bob's copy of the file: count after it
     kept, objects = _record("IMG1"), _media_objects()
     retry = client.post("/send/image", body, headers=HEADERS)
     assert (retry.status_code, retry.json_body) == (200, first.json_body)
@@ -127,7 +128,7 @@ def test_an_image_id_reused_for_another_file_caption_or_kind_is_409_before_any_s
         refused = client.post(path, {**body, **changed}, headers=HEADERS)
         assert (refused.status_code, refused.json_body) == (409, _refused("IMG1")), (path, changed)
 
-    _settle(linked, "IMG1")
+    time.sleep(0.5)
     assert linked.received(BOB[0], "IMG1") == 1 and linked.received(CAROL[0], "IMG1") == 0
     assert _record("IMG1") == kept
     assert _media_objects() == objects  # neither the retry nor a refused request stored a file
@@ -155,3 +156,27 @@ def test_async_a_retry_is_queued_once_and_another_message_is_409(client, linked)
     time.sleep(0.5)
     assert linked.received(BOB[0], "ASYNC1") == 1 and linked.received(CAROL[0], "ASYNC1") == 0
     assert _record("ASYNC1") == kept
+
+
+def test_a_media_key_send_retried_is_the_first_result_and_another_upload_is_409(client, linked):
+    """The API copies a MediaKey's upload to a new outbound key on every send it runs: the fingerprint is
+    of the client's MediaKey, so the retry matches (and copies nothing), another upload does not."""
+    from chalicelib.core.media import UPLOAD_PREFIX, MediaStore, _owner
+
+    store = MediaStore()
+    uploads = [f"{UPLOAD_PREFIX}{_owner(SENDER[0])}/{name}" for name in ("first", "second")]
+    for key, text in zip(uploads, ("first upload", "second upload"), strict=True):
+        store.s3.put_object(Bucket=store.settings.media_bucket_name, Key=key,
+                            Body=base64.b64decode(_png(text).split(",", 1)[1]))
+    body = {"Phone": BOB[1], "MediaKey": uploads[0], "Id": "KEY1"}
+    first = client.post("/send/image", body, headers=HEADERS)
+    assert first.status_code == 200, first.json_body
+    _settle(linked, "KEY1")
+    kept, objects = _record("KEY1"), _media_objects()
+    retry = client.post("/send/image", body, headers=HEADERS)
+    assert (retry.status_code, retry.json_body) == (200, first.json_body)
+    refused = client.post("/send/image", {**body, "MediaKey": uploads[1]}, headers=HEADERS)
+    assert (refused.status_code, refused.json_body) == (409, _refused("KEY1"))
+    time.sleep(0.5)
+    assert linked.received(BOB[0], "KEY1") == 1
+    assert _record("KEY1") == kept and _media_objects() == objects
