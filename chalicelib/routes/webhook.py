@@ -61,7 +61,13 @@ class WebhookSettings(_Sparse):
 class Delivery(WagoModel):
     event_id: str = Field(alias="eventId")
     type: str
-    state: str = Field(description="delivered, retrying or failed (in the DLQ).")
+    state: str = Field(description="delivered; retrying; failed (in the DLQ: POST /webhook/redrive); dropped "
+                                   "(final: not delivered, see dropReason).")
+    drop_reason: str | None = Field(
+        None, alias="dropReason",
+        description="For state dropped: no-session (session deleted), no-webhook (webhook URL removed) or "
+                    "not-subscribed (type no longer subscribed); null otherwise.",
+    )
     attempts: int
     last_status: int = Field(alias="lastStatus", description="HTTP status of the last attempt; 0: no answer.")
     last_error: str | None = Field(alias="lastError")

@@ -8,7 +8,11 @@ in `batchItemFailures`.
 Once per batch, before any POST: every body is parsed, and ONE BatchGetItem reads both the batch's
 sessions and the batch's delivery-log items (consistent reads). Per record:
 
-1. drop it if the session is gone, has no webhook, or is not subscribed to the event's type;
+1. drop it if the session is gone, has no webhook, or is not subscribed to the event's type (WaGo
+   sends nothing then). An event the log already shows (retrying; failed, then redriven) ends there
+   as `dropped` with the reason (`no-session`, `no-webhook`, `not-subscribed`): one more item in the
+   batch's log write, from the item the prefetch read (if the prefetch failed: one conditional
+   UpdateItem per such drop). One dropped on its first attempt is not logged (see `log`);
 2. skip it if its delivery-log item says `delivered` (SQS handed the message over again after a
    success; the log item is keyed by the event, so it is the idempotency record too), or if the same
    event already appears earlier in this batch;
@@ -19,7 +23,7 @@ sessions and the batch's delivery-log items (consistent reads). Per record:
    4xx, 3xx), a blocked destination (SSRF guard), or the last allowed attempt: the fan-out puts the
    event on the DLQ itself and reports success, so the original is deleted. `POST /webhook/redrive`
    brings it back.
-4. Every outcome is buffered; one BatchWriteItem per 25 records writes the delivery log at the end.
+4. Every logged outcome is buffered; one BatchWriteItem per 25 items writes the delivery log at the end.
 
 AWS calls on the happy path: 1 BatchGetItem + 1 BatchWriteItem per batch (Lambda deletes the
 messages), i.e. one item write per event. Not guarded: two invocations holding the same message at
@@ -97,7 +101,8 @@ class _Batch:
     http: ClientPool
     events: dict[str, WireEvent | None] = field(default_factory=dict)  # by SQS message id; None: malformed
     sessions: dict[str, SessionModel | None] = field(default_factory=dict)
-    delivered: set[str] = field(default_factory=set)  # event ids whose log item says delivered
+    logged: dict[str, DeliveryModel] = field(default_factory=dict)  # event id -> its log item, as read
+    looked_up: set[str] = field(default_factory=set)  # event ids whose log item the prefetch asked for
     started: set[str] = field(default_factory=set)  # event ids a record of this batch has taken
     targets: dict[str, Target | Exception] = field(default_factory=dict)  # receiver URL -> checked address
     counts: dict[str, int] = field(default_factory=dict)
@@ -124,7 +129,8 @@ class _Batch:
             sessions, entries = batch_get((SessionModel, tokens), (DeliveryModel, log_keys))
             self.sessions.update({t: None for t in tokens})
             self.sessions.update({s.token: s for s in sessions})
-            self.delivered.update(e.event_id for e in entries if e.state == log.DELIVERED)
+            self.logged.update({e.event_id: e for e in entries})
+            self.looked_up.update(e.event_id for e in chunk)
 
     def session(self, token: str) -> SessionModel | None:
         with self.lock:
@@ -141,7 +147,8 @@ class _Batch:
     def take(self, event_id: str) -> bool:
         """False if the event was delivered before, or another record of this batch has it."""
         with self.lock:
-            if event_id in self.delivered or event_id in self.started:
+            prior = self.logged.get(event_id)
+            if (prior is not None and prior.state == log.DELIVERED) or event_id in self.started:
                 return False
             self.started.add(event_id)
             return True
@@ -166,6 +173,20 @@ class _Batch:
         item = log.entry(event, **fields)
         with self.lock:
             self.log_items.append(item)
+
+    def drop(self, event: WireEvent, reason: str) -> None:
+        """Close the event's log item as dropped, if the log shows it and it is not final: buffered
+        with the batch's log write when the prefetch read the item, else one conditional update."""
+        with self.lock:
+            known = event.event_id in self.looked_up
+            prior = self.logged.get(event.event_id)
+        if not known:
+            log.close_dropped(event, reason)
+            return
+        item = log.dropped(prior, reason) if prior is not None else None
+        if item is not None:
+            with self.lock:
+                self.log_items.append(item)
 
     def count(self, outcome: str) -> None:
         with self.lock:
@@ -240,19 +261,15 @@ def process_record(record: SQSRecord, batch: _Batch) -> str:
         batch.count("malformed")
         return "failed:malformed"
     session = batch.session(event.token)
-    if session is None:
-        outcome = "dropped:no-session"
-    elif not session.webhook:
-        outcome = "dropped:no-webhook"
-    elif not is_subscribed(session.events or [], event.type):
-        outcome = "dropped:unsubscribed"
-    elif not batch.take(event.event_id):
-        outcome = "duplicate"  # delivered before (SQS handed the message over again), or twice in this batch
-    else:
-        outcome = ""
-    if outcome or session is None:
-        batch.count(outcome)
-        return outcome
+    drop = (log.NO_SESSION if session is None else log.NO_WEBHOOK if not session.webhook
+            else "" if is_subscribed(session.events or [], event.type) else log.NOT_SUBSCRIBED)
+    if session is None or drop:
+        batch.drop(event, drop)
+        batch.count(f"dropped:{drop}")
+        return f"dropped:{drop}"
+    if not batch.take(event.event_id):
+        batch.count("duplicate")  # delivered before (SQS handed the message over again), or twice in this batch
+        return "duplicate"
 
     try:
         result = _deliver(event, session, attempt, batch)

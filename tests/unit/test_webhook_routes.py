@@ -70,7 +70,8 @@ def test_delivery_log_is_readable_newest_first_with_paging_and_ttl(client):
     assert [d["eventId"] for d in first["deliveries"]] == [events[4].event_id, events[3].event_id]
     retrying = first["deliveries"][1]
     assert retrying == {
-        "eventId": events[3].event_id, "type": "Message", "state": "retrying", "attempts": 2, "lastStatus": 503,
+        "eventId": events[3].event_id, "type": "Message", "state": "retrying", "dropReason": None, "attempts": 2,
+        "lastStatus": 503,
         "lastError": "receiver answered 503", "latencyMs": 12.5, "nextRetrySeconds": 20, "deliveredAt": None,
         "updatedAt": retrying["updatedAt"],
     }

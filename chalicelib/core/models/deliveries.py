@@ -26,7 +26,8 @@ class DeliveryModel(Model):
     sk = UnicodeAttribute(range_key=True)  # delivery_sort_key(event.ts, event.event_id)
     event_id = UnicodeAttribute()
     type = UnicodeAttribute(default="")
-    state = UnicodeAttribute(default="pending")  # delivered | retrying | failed
+    state = UnicodeAttribute(default="pending")  # delivered | retrying | failed | dropped
+    drop_reason = UnicodeAttribute(null=True)  # state dropped: no-session | no-webhook | not-subscribed
     attempts = NumberAttribute(default=0)
     last_status = NumberAttribute(default=0)  # HTTP status of the last attempt; 0 = no HTTP answer
     last_error = UnicodeAttribute(null=True)

@@ -120,7 +120,7 @@ export function renderSession(root, { admin, auth, session }) {
     if (!isLatest()) return;
     const rows = page.deliveries.map((d) => el("tr", { className: `state-${d.state}` },
       el("td", {}, d.type),
-      el("td", {}, d.state),
+      el("td", {}, d.dropReason ? `${d.state} (${d.dropReason})` : d.state),
       el("td", {}, d.attempts),
       el("td", {}, d.lastStatus || "no answer"),
       el("td", {}, d.lastError || "–"),
