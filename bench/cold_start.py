@@ -110,6 +110,10 @@ def build_package(cache: Path) -> Path:
     shutil.copy(PROJECT_DIR / "app.py", package / "app.py")
     shutil.copytree(PROJECT_DIR / "chalicelib", package / "chalicelib",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    sys.path.insert(0, str(PROJECT_DIR / "infra"))
+    from wago_infra.package import write_route_index
+
+    write_route_index(package)  # as the zip carries it: the API function installs its areas on demand
     # As the zip does where a CPython 3.13 builds it (package.py): unchecked-hash byte code shipped.
     subprocess.run([sys.executable, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash",
                     str(package)], check=True)
