@@ -148,23 +148,38 @@ def missing_object(exc: ClientError) -> bool:
     return str(exc.response.get("Error", {}).get("Code", "")) in _MISSING_OBJECT
 
 
+MEDIA_STORE_UNAVAILABLE = "media store unavailable: try again"
+
+
 @contextmanager
-def _reading_upload(field: str) -> Iterator[None]:
-    """S3 errors of reading an upload as the client should see them: a key that is not there is its
-    mistake (404); S3 failing or unreachable is not (503, try again), and is logged."""
+def media_store_errors(field: str) -> Iterator[None]:
+    """S3 failing or unreachable while reading or writing media: DomainError 503 MEDIA_STORE_UNAVAILABLE
+    (not the client's mistake; worth a retry), logged with AWS's error code and `field` (what was being
+    read). Other exceptions, DomainError among them, pass through."""
     try:
         yield
     except ClientError as exc:
-        if missing_object(exc):
-            raise DomainError(404, "MediaKey not found: upload the file first") from None
-        if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):  # IfMatch: it was rewritten
-            raise DomainError(409, "MediaKey changed while it was being checked: send again") from None
         logger.warning("media store error", extra={"aws_error": exc.response.get("Error", {}).get("Code"),
                                                    "field": field})
-        raise DomainError(503, "media store unavailable: try again") from None
+        raise DomainError(503, MEDIA_STORE_UNAVAILABLE) from None
     except BotoCoreError as exc:  # no answer at all (connection, timeout)
         logger.warning("media store unreachable", extra={"aws_error": type(exc).__name__, "field": field})
-        raise DomainError(503, "media store unavailable: try again") from None
+        raise DomainError(503, MEDIA_STORE_UNAVAILABLE) from None
+
+
+@contextmanager
+def _reading_upload(field: str) -> Iterator[None]:
+    """S3 errors of reading an upload as the client should see them: a key that is not there is its
+    mistake (404), one rewritten under an ETag condition a 409; the rest is `media_store_errors` (503)."""
+    with media_store_errors(field):
+        try:
+            yield
+        except ClientError as exc:
+            if missing_object(exc):
+                raise DomainError(404, "MediaKey not found: upload the file first") from None
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):  # IfMatch: rewritten
+                raise DomainError(409, "MediaKey changed while it was being checked: send again") from None
+            raise
 
 
 def _owner(token: str) -> str:

@@ -15,7 +15,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from chalicelib.bus import get_bus
 from chalicelib.core import jid, message_content, ops
 from chalicelib.core.errors import DomainError
-from chalicelib.core.media import MediaStore, decode_base64
+from chalicelib.core.media import MediaStore, decode_base64, media_store_errors
 from chalicelib.routes.fields import ChatAddress, OptionalHttpUrl, OptionalUserAddress, Text
 from chalicelib.routes.send import SendResponse, _sent
 from chalicelib.routing import Auth, Call, Router
@@ -121,7 +121,8 @@ def _download(call: Call, kind: str) -> DownloadResponse:
     store = MediaStore()
     data = ""
     if stored["size"] <= INLINE_DOWNLOAD_BYTES:
-        raw, _ = store.get(stored["key"])
+        with media_store_errors("download"):  # the host just stored it: S3 failing is a 503, not a 500
+            raw, _ = store.get(stored["key"])
         data = f"data:{stored['mimetype']};base64,{base64.b64encode(raw).decode()}"
     return DownloadResponse(mimetype=stored["mimetype"], data=data, url=store.presigned_get(stored["key"]),
                             size=stored["size"])

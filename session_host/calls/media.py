@@ -266,17 +266,18 @@ class CallMedia:
         loop.call_soon_threadsafe(swap)
 
     def _upload(self, token: str, media_key: str) -> io.BytesIO:
-        from chalicelib.core.media import MediaStore, missing_object
+        from chalicelib.core.media import MediaStore, media_store_errors, missing_object
 
         store = MediaStore(self.settings)
         if not media_key or not store.owns_upload(token, media_key):
             raise DomainError(404, MEDIA_KEY_REFUSED)
-        try:
-            data, _ = store.get(media_key)
-        except ClientError as exc:
-            if missing_object(exc):
-                raise DomainError(404, MEDIA_KEY_REFUSED) from None
-            raise DomainError(503, "media store unavailable: try again") from None
+        with media_store_errors("MediaKey"):
+            try:
+                data, _ = store.get(media_key)
+            except ClientError as exc:
+                if missing_object(exc):
+                    raise DomainError(404, MEDIA_KEY_REFUSED) from None
+                raise
         if len(data) > self.settings.media_max_bytes:
             raise DomainError(413, "Payload too large: MediaKey exceeds the limit of "
                                    f"{self.settings.media_max_bytes} bytes")
